@@ -1,0 +1,8 @@
+//! Who is asking: passwords, the session cookie, CSRF tokens, login throttling, and the
+//! extractors that turn a request into a logged-in user of a given role.
+
+pub mod csrf;
+pub mod middleware;
+pub mod password;
+pub mod session;
+pub mod throttle;

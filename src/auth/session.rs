@@ -1,0 +1,97 @@
+//! The typed session: what the encrypted session cookie holds, and nothing else touches its keys.
+
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use chrono::Utc;
+use std::future::{Ready, ready};
+
+use crate::db::models::user::User;
+use crate::ids;
+
+const USER_ID: &str = "uid";
+const EPOCH: &str = "epoch";
+const AUTH_AT: &str = "auth_at";
+const CSRF: &str = "csrf";
+
+/// How long a login lasts, checked on the server: the cookie's own expiry is only advice to
+/// the browser, and a copied cookie would otherwise live forever.
+pub const SESSION_MAX_AGE_SECS: i64 = 14 * 24 * 3600;
+
+/// What a logged-in session claims; `middleware` checks it against the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity {
+    pub user_id: String,
+    pub epoch: i64,
+    pub authenticated_at: i64,
+}
+
+impl SessionIdentity {
+    pub fn is_expired(&self) -> bool {
+        Utc::now().timestamp() - self.authenticated_at > SESSION_MAX_AGE_SECS
+    }
+}
+
+pub struct TypedSession(Session);
+
+impl TypedSession {
+    pub fn from_request(req: &HttpRequest) -> Self {
+        Self(req.get_session())
+    }
+
+    pub fn from_session(session: Session) -> Self {
+        Self(session)
+    }
+
+    /// Starts a fresh login: a new session (no fixation), and a new CSRF token.
+    pub fn log_in(&self, user: &User) -> Result<(), actix_session::SessionInsertError> {
+        self.0.renew();
+        self.0.clear();
+        self.0.insert(USER_ID, &user.id)?;
+        self.0.insert(EPOCH, user.session_epoch)?;
+        self.0.insert(AUTH_AT, Utc::now().timestamp())?;
+        self.0.insert(CSRF, ids::random_token())?;
+        Ok(())
+    }
+
+    pub fn log_out(&self) {
+        self.0.purge();
+    }
+
+    pub fn identity(&self) -> Option<SessionIdentity> {
+        let user_id = self.0.get::<String>(USER_ID).ok().flatten()?;
+        let epoch = self.0.get::<i64>(EPOCH).ok().flatten()?;
+        let authenticated_at = self.0.get::<i64>(AUTH_AT).ok().flatten()?;
+        Some(SessionIdentity {
+            user_id,
+            epoch,
+            authenticated_at,
+        })
+    }
+
+    /// The session's CSRF token, if it has one (forms that need one call `csrf_token`).
+    pub fn existing_csrf_token(&self) -> Option<String> {
+        self.0.get::<String>(CSRF).ok().flatten()
+    }
+
+    /// The session's CSRF token, created on first use.
+    pub fn csrf_token(&self) -> String {
+        if let Some(token) = self.existing_csrf_token() {
+            return token;
+        }
+        let token = ids::random_token();
+        // Inserting a String cannot fail to serialise; if it somehow did, the form would
+        // carry a token the session lacks, and the POST would get a clean 403.
+        let _ = self.0.insert(CSRF, &token);
+        token
+    }
+}
+
+impl FromRequest for TypedSession {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self::from_request(req)))
+    }
+}

@@ -1,0 +1,280 @@
+//! The command line (SPEC 2): clap's definitions and what each command does.
+//! Every failure comes back as a `CliError`, which `main` prints as one line.
+
+use std::io::{BufRead, IsTerminal};
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::password::{NewPassword, PasswordError};
+use crate::config::{ConfigError, Settings};
+use crate::db::models::user::{NewUser, Role, User, UserError, Username, UsernameError};
+use crate::db::{Db, DbError};
+use crate::startup::{self, Application, StartupError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "private-media",
+    version,
+    about = "Keeps private media files and serves them only to the people allowed to see them."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations, then serve HTTP.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8000, or PRIVATE_MEDIA_BIND).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (the password is prompted for, or read from stdin).
+    Add {
+        username: String,
+        /// May use the admin.
+        #[arg(long)]
+        staff: bool,
+        /// May do everything, including managing users.
+        #[arg(long)]
+        superuser: bool,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password; ends all of that user's sessions.
+    SetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Deactivate a user; ends all of that user's sessions.
+    Deactivate { username: String },
+    /// Activate a user again.
+    Activate { username: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("invalid username: {0}")]
+    Username(#[from] UsernameError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("{0}")]
+    Input(String),
+    #[error("the server stopped with an error: {0}")]
+    Server(std::io::Error),
+}
+
+impl Cli {
+    /// Whether the command is a long-running server (it logs at `info` by default).
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Serve { .. })
+    }
+
+    pub fn run(self) -> Result<(), CliError> {
+        let mut settings = Settings::load()?;
+        match self.command {
+            Command::Serve { bind } => {
+                if let Some(bind) = bind {
+                    settings.set_bind(&bind)?;
+                }
+                serve(settings)
+            }
+            Command::Migrate => {
+                let prepared = startup::prepare(settings)?;
+                drop(prepared);
+                println!("migrations are up to date");
+                Ok(())
+            }
+            Command::User { command } => {
+                let db = startup::prepare(settings)?.db;
+                user_command(&db, command)
+            }
+        }
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), CliError> {
+    let prepared = startup::prepare(settings)?;
+    create_first_superuser(&prepared.db)?;
+    let bind = prepared.settings.bind;
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(prepared)?;
+        tracing::info!("serving on http://{}:{}/", bind.ip(), app.port());
+        app.run_until_stopped().await.map_err(CliError::Server)
+    })
+}
+
+/// On an empty database, creates the superuser `admin` so one command gives a working app.
+/// The password is `PRIVATE_MEDIA_ADMIN_PASSWORD`, or random and printed once.
+fn create_first_superuser(db: &Db) -> Result<(), CliError> {
+    let mut conn = db.get()?;
+    if User::count(&mut conn)? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("PRIVATE_MEDIA_ADMIN_PASSWORD") {
+        Ok(p) => (p, false),
+        Err(_) => (crate::ids::random_token()[..20].to_owned(), true),
+    };
+    let password = NewPassword::parse(password)
+        .map_err(|e| CliError::Input(format!("PRIVATE_MEDIA_ADMIN_PASSWORD: {e}")))?;
+    let username = Username::parse("admin")?;
+    let created = User::create(
+        &mut conn,
+        NewUser {
+            username,
+            password_hash: password.hash()?,
+            role: Role::Superuser,
+        },
+    );
+    match created {
+        Ok(_) if generated => {
+            let shown = password.expose();
+            println!("Created the superuser `admin` with the password: {shown}");
+            println!(
+                "It is shown only this once. Change it with: private-media user set-password admin"
+            );
+            Ok(())
+        }
+        Ok(_) => {
+            tracing::info!("created the superuser `admin` with PRIVATE_MEDIA_ADMIN_PASSWORD");
+            Ok(())
+        }
+        // Another instance starting at the same moment created it first.
+        Err(UserError::Duplicate(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
+    let mut conn = db.get()?;
+    match command {
+        UserCommand::Add {
+            username,
+            staff,
+            superuser,
+            password_stdin,
+        } => {
+            let username = Username::parse(&username)?;
+            // Fail before asking for a password that would be thrown away.
+            if User::find_by_username(&mut conn, &username)?.is_some() {
+                return Err(UserError::Duplicate(username).into());
+            }
+            let password = read_new_password(password_stdin)?;
+            let role = if superuser {
+                Role::Superuser
+            } else if staff {
+                Role::Staff
+            } else {
+                Role::User
+            };
+            User::create(
+                &mut conn,
+                NewUser {
+                    username: username.clone(),
+                    password_hash: password.hash()?,
+                    role,
+                },
+            )?;
+            println!("created user `{username}`");
+        }
+        UserCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            let username = Username::parse(&username)?;
+            User::get_by_username(&mut conn, &username)?;
+            let password = read_new_password(password_stdin)?;
+            User::set_password(&mut conn, &username, password.hash()?)?;
+            println!("password of `{username}` changed; their sessions have ended");
+        }
+        UserCommand::List => {
+            let users = User::list(&mut conn)?;
+            println!(
+                "{:<32} {:<10} {:<8} LAST LOGIN",
+                "USERNAME", "ROLE", "ACTIVE"
+            );
+            for user in users {
+                let role = match user.role() {
+                    Role::Superuser => "superuser",
+                    Role::Staff => "staff",
+                    Role::User => "user",
+                };
+                let last = user
+                    .last_login_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "never".to_owned());
+                let active = if user.is_active { "yes" } else { "no" };
+                println!("{:<32} {role:<10} {active:<8} {last}", user.username);
+            }
+        }
+        UserCommand::Deactivate { username } => {
+            let username = Username::parse(&username)?;
+            User::set_active(&mut conn, &username, false)?;
+            println!("deactivated `{username}`; their sessions have ended");
+        }
+        UserCommand::Activate { username } => {
+            let username = Username::parse(&username)?;
+            User::set_active(&mut conn, &username, true)?;
+            println!("activated `{username}`");
+        }
+    }
+    Ok(())
+}
+
+fn read_new_password(from_stdin: bool) -> Result<NewPassword, CliError> {
+    let text = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Input(format!("cannot read the password from stdin: {e}")))?;
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            return Err(CliError::Input(
+                "no password on stdin (expected it on the first line)".into(),
+            ));
+        }
+        line.to_owned()
+    } else {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Input(
+                "cannot prompt for a password without a terminal; pipe it in with --password-stdin"
+                    .into(),
+            ));
+        }
+        let prompt_error =
+            |e: std::io::Error| CliError::Input(format!("cannot read the password: {e}"));
+        let first = rpassword::prompt_password("Password: ").map_err(prompt_error)?;
+        let second = rpassword::prompt_password("Password (again): ").map_err(prompt_error)?;
+        if first != second {
+            return Err(CliError::Input("the two passwords differ".into()));
+        }
+        first
+    };
+    Ok(NewPassword::parse(text)?)
+}

@@ -1,0 +1,268 @@
+//! Users: the typed values a user is made of, the row, and its queries.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::auth::password::PasswordHash;
+use crate::db::schema::users;
+use crate::db::{DbConn, DbError};
+use crate::ids;
+
+/// A username: 1–150 characters of letters, digits and `@ . + - _` (as Django allows).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Username(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UsernameError {
+    #[error("a username must not be empty")]
+    Empty,
+    #[error("a username is at most {} characters", Username::MAX_LEN)]
+    TooLong,
+    #[error("a username may contain only letters, digits and @ . + - _")]
+    BadCharacter,
+}
+
+impl Username {
+    pub const MAX_LEN: usize = 150;
+
+    pub fn parse(value: &str) -> Result<Self, UsernameError> {
+        if value.is_empty() {
+            return Err(UsernameError::Empty);
+        }
+        if value.chars().count() > Self::MAX_LEN {
+            return Err(UsernameError::TooLong);
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@.+-_".contains(c))
+        {
+            return Err(UsernameError::BadCharacter);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a user may do, in increasing order, so checks read `role >= Role::Staff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    User,
+    Staff,
+    Superuser,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub session_epoch: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_login_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("a user named `{0}` already exists")]
+    Duplicate(Username),
+    #[error("there is no user named `{0}`")]
+    NotFound(Username),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for UserError {
+    fn from(e: diesel::result::Error) -> Self {
+        UserError::Db(e.into())
+    }
+}
+
+pub struct NewUser {
+    pub username: Username,
+    pub password_hash: PasswordHash,
+    pub role: Role,
+}
+
+impl User {
+    /// Superusers are staff too: the flags are kept consistent at write time.
+    pub fn role(&self) -> Role {
+        if self.is_superuser {
+            Role::Superuser
+        } else if self.is_staff {
+            Role::Staff
+        } else {
+            Role::User
+        }
+    }
+
+    pub fn is_staff_member(&self) -> bool {
+        self.role() >= Role::Staff
+    }
+}
+
+impl User {
+    pub fn create(conn: &mut DbConn, new: NewUser) -> Result<User, UserError> {
+        let now = Utc::now().naive_utc();
+        let user = User {
+            id: ids::random_id(),
+            username: new.username.as_str().to_owned(),
+            password_hash: new.password_hash.into_string(),
+            is_active: true,
+            is_staff: new.role >= Role::Staff,
+            is_superuser: new.role >= Role::Superuser,
+            session_epoch: 0,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+        };
+        let inserted = diesel::insert_into(users::table)
+            .values((
+                users::id.eq(&user.id),
+                users::username.eq(&user.username),
+                users::password_hash.eq(&user.password_hash),
+                users::is_active.eq(user.is_active),
+                users::is_staff.eq(user.is_staff),
+                users::is_superuser.eq(user.is_superuser),
+                users::session_epoch.eq(user.session_epoch),
+                users::created_at.eq(user.created_at),
+                users::updated_at.eq(user.updated_at),
+            ))
+            .execute(conn);
+        match inserted.map_err(DbError::from) {
+            Ok(_) => Ok(user),
+            Err(e) if e.is_unique_violation() => Err(UserError::Duplicate(new.username)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn find_by_id(conn: &mut DbConn, id: &str) -> Result<Option<User>, DbError> {
+        // `get_result` rather than `first`: no bound LIMIT, so SQLite reuses the statement.
+        Ok(users::table
+            .filter(users::id.eq(id))
+            .select(User::as_select())
+            .get_result(conn)
+            .optional()?)
+    }
+
+    pub fn find_by_username(
+        conn: &mut DbConn,
+        username: &Username,
+    ) -> Result<Option<User>, DbError> {
+        Ok(users::table
+            .filter(users::username.eq(username.as_str()))
+            .select(User::as_select())
+            .get_result(conn)
+            .optional()?)
+    }
+
+    pub fn get_by_username(conn: &mut DbConn, username: &Username) -> Result<User, UserError> {
+        Self::find_by_username(conn, username)?.ok_or_else(|| UserError::NotFound(username.clone()))
+    }
+
+    pub fn list(conn: &mut DbConn) -> Result<Vec<User>, DbError> {
+        Ok(users::table
+            .order(users::username.asc())
+            .select(User::as_select())
+            .load(conn)?)
+    }
+
+    pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
+        Ok(users::table.count().get_result(conn)?)
+    }
+
+    /// Sets a new password and ends every session of the user.
+    pub fn set_password(
+        conn: &mut DbConn,
+        username: &Username,
+        hash: PasswordHash,
+    ) -> Result<(), UserError> {
+        let updated = diesel::update(users::table.filter(users::username.eq(username.as_str())))
+            .set((
+                users::password_hash.eq(hash.into_string()),
+                users::session_epoch.eq(users::session_epoch + 1),
+                users::updated_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)?;
+        if updated == 0 {
+            return Err(UserError::NotFound(username.clone()));
+        }
+        Ok(())
+    }
+
+    /// Activates or deactivates; deactivation ends every session of the user.
+    pub fn set_active(
+        conn: &mut DbConn,
+        username: &Username,
+        active: bool,
+    ) -> Result<(), UserError> {
+        let target = users::table.filter(users::username.eq(username.as_str()));
+        let now = Utc::now().naive_utc();
+        let updated = if active {
+            diesel::update(target)
+                .set((users::is_active.eq(true), users::updated_at.eq(now)))
+                .execute(conn)?
+        } else {
+            diesel::update(target)
+                .set((
+                    users::is_active.eq(false),
+                    users::session_epoch.eq(users::session_epoch + 1),
+                    users::updated_at.eq(now),
+                ))
+                .execute(conn)?
+        };
+        if updated == 0 {
+            return Err(UserError::NotFound(username.clone()));
+        }
+        Ok(())
+    }
+
+    pub fn record_login(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+        diesel::update(users::table.filter(users::id.eq(id)))
+            .set(users::last_login_at.eq(Utc::now().naive_utc()))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_parsed_at_the_edge() {
+        assert!(Username::parse("alice").is_ok());
+        assert!(Username::parse("a.b+c-d_e@example.org").is_ok());
+        assert_eq!(Username::parse(""), Err(UsernameError::Empty));
+        assert_eq!(
+            Username::parse(&"a".repeat(151)),
+            Err(UsernameError::TooLong)
+        );
+        for bad in ["a b", "a/b", "ä", "a\0", "<script>", "a\nb"] {
+            assert_eq!(
+                Username::parse(bad),
+                Err(UsernameError::BadCharacter),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Superuser > Role::Staff);
+        assert!(Role::Staff > Role::User);
+    }
+}

@@ -1,0 +1,24 @@
+//! private-media keeps private media files and serves them only to the people allowed to
+//! see them.
+//!
+//! Layers, top to bottom: `cli` and `startup` build the app from `config::Settings`;
+//! `routes` parse requests into typed values and call the domain (`auth`, `db`); `html`
+//! renders pages. Request flow reads straight down: route → auth extractor → database →
+//! template.
+//!
+//! Error policy: domain modules return their own `thiserror` enums; handlers turn them into
+//! `error::AppError`, which alone decides status codes and pages and logs server faults once.
+//! The CLI prints any error as one line and exits non-zero. Nothing panics on input, I/O or
+//! configuration.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod html;
+pub mod ids;
+pub mod routes;
+pub mod secret;
+pub mod startup;
+pub mod state;

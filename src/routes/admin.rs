@@ -1,0 +1,36 @@
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::auth::middleware::StaffUser;
+use crate::db::models::user::User;
+use crate::error::AppError;
+use crate::html::{self, Nav};
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "admin/index.html")]
+struct AdminIndex {
+    nav: Option<Nav>,
+    user_count: usize,
+    staff_count: usize,
+    inactive_count: usize,
+}
+
+pub async fn index(
+    StaffUser(current): StaffUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let users = state.db.run(User::list).await?;
+    html::page(&AdminIndex {
+        nav: Some(Nav::from(&current)),
+        user_count: users.len(),
+        staff_count: users.iter().filter(|u| u.is_staff_member()).count(),
+        inactive_count: users.iter().filter(|u| !u.is_active).count(),
+    })
+}
+
+pub async fn redirect_to_index() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/admin/"))
+        .finish()
+}

@@ -1,0 +1,179 @@
+//! Logging in and out.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::password;
+use crate::auth::session::TypedSession;
+use crate::db::models::user::{User, Username};
+use crate::error::AppError;
+use crate::html::{self, Nav};
+use crate::state::AppState;
+
+const DEFAULT_NEXT: &str = "/files";
+/// One message for every failure, so the form never tells which usernames exist.
+const GENERIC_ERROR: &str = "Please enter a correct username and password.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+/// `next` is followed only when it is a path on this site; anything else becomes `/files`.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_owned()
+        }
+        _ => DEFAULT_NEXT.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+pub async fn form(
+    session: TypedSession,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    html::page(&LoginPage {
+        nav: None,
+        csrf_token: session.csrf_token(),
+        next: safe_next(query.next.as_deref()),
+        username: String::new(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    session: TypedSession,
+    form: web::Form<LoginForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let LoginForm {
+        username: typed_name,
+        password,
+        next,
+    } = form.into_inner();
+    let next = safe_next(next.as_deref());
+    // Bounded, so a flood of huge names cannot grow the throttle's memory.
+    let throttle_name: String = typed_name.chars().take(Username::MAX_LEN + 1).collect();
+    let address = req.peer_addr().map(|a| a.ip());
+    let again = |status: StatusCode, error: String| {
+        html::render(
+            status,
+            &LoginPage {
+                nav: None,
+                csrf_token: session.csrf_token(),
+                next: next.clone(),
+                username: throttle_name.clone(),
+                error: Some(error),
+            },
+        )
+    };
+
+    if let Some(wait) = state.throttle.blocked_for(&throttle_name, address) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let mut response = again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed login attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        )?;
+        if let Ok(value) = wait.as_secs().max(1).to_string().parse() {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
+
+    let user = match Username::parse(&typed_name) {
+        Ok(name) => {
+            state
+                .db
+                .run(move |c| User::find_by_username(c, &name))
+                .await?
+        }
+        Err(_) => None,
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    // Unknown users are verified against a dummy hash: same work, same answer, same time.
+    let verified = web::block(move || password::verify(&password, stored.as_deref()))
+        .await
+        .map_err(|e| AppError::Internal(format!("password check was cancelled: {e}")))?;
+
+    match user {
+        Some(user) if verified && user.is_active => {
+            state.throttle.record_success(&throttle_name);
+            session
+                .log_in(&user)
+                .map_err(|e| AppError::Internal(format!("cannot store the session: {e}")))?;
+            let id = user.id.clone();
+            state.db.run(move |c| User::record_login(c, &id)).await?;
+            tracing::info!(username = %user.username, "logged in");
+            Ok(HttpResponse::SeeOther()
+                .insert_header(("Location", next))
+                .finish())
+        }
+        _ => {
+            state.throttle.record_failure(&throttle_name, address);
+            tracing::info!(username = %throttle_name, address = ?address, "failed login");
+            again(StatusCode::OK, GENERIC_ERROR.to_owned())
+        }
+    }
+}
+
+pub async fn logout(session: TypedSession) -> HttpResponse {
+    session.log_out();
+    HttpResponse::SeeOther()
+        .insert_header(("Location", "/login"))
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_accepts_only_same_site_paths() {
+        assert_eq!(safe_next(Some("/admin/files?q=a")), "/admin/files?q=a");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "evil",
+            "",
+            "/a\nb",
+            "/a b",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(Some(bad)), DEFAULT_NEXT, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), DEFAULT_NEXT);
+    }
+}

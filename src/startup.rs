@@ -1,0 +1,199 @@
+//! Building the application from `Settings`: the same function serves `private-media serve`
+//! and the integration tests (which bind 127.0.0.1:0 and read the port back).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_session::storage::CookieSessionStore;
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::{Server, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers, Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::auth::csrf;
+use crate::auth::session::SESSION_MAX_AGE_SECS;
+use crate::auth::throttle::{LoginThrottle, ThrottlePolicy};
+use crate::config::{SecretKey, Settings};
+use crate::db::{Db, DbError};
+use crate::error::{AppError, ErrorPage};
+use crate::secret::{self, SecretError};
+use crate::state::AppState;
+
+/// Connections per instance: enough to overlap requests, few enough that SQLite's single
+/// writer is not fought over and the blocking pool stays small (see PERFORMANCE.md).
+const DB_POOL_SIZE: u32 = 4;
+const MAX_BLOCKING_THREADS: usize = 16;
+pub const SESSION_COOKIE: &str = "private_media_session";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a running app needs, ready before the first request: data dir, secret key,
+/// a migrated database.
+pub struct Prepared {
+    pub settings: Arc<Settings>,
+    pub secret: SecretKey,
+    pub db: Db,
+}
+
+pub fn prepare(settings: Settings) -> Result<Prepared, StartupError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let secret = secret::load_or_create(&settings)?;
+    let db = Db::connect(&settings.database, DB_POOL_SIZE)?;
+    let applied = db.run_migrations()?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(Prepared {
+        settings: Arc::new(settings),
+        secret,
+        db,
+    })
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(prepared: Prepared) -> Result<Self, StartupError> {
+        let addr = prepared.settings.bind;
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .port();
+        let server = run(prepared, listener).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+}
+
+/// Error responses that carry no page of their own (a 405 from routing, a 413 from a body
+/// limit) get the HTML error page, keeping their status and headers.
+fn html_error_page<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if res.response().headers().contains_key(header::CONTENT_TYPE) {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, original) = res.into_parts();
+    let mut page = ErrorPage::for_status(original.status(), None).into_response();
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+            page.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, page).map_into_right_body(),
+    ))
+}
+
+fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
+    let Prepared {
+        settings,
+        secret,
+        db,
+    } = prepared;
+    let key = Key::derive_from(secret.as_bytes());
+    let secure = settings.cookies_secure();
+    let state = web::Data::new(AppState {
+        settings: Arc::clone(&settings),
+        db,
+        throttle: LoginThrottle::new(ThrottlePolicy::default()),
+    });
+    let server = HttpServer::new(move || {
+        let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_name(SESSION_COOKIE.to_owned())
+            .cookie_secure(secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(
+                PersistentSession::default()
+                    .session_ttl(CookieDuration::seconds(SESSION_MAX_AGE_SECS)),
+            )
+            .build();
+        App::new()
+            .app_data(state.clone())
+            .app_data(
+                web::FormConfig::default()
+                    .limit(256 * 1024)
+                    .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
+            )
+            .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+            // Order matters: the last `wrap` runs first. CSRF needs the session.
+            .wrap(from_fn(csrf::protect))
+            .wrap(session)
+            .wrap(
+                ErrorHandlers::new()
+                    .default_handler_client(html_error_page)
+                    .default_handler_server(html_error_page),
+            )
+            .wrap(security_headers())
+            .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+            .configure(crate::routes::configure)
+            .default_service(web::to(crate::routes::not_found))
+    })
+    // actix leaves Nagle on; small responses would wait for a delayed ACK (PERFORMANCE.md).
+    .tcp_nodelay(true)
+    .worker_max_blocking_threads(MAX_BLOCKING_THREADS)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,13 @@
+//! What every request handler shares: settings, the database pool, and in-process services.
+
+use std::sync::Arc;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::config::Settings;
+use crate::db::Db;
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub throttle: LoginThrottle,
+}
