@@ -11,6 +11,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::auth::session::TypedSession;
+use crate::db::models::session::EndedSession;
 use crate::db::models::user::{Role, User};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -58,8 +59,16 @@ pub async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::Internal("application state is missing".into()))?;
-    let id = identity.user_id.clone();
-    let user = state.db.run(move |c| User::find_by_id(c, &id)).await?;
+    let (user_id, session_id) = (identity.user_id.clone(), identity.session_id.clone());
+    let user = state
+        .db
+        .run(move |c| {
+            if EndedSession::is_ended(c, &session_id)? {
+                return Ok(None);
+            }
+            User::find_by_id(c, &user_id)
+        })
+        .await?;
     match user {
         Some(user) if user.is_active && user.session_epoch == identity.epoch => Ok(CurrentUser {
             csrf_token: session.csrf_token(),

@@ -9,6 +9,7 @@ use std::future::{Ready, ready};
 use crate::db::models::user::User;
 use crate::ids;
 
+const SESSION_ID: &str = "sid";
 const USER_ID: &str = "uid";
 const EPOCH: &str = "epoch";
 const AUTH_AT: &str = "auth_at";
@@ -21,14 +22,20 @@ pub const SESSION_MAX_AGE_SECS: i64 = 14 * 24 * 3600;
 /// What a logged-in session claims; `middleware` checks it against the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionIdentity {
+    /// Random per login, so a logout can end exactly this session.
+    pub session_id: String,
     pub user_id: String,
     pub epoch: i64,
     pub authenticated_at: i64,
 }
 
 impl SessionIdentity {
+    pub fn expires_at(&self) -> i64 {
+        self.authenticated_at + SESSION_MAX_AGE_SECS
+    }
+
     pub fn is_expired(&self) -> bool {
-        Utc::now().timestamp() - self.authenticated_at > SESSION_MAX_AGE_SECS
+        Utc::now().timestamp() > self.expires_at()
     }
 }
 
@@ -47,6 +54,7 @@ impl TypedSession {
     pub fn log_in(&self, user: &User) -> Result<(), actix_session::SessionInsertError> {
         self.0.renew();
         self.0.clear();
+        self.0.insert(SESSION_ID, ids::random_token())?;
         self.0.insert(USER_ID, &user.id)?;
         self.0.insert(EPOCH, user.session_epoch)?;
         self.0.insert(AUTH_AT, Utc::now().timestamp())?;
@@ -59,10 +67,12 @@ impl TypedSession {
     }
 
     pub fn identity(&self) -> Option<SessionIdentity> {
+        let session_id = self.0.get::<String>(SESSION_ID).ok().flatten()?;
         let user_id = self.0.get::<String>(USER_ID).ok().flatten()?;
         let epoch = self.0.get::<i64>(EPOCH).ok().flatten()?;
         let authenticated_at = self.0.get::<i64>(AUTH_AT).ok().flatten()?;
         Some(SessionIdentity {
+            session_id,
             user_id,
             epoch,
             authenticated_at,

@@ -14,3 +14,10 @@ diesel::table! {
         last_login_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    ended_sessions (sid) {
+        sid -> Text,
+        expires_at -> Timestamp,
+    }
+}

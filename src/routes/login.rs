@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::auth::password;
 use crate::auth::session::TypedSession;
+use crate::db::models::session::EndedSession;
 use crate::db::models::user::{User, Username};
 use crate::error::AppError;
 use crate::html::{self, Nav};
@@ -148,11 +149,21 @@ pub async fn submit(
     }
 }
 
-pub async fn logout(session: TypedSession) -> HttpResponse {
+/// Ends the session in the browser and, by its id, everywhere else a copy of the cookie exists.
+pub async fn logout(
+    session: TypedSession,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(identity) = session.identity() {
+        state
+            .db
+            .run(move |c| EndedSession::end(c, &identity.session_id, identity.expires_at()))
+            .await?;
+    }
     session.log_out();
-    HttpResponse::SeeOther()
+    Ok(HttpResponse::SeeOther()
         .insert_header(("Location", "/login"))
-        .finish()
+        .finish())
 }
 
 #[cfg(test)]

@@ -11,19 +11,16 @@ use actix_web::{HttpResponse, web};
 
 use crate::error::AppError;
 
+/// Every path is a resource, so a known path with the wrong method answers 405, not 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(root))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/static/{name}", web::get().to(assets::asset))
-        .service(
-            web::resource("/login")
-                .route(web::get().to(login::form))
-                .route(web::post().to(login::submit)),
-        )
-        .route("/logout", web::post().to(login::logout))
-        .route("/files", web::get().to(files::list))
-        .route("/admin", web::get().to(admin::redirect_to_index))
-        .route("/admin/", web::get().to(admin::index));
+    cfg.service(web::resource("/").get(root))
+        .service(web::resource("/healthz").get(health::healthz))
+        .service(web::resource("/static/{name}").get(assets::asset))
+        .service(web::resource("/login").get(login::form).post(login::submit))
+        .service(web::resource("/logout").post(login::logout))
+        .service(web::resource("/files").get(files::list))
+        .service(web::resource("/admin").get(admin::redirect_to_index))
+        .service(web::resource("/admin/").get(admin::index));
 }
 
 async fn root() -> HttpResponse {

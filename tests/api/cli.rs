@@ -1,0 +1,338 @@
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Child;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::helpers::{PASSWORD, cli_command, csrf_token_in, run_cli, text};
+
+fn assert_one_clear_line(stderr: &str) {
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+}
+
+#[test]
+fn user_add_twice_fails_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_cli(
+        dir.path(),
+        &["user", "add", "alice", "--password-stdin"],
+        Some("a good password\n"),
+        &[],
+    );
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("created user `alice`"));
+
+    let second = run_cli(
+        dir.path(),
+        &["user", "add", "alice", "--password-stdin"],
+        Some("another password\n"),
+        &[],
+    );
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = text(&second.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
+
+#[test]
+fn bad_usernames_and_passwords_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, stdin, expected) in [
+        (
+            vec!["user", "add", "bad name", "--password-stdin"],
+            Some("a good password\n"),
+            "invalid username",
+        ),
+        (
+            vec!["user", "add", "bob", "--password-stdin"],
+            Some("short\n"),
+            "at least 8",
+        ),
+        (
+            vec!["user", "add", "bob", "--password-stdin"],
+            Some(""),
+            "no password on stdin",
+        ),
+        (vec!["user", "add", "bob"], None, "--password-stdin"),
+        (
+            vec!["user", "set-password", "nobody", "--password-stdin"],
+            Some("a good password\n"),
+            "no user named",
+        ),
+        (vec!["user", "deactivate", "nobody"], None, "no user named"),
+    ] {
+        let output = run_cli(dir.path(), &args, stdin, &[]);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert_one_clear_line(&stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let list = run_cli(dir.path(), &["user", "list"], None, &[]);
+    assert!(
+        !text(&list.stdout).contains("bob"),
+        "a refused user was created"
+    );
+}
+
+#[test]
+fn user_list_shows_roles_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["user", "add", "alice", "--password-stdin"],
+        vec!["user", "add", "stella", "--staff", "--password-stdin"],
+        vec!["user", "add", "root", "--superuser", "--password-stdin"],
+    ] {
+        let output = run_cli(dir.path(), &args, Some("a good password\r\n"), &[]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    run_cli(dir.path(), &["user", "deactivate", "alice"], None, &[]);
+    let list = text(&run_cli(dir.path(), &["user", "list"], None, &[]).stdout);
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {list}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(line("alice")[1..3], ["user", "no"]);
+    assert_eq!(line("stella")[1..3], ["staff", "yes"]);
+    assert_eq!(line("root")[1..3], ["superuser", "yes"]);
+}
+
+#[test]
+fn a_broken_config_value_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (env, key) in [
+        (
+            ("PRIVATE_MEDIA_UPLOAD__MAX_FILE_SIZE", "lots"),
+            "upload.max_file_size",
+        ),
+        (("PRIVATE_MEDIA_SECRET_KEY", "too short"), "secret_key"),
+        (("PRIVATE_MEDIA_BIND", "somewhere"), "bind"),
+        (
+            ("PRIVATE_MEDIA_DELIVERY__SERVER", "caddy"),
+            "delivery.server",
+        ),
+        (("PRIVATE_MEDIA_UPLOADS__STORAGE", "x"), "uploads"),
+        (("DATABASE_URL", "mysql://db"), "DATABASE_URL"),
+        (("PRIVATE_MEDIA_SECURE_COOKIES", "maybe"), "secure_cookies"),
+    ] {
+        let output = run_cli(dir.path(), &["migrate"], None, &[env]);
+        assert_eq!(output.status.code(), Some(1), "{env:?}");
+        let stderr = text(&output.stderr);
+        assert_one_clear_line(&stderr);
+        assert!(stderr.contains(&format!("`{key}`")), "{env:?}: {stderr}");
+    }
+    // Nothing started: no database was created.
+    assert!(!dir.path().join("private-media.sqlite3").exists());
+}
+
+#[test]
+fn a_broken_config_file_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("private-media.toml"),
+        "[upload]\nmax_file_size = \"huge\"\n",
+    )
+    .unwrap();
+    let output = run_cli(dir.path(), &["migrate"], None, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("`upload.max_file_size`"), "{stderr}");
+
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, "[access]\npath_rule = \"everyone\"\n").unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_CONFIG", other.to_str().unwrap())],
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("`access.path_rule`"), "{stderr}");
+
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_CONFIG", "/no/such/file.toml")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("PRIVATE_MEDIA_CONFIG"));
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("private-media.toml"),
+        "bind = \"nowhere\"\n",
+    )
+    .unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_BIND", "127.0.0.1:9999")],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+#[test]
+fn migrate_creates_the_data_dir_and_a_private_secret_key() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("fresh");
+    let output = run_cli(
+        parent.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_DATA_DIR", data.to_str().unwrap())],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(data.join("private-media.sqlite3").is_file());
+    let key = data.join("secret.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&key).unwrap().len() >= 64);
+    // A second run keeps the key.
+    let before = std::fs::read(&key).unwrap();
+    run_cli(
+        parent.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_DATA_DIR", data.to_str().unwrap())],
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+}
+
+/// A `serve` process on a free port, killed when dropped.
+struct Served {
+    child: Child,
+    port: u16,
+    stdout: Vec<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
+    let mut command = cli_command(dir, &["serve", "--bind", "127.0.0.1:0"]);
+    command.envs(env.iter().copied());
+    let mut served = Served {
+        child: command.spawn().expect("serve"),
+        port: 0,
+        stdout: Vec::new(),
+    };
+    let (tx, rx) = mpsc::channel();
+    let stdout = served.child.stdout.take().unwrap();
+    let stderr = served.child.stderr.take().unwrap();
+    let out_tx = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send((true, line));
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send((false, line));
+        }
+    });
+    loop {
+        let (is_stdout, line) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve did not start");
+        if is_stdout {
+            served.stdout.push(line);
+        } else if let Some(rest) = line.split("serving on http://127.0.0.1:").nth(1) {
+            served.port = rest.trim_end_matches('/').parse().expect("port");
+            return served;
+        }
+    }
+}
+
+async fn can_log_in(port: u16, username: &str, password: &str) -> bool {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let page = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = csrf_token_in(&page).unwrap();
+    let response = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16() == 303
+}
+
+#[tokio::test]
+async fn the_first_serve_creates_admin_and_prints_its_password_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = {
+        let served = serve(dir.path(), &[]);
+        let line = served
+            .stdout
+            .iter()
+            .find(|l| l.contains("password"))
+            .unwrap_or_else(|| panic!("no password printed: {:?}", served.stdout));
+        let password = line.rsplit(' ').next().unwrap().to_owned();
+        assert!(password.len() >= 16, "{line}");
+        assert!(can_log_in(served.port, "admin", &password).await);
+        password
+    };
+    let served = serve(dir.path(), &[]);
+    assert!(
+        served.stdout.is_empty(),
+        "printed again: {:?}",
+        served.stdout
+    );
+    assert!(can_log_in(served.port, "admin", &password).await);
+}
+
+#[tokio::test]
+async fn the_first_admin_can_take_its_password_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &[("PRIVATE_MEDIA_ADMIN_PASSWORD", PASSWORD)]);
+    assert!(served.stdout.is_empty(), "{:?}", served.stdout);
+    assert!(can_log_in(served.port, "admin", PASSWORD).await);
+}
+
+#[test]
+fn serve_refuses_an_address_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = run_cli(
+        dir.path(),
+        &["serve", "--bind", &addr],
+        None,
+        &[("PRIVATE_MEDIA_ADMIN_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

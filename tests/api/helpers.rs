@@ -1,0 +1,228 @@
+//! Test harness: each test gets its own app on 127.0.0.1:0 with its own data dir, and
+//! browsers (cookie-keeping HTTP clients that do not follow redirects) to talk to it.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use private_media::auth::password::NewPassword;
+use private_media::config::Settings;
+use private_media::db::Db;
+use private_media::db::models::user::{NewUser, Role, User, Username};
+use private_media::startup::{self, Application};
+use reqwest::Response;
+use reqwest::cookie::{CookieStore, Jar};
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub db: Db,
+    // Dropped last: removes the data dir.
+    pub data_dir: TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::for_data_dir(data_dir.path()).expect("default settings");
+    settings.set_bind("127.0.0.1:0").expect("bind");
+    configure(&mut settings);
+    let prepared = startup::prepare(settings).expect("prepare");
+    let db = prepared.db.clone();
+    let app = Application::build(prepared).expect("build");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp { base, db, data_dir }
+}
+
+impl TestApp {
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(Jar::default());
+        Browser {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            jar,
+        }
+    }
+
+    pub fn add_user(&self, name: &str, role: Role) -> User {
+        let mut conn = self.db.get().expect("connection");
+        User::create(
+            &mut conn,
+            NewUser {
+                username: Username::parse(name).expect("username"),
+                password_hash: NewPassword::parse(PASSWORD.into())
+                    .expect("password")
+                    .hash()
+                    .expect("hash"),
+                role,
+            },
+        )
+        .expect("create user")
+    }
+
+    /// A browser logged in as a new user `name` with `role`.
+    pub async fn logged_in(&self, name: &str, role: Role) -> Browser {
+        self.add_user(name, role);
+        let browser = self.browser();
+        let response = browser.login(name, PASSWORD, None).await;
+        assert_eq!(response.status().as_u16(), 303, "login of {name} failed");
+        browser
+    }
+
+    /// Runs the CLI against this app's data dir.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run_cli(self.data_dir.path(), args, stdin, &[])
+    }
+}
+
+/// The binary, with no inherited configuration, in `dir` (so no stray private-media.toml).
+pub fn cli_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_private-media"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        if key.starts_with("PRIVATE_MEDIA_") || key == "DATABASE_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .current_dir(data_dir)
+        .env("PRIVATE_MEDIA_DATA_DIR", data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+pub fn run_cli(
+    data_dir: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
+    use std::io::Write;
+    let mut command = cli_command(data_dir, args);
+    command.envs(env.iter().copied());
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = command.spawn().expect("run the binary");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for the binary")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+    jar: Arc<Jar>,
+}
+
+impl Browser {
+    /// The `Cookie` header this browser sends now: what someone who copied it would hold.
+    pub fn cookie_header(&self) -> String {
+        let url: reqwest::Url = self.base.parse().expect("base url");
+        self.jar
+            .cookies(&url)
+            .map(|v| v.to_str().expect("ascii cookie").to_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("body")
+    }
+
+    /// The CSRF token from the form on `path`.
+    pub async fn csrf_token(&self, path: &str) -> String {
+        let page = self.get_text(path).await;
+        csrf_token_in(&page).unwrap_or_else(|| panic!("no csrf token on {path}: {page}"))
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn login(&self, username: &str, password: &str, next: Option<&str>) -> Response {
+        let login_page = match next {
+            Some(next) => format!("/login?next={}", urlencode(next)),
+            None => "/login".to_owned(),
+        };
+        let token = self.csrf_token(&login_page).await;
+        let mut fields = vec![
+            ("csrf_token", token.as_str()),
+            ("username", username),
+            ("password", password),
+        ];
+        if let Some(next) = next {
+            fields.push(("next", next));
+        }
+        self.post_form("/login", &fields).await
+    }
+
+    pub async fn logout(&self) -> Response {
+        let token = self.csrf_token("/files").await;
+        self.post_form("/logout", &[("csrf_token", &token)]).await
+    }
+}
+
+pub fn csrf_token_in(page: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker)? + marker.len();
+    let end = page[start..].find('"')? + start;
+    Some(page[start..end].to_owned())
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .expect("ascii location")
+        .to_owned()
+}

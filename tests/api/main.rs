@@ -1,0 +1,5 @@
+mod access;
+mod cli;
+mod helpers;
+mod login;
+mod pages;
