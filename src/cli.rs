@@ -10,6 +10,7 @@ use crate::config::{ConfigError, Settings};
 use crate::db::models::user::{NewUser, Role, User, UserError, Username, UsernameError};
 use crate::db::{Db, DbError};
 use crate::startup::{self, Application, StartupError};
+use crate::storage::Storages;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +33,9 @@ pub enum Command {
     },
     /// Run pending database migrations and exit.
     Migrate,
+    /// Validate the configuration and reach the database and every storage (a probe object
+    /// is written, read back and deleted); one line each, exit 1 on any failure.
+    Check,
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -86,6 +90,8 @@ pub enum CliError {
     Input(String),
     #[error("the server stopped with an error: {0}")]
     Server(std::io::Error),
+    #[error("{0} of the checks failed")]
+    Check(usize),
 }
 
 impl Cli {
@@ -109,6 +115,7 @@ impl Cli {
                 println!("migrations are up to date");
                 Ok(())
             }
+            Command::Check => check(settings),
             Command::User { command } => {
                 let db = startup::prepare(settings)?.db;
                 user_command(&db, command)
@@ -126,6 +133,40 @@ fn serve(settings: Settings) -> Result<(), CliError> {
         tracing::info!("serving on http://{}:{}/", bind.ip(), app.port());
         app.run_until_stopped().await.map_err(CliError::Server)
     })
+}
+
+fn check(settings: Settings) -> Result<(), CliError> {
+    println!("configuration: ok");
+    let mut failures = 0;
+    match Db::connect(&settings.database, 1) {
+        Ok(db) => match db.get().and_then(|mut c| Ok(User::count(&mut c)?)) {
+            Ok(_) => println!("database: ok"),
+            Err(e) => {
+                failures += 1;
+                println!("database: FAILED: {e}");
+            }
+        },
+        Err(e) => {
+            failures += 1;
+            println!("database: FAILED: {e}");
+        }
+    }
+    let storages = Storages::from_settings(&settings).map_err(StartupError::from)?;
+    actix_web::rt::System::new().block_on(async {
+        for (name, storage) in storages.iter() {
+            match storage.check().await {
+                Ok(()) => println!("storage `{name}` ({}): ok", storage.kind()),
+                Err(e) => {
+                    failures += 1;
+                    println!("storage `{name}` ({}): FAILED: {e}", storage.kind());
+                }
+            }
+        }
+    });
+    if failures > 0 {
+        return Err(CliError::Check(failures));
+    }
+    Ok(())
 }
 
 /// On an empty database, creates the superuser `admin` so one command gives a working app.

@@ -28,6 +28,8 @@ pub enum AppError {
     PayloadTooLarge(String),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     #[error("rendering a page failed: {0}")]
     Template(#[from] askama::Error),
     #[error("{0}")]
@@ -98,9 +100,10 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Db(_) | AppError::Template(_) | AppError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            AppError::Db(_)
+            | AppError::Storage(_)
+            | AppError::Template(_)
+            | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -11,6 +11,7 @@
 //! The CLI prints any error as one line and exits non-zero. Nothing panics on input, I/O or
 //! configuration.
 
+pub mod access;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -22,3 +23,5 @@ pub mod routes;
 pub mod secret;
 pub mod startup;
 pub mod state;
+pub mod storage;
+pub mod upload;

@@ -22,6 +22,7 @@ use crate::db::{Db, DbError};
 use crate::error::{AppError, ErrorPage};
 use crate::secret::{self, SecretError};
 use crate::state::AppState;
+use crate::storage::{StorageError, Storages};
 
 /// Connections per instance: enough to overlap requests, few enough that SQLite's single
 /// writer is not fought over and the blocking pool stays small (see PERFORMANCE.md).
@@ -40,6 +41,8 @@ pub enum StartupError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -53,6 +56,7 @@ pub struct Prepared {
     pub settings: Arc<Settings>,
     pub secret: SecretKey,
     pub db: Db,
+    pub storages: Storages,
 }
 
 pub fn prepare(settings: Settings) -> Result<Prepared, StartupError> {
@@ -66,10 +70,12 @@ pub fn prepare(settings: Settings) -> Result<Prepared, StartupError> {
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
+    let storages = Storages::from_settings(&settings)?;
     Ok(Prepared {
         settings: Arc::new(settings),
         secret,
         db,
+        storages,
     })
 }
 
@@ -145,6 +151,7 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
         settings,
         secret,
         db,
+        storages,
     } = prepared;
     let key = Key::derive_from(secret.as_bytes());
     let secure = settings.cookies_secure();
@@ -152,6 +159,7 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
         settings: Arc::clone(&settings),
         db,
         throttle: LoginThrottle::new(ThrottlePolicy::default()),
+        storages,
     });
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())

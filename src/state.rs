@@ -5,9 +5,11 @@ use std::sync::Arc;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::storage::Storages;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub throttle: LoginThrottle,
+    pub storages: Storages,
 }

@@ -14,6 +14,7 @@ const USER_ID: &str = "uid";
 const EPOCH: &str = "epoch";
 const AUTH_AT: &str = "auth_at";
 const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
 
 /// How long a login lasts, checked on the server: the cookie's own expiry is only advice to
 /// the browser, and a copied cookie would otherwise live forever.
@@ -60,6 +61,16 @@ impl TypedSession {
         self.0.insert(AUTH_AT, Utc::now().timestamp())?;
         self.0.insert(CSRF, ids::random_token())?;
         Ok(())
+    }
+
+    /// A message for the next page this session sees ("Deleted report.pdf").
+    pub fn set_flash(&self, message: impl Into<String>) {
+        // A String always serialises; a lost flash message is not worth failing a request.
+        let _ = self.0.insert(FLASH, message.into());
+    }
+
+    pub fn take_flash(&self) -> Option<String> {
+        self.0.remove_as::<String>(FLASH).and_then(Result::ok)
     }
 
     pub fn log_out(&self) {

@@ -13,6 +13,8 @@ use crate::config::DatabaseUrl;
 
 /// The connection type every query is written against.
 pub type DbConn = SqliteConnection;
+/// The backend of `DbConn`, for boxed queries.
+pub type Backend = <DbConn as diesel::Connection>::Backend;
 pub type Pooled = PooledConnection<ConnectionManager<DbConn>>;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

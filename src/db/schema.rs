@@ -21,3 +21,33 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    files (id) {
+        id -> Text,
+        title -> Text,
+        original_name -> Text,
+        storage -> Text,
+        storage_key -> Text,
+        size -> BigInt,
+        content_type -> Text,
+        sha256 -> Text,
+        owner_id -> Text,
+        uploaded_by_id -> Text,
+        access -> Text,
+        uploaded_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    file_readers (file_id, user_id) {
+        file_id -> Text,
+        user_id -> Text,
+    }
+}
+
+diesel::joinable!(file_readers -> files (file_id));
+diesel::joinable!(file_readers -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, files, file_readers, ended_sessions);

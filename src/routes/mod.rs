@@ -20,7 +20,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/logout").post(login::logout))
         .service(web::resource("/files").get(files::list))
         .service(web::resource("/admin").get(admin::redirect_to_index))
-        .service(web::resource("/admin/").get(admin::index));
+        .service(web::resource("/admin/").get(admin::index))
+        .service(
+            web::resource("/admin/files")
+                .get(admin::files::list)
+                .post(admin::upload::create),
+        )
+        .service(web::resource("/admin/files/new").get(admin::upload::new))
+        .service(
+            web::resource("/admin/files/{id}")
+                .get(admin::files::detail)
+                .post(admin::files::update),
+        )
+        .service(web::resource("/admin/files/{id}/delete").post(admin::files::delete));
 }
 
 async fn root() -> HttpResponse {

@@ -180,6 +180,24 @@ impl User {
             .load(conn)?)
     }
 
+    /// Active users by name, for the owner and reader pickers.
+    pub fn list_active(conn: &mut DbConn) -> Result<Vec<User>, DbError> {
+        Ok(users::table
+            .filter(users::is_active.eq(true))
+            .order(users::username.asc())
+            .select(User::as_select())
+            .load(conn)?)
+    }
+
+    /// The users with these names; the caller compares counts to spot unknown names.
+    pub fn find_many(conn: &mut DbConn, names: &[Username]) -> Result<Vec<User>, DbError> {
+        let names: Vec<&str> = names.iter().map(Username::as_str).collect();
+        Ok(users::table
+            .filter(users::username.eq_any(names))
+            .select(User::as_select())
+            .load(conn)?)
+    }
+
     pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
         Ok(users::table.count().get_result(conn)?)
     }

@@ -1,7 +1,11 @@
+pub mod files;
+pub mod upload;
+
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::auth::middleware::StaffUser;
+use crate::db::models::file::FileRow;
 use crate::db::models::user::User;
 use crate::error::AppError;
 use crate::html::{self, Nav};
@@ -14,18 +18,23 @@ struct AdminIndex {
     user_count: usize,
     staff_count: usize,
     inactive_count: usize,
+    file_count: i64,
 }
 
 pub async fn index(
     StaffUser(current): StaffUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let users = state.db.run(User::list).await?;
+    let (users, file_count) = state
+        .db
+        .run(|c| Ok((User::list(c)?, FileRow::count(c)?)))
+        .await?;
     html::page(&AdminIndex {
         nav: Some(Nav::from(&current)),
         user_count: users.len(),
         staff_count: users.iter().filter(|u| u.is_staff_member()).count(),
         inactive_count: users.iter().filter(|u| !u.is_active).count(),
+        file_count,
     })
 }
 

@@ -1,0 +1,306 @@
+//! Files: the row, and its queries. The bytes live in the storage the row names.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::access::AccessRule;
+use crate::db::models::user::{Role, User};
+use crate::db::schema::{file_readers, files, users};
+use crate::db::{Backend, DbConn, DbError};
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = files)]
+pub struct FileRow {
+    pub id: String,
+    pub title: String,
+    pub original_name: String,
+    pub storage: String,
+    pub storage_key: String,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    pub owner_id: String,
+    pub uploaded_by_id: String,
+    pub access: String,
+    pub uploaded_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A file row with its owner's name, for lists and the detail page.
+#[derive(Debug, Clone)]
+pub struct FileWithOwner {
+    pub file: FileRow,
+    pub owner: String,
+}
+
+pub struct NewFile {
+    pub id: String,
+    pub title: String,
+    pub original_name: String,
+    pub storage: String,
+    pub storage_key: String,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    pub owner_id: String,
+    pub uploaded_by_id: String,
+    pub rule: AccessRule,
+    /// User ids, for the `users` rule.
+    pub readers: Vec<String>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: i64,
+    pub pages: i64,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Case-insensitive substring of the title or the original name.
+    pub search: Option<String>,
+    /// 1-based.
+    pub page: i64,
+    pub per_page: i64,
+}
+
+/// `%…%` for LIKE, with the pattern's own `%`, `_` and `\` escaped.
+fn like_pattern(search: &str) -> String {
+    let mut out = String::from("%");
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+type BoxedFiles = files::BoxedQuery<'static, Backend>;
+
+/// The files matching the search that `user` may read: the SQL twin of `access::can_read`.
+fn filtered(user: Option<&User>, search: Option<&str>) -> BoxedFiles {
+    let mut query = files::table.into_boxed();
+    if let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = like_pattern(search);
+        query = query.filter(
+            lower(files::title)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(files::original_name).like(pattern).escape('\\')),
+        );
+    }
+    if let Some(user) = user {
+        if !user.is_active {
+            return query.filter(files::id.ne(files::id));
+        }
+        if user.role() < Role::Staff {
+            let uid = user.id.clone();
+            let listed = diesel::dsl::exists(
+                file_readers::table
+                    .filter(file_readers::file_id.eq(files::id))
+                    .filter(file_readers::user_id.eq(uid.clone())),
+            );
+            query = query.filter(
+                files::access
+                    .eq(AccessRule::Authenticated.as_str())
+                    .or(files::owner_id.eq(uid).and(
+                        files::access
+                            .eq_any([AccessRule::Owner.as_str(), AccessRule::Users.as_str()]),
+                    ))
+                    .or(files::access.eq(AccessRule::Users.as_str()).and(listed)),
+            );
+        }
+    }
+    query
+}
+
+impl FileRow {
+    /// The rule; the column's CHECK constraint keeps it one of the four.
+    pub fn rule(&self) -> AccessRule {
+        // Staff-only is the safe reading of a value that cannot occur.
+        AccessRule::parse(&self.access).unwrap_or(AccessRule::Staff)
+    }
+}
+
+impl FileRow {
+    pub fn insert(conn: &mut DbConn, new: &NewFile) -> Result<FileRow, DbError> {
+        let now = Utc::now().naive_utc();
+        conn.transaction(|conn| {
+            diesel::insert_into(files::table)
+                .values((
+                    files::id.eq(&new.id),
+                    files::title.eq(&new.title),
+                    files::original_name.eq(&new.original_name),
+                    files::storage.eq(&new.storage),
+                    files::storage_key.eq(&new.storage_key),
+                    files::size.eq(new.size),
+                    files::content_type.eq(&new.content_type),
+                    files::sha256.eq(&new.sha256),
+                    files::owner_id.eq(&new.owner_id),
+                    files::uploaded_by_id.eq(&new.uploaded_by_id),
+                    files::access.eq(new.rule.as_str()),
+                    files::uploaded_at.eq(now),
+                    files::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            Self::replace_readers(conn, &new.id, &new.readers)?;
+            files::table
+                .filter(files::id.eq(&new.id))
+                .select(FileRow::as_select())
+                .get_result(conn)
+        })
+        .map_err(DbError::from)
+    }
+
+    fn replace_readers(
+        conn: &mut DbConn,
+        file_id: &str,
+        readers: &[String],
+    ) -> Result<(), diesel::result::Error> {
+        diesel::delete(file_readers::table.filter(file_readers::file_id.eq(file_id)))
+            .execute(conn)?;
+        for user_id in readers {
+            diesel::insert_into(file_readers::table)
+                .values((
+                    file_readers::file_id.eq(file_id),
+                    file_readers::user_id.eq(user_id),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<FileRow>, DbError> {
+        Ok(files::table
+            .filter(files::id.eq(id))
+            .select(FileRow::as_select())
+            .get_result(conn)
+            .optional()?)
+    }
+
+    pub fn find_with_owner(conn: &mut DbConn, id: &str) -> Result<Option<FileWithOwner>, DbError> {
+        Ok(files::table
+            .inner_join(users::table.on(users::id.eq(files::owner_id)))
+            .filter(files::id.eq(id))
+            .select((FileRow::as_select(), users::username))
+            .get_result::<(FileRow, String)>(conn)
+            .optional()?
+            .map(|(file, owner)| FileWithOwner { file, owner }))
+    }
+
+    /// Usernames on the file's list of readers, sorted.
+    pub fn reader_names(conn: &mut DbConn, file_id: &str) -> Result<Vec<String>, DbError> {
+        Ok(file_readers::table
+            .inner_join(users::table)
+            .filter(file_readers::file_id.eq(file_id))
+            .select(users::username)
+            .order(users::username.asc())
+            .load(conn)?)
+    }
+
+    pub fn is_listed(conn: &mut DbConn, file_id: &str, user_id: &str) -> Result<bool, DbError> {
+        Ok(diesel::select(diesel::dsl::exists(
+            file_readers::table
+                .filter(file_readers::file_id.eq(file_id))
+                .filter(file_readers::user_id.eq(user_id)),
+        ))
+        .get_result(conn)?)
+    }
+
+    fn page_of(
+        conn: &mut DbConn,
+        user: Option<&User>,
+        query: &ListQuery,
+    ) -> Result<Page<FileWithOwner>, DbError> {
+        let per_page = query.per_page.clamp(1, 500);
+        let total: i64 = filtered(user, query.search.as_deref())
+            .count()
+            .get_result(conn)?;
+        let pages = ((total + per_page - 1) / per_page).max(1);
+        let page = query.page.clamp(1, pages);
+        let rows: Vec<(FileRow, String)> = filtered(user, query.search.as_deref())
+            .inner_join(users::table.on(users::id.eq(files::owner_id)))
+            .order((files::uploaded_at.desc(), files::id.desc()))
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+            .select((FileRow::as_select(), users::username))
+            .load(conn)?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|(file, owner)| FileWithOwner { file, owner })
+                .collect(),
+            page,
+            pages,
+            total,
+        })
+    }
+
+    /// Every file, newest first: the admin list.
+    pub fn admin_page(
+        conn: &mut DbConn,
+        query: &ListQuery,
+    ) -> Result<Page<FileWithOwner>, DbError> {
+        Self::page_of(conn, None, query)
+    }
+
+    /// The files `user` may read, newest first.
+    pub fn readable_page(
+        conn: &mut DbConn,
+        user: &User,
+        query: &ListQuery,
+    ) -> Result<Page<FileWithOwner>, DbError> {
+        Self::page_of(conn, Some(user), query)
+    }
+
+    pub fn update_access(
+        conn: &mut DbConn,
+        id: &str,
+        title: &str,
+        rule: AccessRule,
+        readers: &[String],
+    ) -> Result<bool, DbError> {
+        conn.transaction(|conn| {
+            let updated = diesel::update(files::table.filter(files::id.eq(id)))
+                .set((
+                    files::title.eq(title),
+                    files::access.eq(rule.as_str()),
+                    files::updated_at.eq(Utc::now().naive_utc()),
+                ))
+                .execute(conn)?;
+            if updated == 0 {
+                return Ok(false);
+            }
+            Self::replace_readers(conn, id, readers)?;
+            Ok(true)
+        })
+        .map_err(|e: diesel::result::Error| DbError::from(e))
+    }
+
+    pub fn delete(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
+        Ok(diesel::delete(files::table.filter(files::id.eq(id))).execute(conn)? > 0)
+    }
+
+    pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
+        Ok(files::table.count().get_result(conn)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("Ab"), "%ab%");
+        assert_eq!(like_pattern("50%_x\\"), "%50\\%\\_x\\\\%");
+    }
+}

@@ -1,0 +1,267 @@
+//! The admin's file list, detail page, edits and deletion.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::access::AccessRule;
+use crate::auth::middleware::StaffUser;
+use crate::auth::session::TypedSession;
+use crate::db::models::file::{FileRow, ListQuery};
+use crate::db::models::user::{User, Username};
+use crate::error::AppError;
+use crate::html::{self, FileView, Nav, Pager};
+use crate::state::AppState;
+use crate::storage::StorageKey;
+
+pub const PER_PAGE: i64 = 25;
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/files.html")]
+struct ListPage {
+    nav: Option<Nav>,
+    flash: Option<String>,
+    q: String,
+    files: Vec<FileView>,
+    pager: Pager,
+}
+
+pub async fn list(
+    StaffUser(current): StaffUser,
+    session: TypedSession,
+    params: web::Query<ListParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let params = params.into_inner();
+    let query = ListQuery {
+        search: params.q.clone(),
+        page: params.page.unwrap_or(1),
+        per_page: PER_PAGE,
+    };
+    let page = state
+        .db
+        .run(move |c| FileRow::admin_page(c, &query))
+        .await?;
+    let q = params.q.unwrap_or_default();
+    html::page(&ListPage {
+        nav: Some(Nav::from(&current)),
+        flash: session.take_flash(),
+        pager: Pager::new("/admin/files", Some(&q), page.page, page.pages, page.total),
+        files: page.items.iter().map(FileView::from).collect(),
+        q,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/file.html")]
+struct DetailPage {
+    nav: Option<Nav>,
+    flash: Option<String>,
+    error: Option<String>,
+    file: FileView,
+    storage_kind: String,
+    readers: Vec<String>,
+    users: Vec<String>,
+    rules: Vec<RuleOption>,
+}
+
+pub struct RuleOption {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+pub fn rule_options(selected: AccessRule) -> Vec<RuleOption> {
+    AccessRule::ALL
+        .iter()
+        .map(|rule| RuleOption {
+            value: rule.as_str(),
+            label: rule.describe(),
+            selected: *rule == selected,
+        })
+        .collect()
+}
+
+async fn detail_page(
+    state: &AppState,
+    current: &crate::auth::middleware::CurrentUser,
+    id: String,
+    flash: Option<String>,
+    error: Option<String>,
+) -> Result<DetailPage, AppError> {
+    let (file, readers, users) = state
+        .db
+        .run(move |c| {
+            let Some(file) = FileRow::find_with_owner(c, &id)? else {
+                return Ok(None);
+            };
+            let readers = FileRow::reader_names(c, &id)?;
+            let users = User::list_active(c)?
+                .into_iter()
+                .map(|u| u.username)
+                .collect::<Vec<_>>();
+            Ok(Some((file, readers, users)))
+        })
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let storage_kind = state
+        .storages
+        .get(&file.file.storage)
+        .map(|s| s.kind().to_owned())
+        .unwrap_or_else(|| "not configured".to_owned());
+    Ok(DetailPage {
+        nav: Some(Nav::from(current)),
+        flash,
+        error,
+        rules: rule_options(file.file.rule()),
+        file: FileView::from(&file),
+        storage_kind,
+        readers,
+        users,
+    })
+}
+
+pub async fn detail(
+    StaffUser(current): StaffUser,
+    session: TypedSession,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let page = detail_page(
+        &state,
+        &current,
+        id.into_inner(),
+        session.take_flash(),
+        None,
+    )
+    .await?;
+    html::page(&page)
+}
+
+/// The edit form: `title`, `access`, and a `users` field per listed user.
+pub async fn update(
+    StaffUser(current): StaffUser,
+    session: TypedSession,
+    id: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let names: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "users")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let title = field("title").unwrap_or_default();
+    let rule = field("access").as_deref().and_then(AccessRule::parse);
+
+    let refuse = |error: String| {
+        let state = state.clone();
+        let current = current.clone();
+        let id = id.clone();
+        async move {
+            let page = detail_page(&state, &current, id, None, Some(error)).await?;
+            html::render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+    };
+    let Some(rule) = rule else {
+        return refuse("Choose who may download the file.".into()).await;
+    };
+    if title.is_empty() {
+        return refuse("The title must not be empty.".into()).await;
+    }
+    let readers = match resolve_readers(&state, rule, &names).await? {
+        Ok(readers) => readers,
+        Err(message) => return refuse(message).await,
+    };
+    let file_id = id.clone();
+    let updated = state
+        .db
+        .run(move |c| FileRow::update_access(c, &file_id, &title, rule, &readers))
+        .await?;
+    if !updated {
+        return Err(AppError::NotFound);
+    }
+    session.set_flash("Saved.");
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", format!("/admin/files/{id}")))
+        .finish())
+}
+
+/// For the `users` rule: the ids of the named users, or a message naming the unknown ones.
+/// Other rules keep no list.
+pub async fn resolve_readers(
+    state: &AppState,
+    rule: AccessRule,
+    names: &[String],
+) -> Result<Result<Vec<String>, String>, AppError> {
+    if rule != AccessRule::Users {
+        return Ok(Ok(Vec::new()));
+    }
+    let mut parsed = Vec::new();
+    for name in names {
+        match Username::parse(name) {
+            Ok(n) => parsed.push(n),
+            Err(_) => return Ok(Err(format!("There is no user named “{name}”."))),
+        }
+    }
+    parsed.sort();
+    parsed.dedup();
+    let wanted = parsed.clone();
+    let found = state.db.run(move |c| User::find_many(c, &wanted)).await?;
+    if let Some(missing) = parsed
+        .iter()
+        .find(|n| !found.iter().any(|u| u.username == n.as_str()))
+    {
+        return Ok(Err(format!("There is no user named “{missing}”.")));
+    }
+    Ok(Ok(found.into_iter().map(|u| u.id).collect()))
+}
+
+/// Removes the stored object, then the row.
+pub async fn delete(
+    StaffUser(_current): StaffUser,
+    session: TypedSession,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let lookup = id.clone();
+    let file = state
+        .db
+        .run(move |c| FileRow::find(c, &lookup))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let storage = state.storages.get(&file.storage).ok_or_else(|| {
+        AppError::Internal(format!(
+            "file {} is in storage `{}`, which is not configured",
+            file.id, file.storage
+        ))
+    })?;
+    let key = StorageKey::parse(&file.storage_key)
+        .map_err(|e| AppError::Internal(format!("file {}: {e}", file.id)))?;
+    let object = match storage.delete(&key).await {
+        Ok(()) => "and its stored object",
+        Err(e) if e.is_not_found() => "(its stored object was already gone)",
+        Err(e) => return Err(e.into()),
+    };
+    state.db.run(move |c| FileRow::delete(c, &id)).await?;
+    tracing::info!(file = %file.id, storage = %file.storage, key = %file.storage_key, "deleted");
+    session.set_flash(format!("Deleted “{}” {object}.", file.title));
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", "/admin/files"))
+        .finish())
+}

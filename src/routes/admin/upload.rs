@@ -1,0 +1,402 @@
+//! The upload form and the multipart POST that stores files (SPEC 5 and 7).
+//!
+//! Parts are read in order: `csrf_token` must come first (it is checked before any file byte
+//! is read), then `title`, `access`, `owner`, `users`, then one or more `file` parts. Each
+//! file streams into a pending storage upload; only when the whole request has been read and
+//! its fields are valid are the accepted files committed and their rows written. A request
+//! that breaks off therefore stores nothing: its pending uploads are dropped with it.
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use futures_util::StreamExt;
+
+use crate::access::AccessRule;
+use crate::auth::csrf::{self, CsrfPending};
+use crate::auth::middleware::{CurrentUser, StaffUser};
+use crate::auth::session::TypedSession;
+use crate::db::models::file::{FileRow, NewFile};
+use crate::db::models::user::{User, Username};
+use crate::error::AppError;
+use crate::html::{self, Nav};
+use crate::routes::admin::files::{RuleOption, resolve_readers, rule_options};
+use crate::state::AppState;
+use crate::storage::{Storage, StorageKey};
+use crate::upload::{self, ReceiveError, Received, Refusal, human_size};
+
+/// Bounds on one request, so a hostile client cannot make us keep unbounded state.
+const MAX_FILES: usize = 100;
+const MAX_PARTS: usize = 1000;
+const MAX_TEXT_FIELD: usize = 64 * 1024;
+
+#[derive(Template)]
+#[template(path = "admin/new.html")]
+struct NewPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    error: Option<String>,
+    rules: Vec<RuleOption>,
+    users: Vec<String>,
+    me: String,
+    limit: String,
+    allowed: String,
+}
+
+async fn new_page(
+    state: &AppState,
+    current: &CurrentUser,
+    error: Option<String>,
+) -> Result<NewPage, AppError> {
+    let users = state
+        .db
+        .run(User::list_active)
+        .await?
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    let upload = &state.settings.upload;
+    Ok(NewPage {
+        nav: Some(Nav::from(current)),
+        csrf_token: current.csrf_token.clone(),
+        error,
+        rules: rule_options(AccessRule::Owner),
+        users,
+        me: current.user.username.clone(),
+        limit: human_size(upload.max_file_size),
+        allowed: if upload.content_types.is_empty() {
+            "any".to_owned()
+        } else {
+            upload
+                .content_types
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    })
+}
+
+pub async fn new(
+    StaffUser(current): StaffUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    html::page(&new_page(&state, &current, None).await?)
+}
+
+/// One file of the request and what became of it.
+struct Outcome {
+    name: String,
+    stored: Option<StoredFile>,
+    refusal: Option<Refusal>,
+}
+
+struct StoredFile {
+    id: String,
+    title: String,
+    key: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/upload_result.html")]
+struct ResultPage {
+    nav: Option<Nav>,
+    outcomes: Vec<Outcome>,
+    stored: usize,
+    refused: usize,
+}
+
+enum Slot {
+    Accepted(String, Received),
+    Refused(String, Refusal),
+}
+
+#[derive(Default)]
+struct Fields {
+    title: String,
+    access: Option<String>,
+    owner: Option<String>,
+    users: Vec<String>,
+}
+
+async fn read_text(field: &mut actix_multipart::Field) -> Result<String, AppError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::BadRequest(format!("the upload broke off: {e}")))?;
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
+            return Err(AppError::PayloadTooLarge("form field".into()));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| AppError::BadRequest("a form field is not UTF-8".into()))
+}
+
+/// The name as the browser sent it, without any folder part or control characters.
+fn original_name(field: &actix_multipart::Field) -> Option<String> {
+    let raw = field.content_disposition()?.get_filename()?;
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let clean: String = last.chars().filter(|c| !c.is_control()).collect();
+    Some(clean.trim().to_owned())
+}
+
+pub async fn create(
+    req: HttpRequest,
+    StaffUser(current): StaffUser,
+    session: TypedSession,
+    state: web::Data<AppState>,
+    mut multipart: Multipart,
+) -> Result<HttpResponse, AppError> {
+    let pending_csrf = req
+        .extensions()
+        .get::<CsrfPending>()
+        .cloned()
+        .ok_or(AppError::Csrf)?;
+    let storage_name = state.settings.upload.storage.clone();
+    let storage =
+        state.storages.get(&storage_name).cloned().ok_or_else(|| {
+            AppError::Internal(format!("upload storage `{storage_name}` is missing"))
+        })?;
+
+    let mut csrf_checked = false;
+    let mut fields = Fields::default();
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut parts = 0;
+    while let Some(field) = multipart.next().await {
+        let mut field =
+            field.map_err(|e| AppError::BadRequest(format!("the upload is malformed: {e}")))?;
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(AppError::PayloadTooLarge("number of form fields".into()));
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        if !csrf_checked {
+            // Nothing, and no file byte above all, is read before the token checks out.
+            if name != csrf::FIELD {
+                return Err(AppError::Csrf);
+            }
+            pending_csrf.verify(&read_text(&mut field).await?)?;
+            csrf_checked = true;
+            continue;
+        }
+        match name.as_str() {
+            "title" => fields.title = read_text(&mut field).await?.trim().to_owned(),
+            "access" => fields.access = Some(read_text(&mut field).await?.trim().to_owned()),
+            "owner" => fields.owner = Some(read_text(&mut field).await?.trim().to_owned()),
+            "users" => {
+                let user = read_text(&mut field).await?.trim().to_owned();
+                if !user.is_empty() {
+                    fields.users.push(user);
+                }
+            }
+            "file" => {
+                let file_name = original_name(&field).unwrap_or_default();
+                if slots.len() >= MAX_FILES {
+                    return Err(AppError::PayloadTooLarge(format!(
+                        "upload (at most {MAX_FILES} files at once)"
+                    )));
+                }
+                let received = upload::receive(
+                    &mut field,
+                    &file_name,
+                    storage.as_ref(),
+                    &state.settings.upload,
+                )
+                .await;
+                match received {
+                    // A browser sends an empty, nameless part when no file was chosen.
+                    Ok(Err(Refusal::Empty)) if file_name.is_empty() => {}
+                    Ok(Ok(received)) => slots.push(Slot::Accepted(file_name, received)),
+                    Ok(Err(refusal)) => slots.push(Slot::Refused(file_name, refusal)),
+                    Err(ReceiveError::Broken(e)) => {
+                        return Err(AppError::BadRequest(format!("the upload broke off: {e}")));
+                    }
+                    Err(ReceiveError::CutOff(limit)) => {
+                        return Err(AppError::PayloadTooLarge(format!(
+                            "upload (the limit per file is {})",
+                            human_size(limit)
+                        )));
+                    }
+                    Err(ReceiveError::Storage(e)) => return Err(e.into()),
+                }
+            }
+            // Unknown parts are read and ignored, like unknown fields of any form.
+            _ => {
+                read_text(&mut field).await.ok();
+            }
+        }
+    }
+    if !csrf_checked {
+        return Err(AppError::Csrf);
+    }
+
+    let refuse = |message: String| {
+        let state = state.clone();
+        let current = current.clone();
+        async move {
+            let page = new_page(&state, &current, Some(message)).await?;
+            html::render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+    };
+    if slots.is_empty() {
+        return refuse("Choose at least one file to upload.".into()).await;
+    }
+    let Some(rule) = fields.access.as_deref().and_then(AccessRule::parse) else {
+        return refuse("Choose who may download the files.".into()).await;
+    };
+    let owner = match fields.owner.as_deref().filter(|o| !o.is_empty()) {
+        None => current.user.clone(),
+        Some(name) => {
+            let Ok(name) = Username::parse(name) else {
+                return refuse(format!("There is no user named “{name}”.")).await;
+            };
+            let lookup = name.clone();
+            match state
+                .db
+                .run(move |c| User::find_by_username(c, &lookup))
+                .await?
+            {
+                Some(user) => user,
+                None => return refuse(format!("There is no user named “{name}”.")).await,
+            }
+        }
+    };
+    let readers = match resolve_readers(&state, rule, &fields.users).await? {
+        Ok(readers) => readers,
+        Err(message) => return refuse(message).await,
+    };
+
+    let several = slots.len() > 1;
+    let mut outcomes = Vec::with_capacity(slots.len());
+    for slot in slots {
+        match slot {
+            Slot::Refused(name, refusal) => outcomes.push(Outcome {
+                name,
+                stored: None,
+                refusal: Some(refusal),
+            }),
+            Slot::Accepted(name, received) => {
+                let title = match (fields.title.is_empty(), several) {
+                    (true, _) => name.clone(),
+                    (false, false) => fields.title.clone(),
+                    (false, true) => format!("{} ({name})", fields.title),
+                };
+                let stored = store(
+                    &state,
+                    storage.as_ref(),
+                    &storage_name,
+                    received,
+                    StoreRequest {
+                        name: &name,
+                        title,
+                        owner: &owner,
+                        uploader: &current.user,
+                        rule,
+                        readers: &readers,
+                    },
+                )
+                .await?;
+                outcomes.push(Outcome {
+                    name,
+                    stored: Some(stored),
+                    refusal: None,
+                });
+            }
+        }
+    }
+
+    let refusals: Vec<&Refusal> = outcomes.iter().filter_map(|o| o.refusal.as_ref()).collect();
+    let stored: Vec<&StoredFile> = outcomes.iter().filter_map(|o| o.stored.as_ref()).collect();
+    if refusals.is_empty() {
+        let location = match stored.as_slice() {
+            [one] => {
+                session.set_flash(format!("Stored “{}”.", one.title));
+                format!("/admin/files/{}", one.id)
+            }
+            many => {
+                session.set_flash(format!("Stored {} files.", many.len()));
+                "/admin/files".to_owned()
+            }
+        };
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", location))
+            .finish());
+    }
+    // The most telling status: a size problem, else a type problem, else the rest.
+    let status = [
+        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    ]
+    .into_iter()
+    .find(|s| refusals.iter().any(|r| r.status() == *s))
+    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    let page = ResultPage {
+        nav: Some(Nav::from(&current)),
+        stored: stored.len(),
+        refused: refusals.len(),
+        outcomes,
+    };
+    html::render(status, &page)
+}
+
+struct StoreRequest<'a> {
+    name: &'a str,
+    title: String,
+    owner: &'a User,
+    uploader: &'a User,
+    rule: AccessRule,
+    readers: &'a [String],
+}
+
+/// Commits one accepted file under a fresh key and writes its row; if the row cannot be
+/// written, the object is removed again so nothing is left without a row.
+async fn store(
+    state: &AppState,
+    storage: &dyn Storage,
+    storage_name: &str,
+    received: Received,
+    request: StoreRequest<'_>,
+) -> Result<StoredFile, AppError> {
+    let key = StorageKey::for_upload(
+        &state.settings.upload.upload_to,
+        Utc::now(),
+        &request.owner.username,
+        request.name,
+    );
+    let key = received.pending.commit(key).await?;
+    let new = NewFile {
+        id: crate::ids::random_id(),
+        title: request.title,
+        original_name: if request.name.is_empty() {
+            key.file_name().to_owned()
+        } else {
+            request.name.to_owned()
+        },
+        storage: storage_name.to_owned(),
+        storage_key: key.as_str().to_owned(),
+        size: i64::try_from(received.size).unwrap_or(i64::MAX),
+        content_type: received.content_type,
+        sha256: received.sha256,
+        owner_id: request.owner.id.clone(),
+        uploaded_by_id: request.uploader.id.clone(),
+        rule: request.rule,
+        readers: request.readers.to_vec(),
+    };
+    match state.db.run(move |c| FileRow::insert(c, &new)).await {
+        Ok(row) => {
+            tracing::info!(file = %row.id, key = %row.storage_key, size = row.size, "stored");
+            Ok(StoredFile {
+                id: row.id,
+                title: row.title,
+                key: row.storage_key,
+            })
+        }
+        Err(e) => {
+            if let Err(cleanup) = storage.delete(&key).await {
+                tracing::error!(key = %key, error = %cleanup, "could not remove an object whose row failed");
+            }
+            Err(e.into())
+        }
+    }
+}

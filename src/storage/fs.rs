@@ -1,0 +1,423 @@
+//! The filesystem backend: objects are files under a root folder.
+//!
+//! Uploads are written to a temp file in `ROOT/.tmp/<instance>/` (same filesystem, so the
+//! final step is a rename) and only then moved to their key. Each running instance holds an
+//! exclusive lock on its own temp folder; at start, folders whose lock can be taken belong to
+//! instances that are gone (crashed, killed), and are removed with their leftover temp files.
+//! Several instances can share one root this way without removing each other's uploads.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use actix_web::web::{Bytes, BytesMut};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use tempfile::NamedTempFile;
+use tokio::io::AsyncReadExt;
+
+use super::{ByteRange, ByteStream, ObjectMeta, PendingUpload, Storage, StorageError, StorageKey};
+
+const TMP_DIR: &str = ".tmp";
+const LOCK_FILE: &str = "lock";
+/// Bytes gathered before one write to disk: few, large writes off the async threads.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// Chunk size when streaming a file out.
+const READ_CHUNK: usize = 256 * 1024;
+/// Tries at a fresh unique name before giving up (each clash is a 1 in 36^7 event after
+/// the first, so more than a few means something else is wrong).
+const MAX_NAME_TRIES: usize = 16;
+
+pub struct FilesystemStorage {
+    root: PathBuf,
+    tmp: PathBuf,
+    /// Held for the life of the storage: marks `tmp` as belonging to a live instance.
+    _lock: File,
+}
+
+impl FilesystemStorage {
+    /// Opens (creating if needed) the root, sweeps temp folders of dead instances, and
+    /// claims a temp folder for this one.
+    pub fn open(root: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(root)?;
+        let root = root.canonicalize()?;
+        let tmp_base = root.join(TMP_DIR);
+        std::fs::create_dir_all(&tmp_base)?;
+        sweep_dead_instances(&tmp_base)?;
+        let tmp = tmp_base.join(crate::ids::random_id());
+        std::fs::create_dir(&tmp)?;
+        let lock = File::create(tmp.join(LOCK_FILE))?;
+        lock.try_lock().map_err(|e| {
+            StorageError::Io(std::io::Error::other(format!(
+                "cannot lock {}: {e}",
+                tmp.display()
+            )))
+        })?;
+        Ok(Self {
+            root,
+            tmp,
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The temp folder of this instance (tests check it is left empty).
+    pub fn temp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The key's path with symlinks resolved, refused unless it lies inside the root (and
+    /// outside the temp area).
+    fn resolve(&self, key: &StorageKey) -> Result<PathBuf, StorageError> {
+        let not_found = || StorageError::NotFound(key.to_string());
+        let path = self.root.join(key.as_str());
+        let real = path.canonicalize().map_err(|e| match e.kind() {
+            ErrorKind::NotFound | ErrorKind::NotADirectory => not_found(),
+            _ => StorageError::Io(e),
+        })?;
+        if !real.starts_with(&self.root) || real.starts_with(self.root.join(TMP_DIR)) {
+            return Err(not_found());
+        }
+        if !real.is_file() {
+            return Err(not_found());
+        }
+        Ok(real)
+    }
+}
+
+fn sweep_dead_instances(tmp_base: &Path) -> Result<(), StorageError> {
+    for entry in std::fs::read_dir(tmp_base)? {
+        let entry = entry?;
+        let path = entry.path();
+        if !entry.file_type()?.is_dir() {
+            std::fs::remove_file(&path)?;
+            continue;
+        }
+        let lock = match File::open(path.join(LOCK_FILE)) {
+            Ok(lock) => Some(lock),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let alive = match &lock {
+            Some(lock) => matches!(
+                lock.try_lock_shared(),
+                Err(std::fs::TryLockError::WouldBlock)
+            ),
+            None => false,
+        };
+        if !alive {
+            let leftovers = std::fs::read_dir(&path)?.count().saturating_sub(1);
+            std::fs::remove_dir_all(&path)?;
+            if leftovers > 0 {
+                tracing::info!(folder = %path.display(), leftovers, "removed temp files of an earlier run");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn map_io(e: std::io::Error, key: &StorageKey) -> StorageError {
+    if e.kind() == ErrorKind::NotFound {
+        StorageError::NotFound(key.to_string())
+    } else {
+        StorageError::Io(e)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?
+}
+
+#[async_trait]
+impl Storage for FilesystemStorage {
+    fn kind(&self) -> &'static str {
+        "filesystem"
+    }
+
+    async fn start_upload(&self) -> Result<Box<dyn PendingUpload>, StorageError> {
+        let tmp = self.tmp.clone();
+        let file = blocking(move || Ok(NamedTempFile::new_in(tmp)?)).await?;
+        Ok(Box::new(FsUpload {
+            file: Some(file),
+            buffer: BytesMut::with_capacity(WRITE_BUFFER),
+            root: self.root.clone(),
+        }))
+    }
+
+    async fn open(
+        &self,
+        key: &StorageKey,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StorageError> {
+        let path = self.resolve(key)?;
+        let key = key.clone();
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| map_io(e, &key))?;
+        let stream = match range {
+            Some(range) => {
+                use tokio::io::AsyncSeekExt;
+                file.seek(SeekFrom::Start(range.start)).await?;
+                tokio_util::io::ReaderStream::with_capacity(
+                    file.take(range.byte_count()),
+                    READ_CHUNK,
+                )
+                .boxed()
+            }
+            None => tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
+        };
+        Ok(stream.map(|r| r.map_err(StorageError::Io)).boxed())
+    }
+
+    async fn metadata(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
+        let path = self.resolve(key)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| map_io(e, key))?;
+        Ok(ObjectMeta {
+            size: meta.len(),
+            modified: meta.modified()?,
+        })
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        let path = self.resolve(key)?;
+        tokio::fs::remove_file(&path)
+            .await
+            .map_err(|e| map_io(e, key))
+    }
+
+    fn local_path(&self, key: &StorageKey) -> Result<Option<PathBuf>, StorageError> {
+        self.resolve(key).map(Some)
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        let probe = format!("private-media-check {}", crate::ids::random_id());
+        let mut upload = self.start_upload().await?;
+        upload.write(Bytes::from(probe.clone())).await?;
+        let key = StorageKey::parse(&format!(
+            "private-media-check/{}.txt",
+            crate::ids::random_id()
+        ))
+        .map_err(|e| StorageError::Check(e.to_string()))?;
+        let key = upload.commit(key).await?;
+        let mut stream = self.open(&key, None).await?;
+        let mut read = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            read.extend_from_slice(&chunk?);
+        }
+        self.delete(&key).await?;
+        let _ = std::fs::remove_dir(self.root.join("private-media-check"));
+        if read != probe.as_bytes() {
+            return Err(StorageError::Check(
+                "the probe read back differs from what was written".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+struct FsUpload {
+    /// `None` only while a write is running on the blocking pool.
+    file: Option<NamedTempFile>,
+    buffer: BytesMut,
+    root: PathBuf,
+}
+
+impl FsUpload {
+    async fn flush(&mut self) -> Result<(), StorageError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| StorageError::Io(std::io::Error::other("upload already failed")))?;
+        let data = self.buffer.split().freeze();
+        let file = blocking(move || {
+            file.as_file_mut().write_all(&data)?;
+            Ok(file)
+        })
+        .await?;
+        self.file = Some(file);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PendingUpload for FsUpload {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        self.buffer.extend_from_slice(&chunk);
+        if self.buffer.len() >= WRITE_BUFFER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>, key: StorageKey) -> Result<StorageKey, StorageError> {
+        self.flush().await?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| StorageError::Io(std::io::Error::other("upload already failed")))?;
+        let root = self.root.clone();
+        blocking(move || {
+            file.as_file().sync_all()?;
+            let mut key = key;
+            for _ in 0..MAX_NAME_TRIES {
+                let target = root.join(key.as_str());
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                // Reserve the name exclusively, then move the finished file over the
+                // reservation: two uploads of one name can never overwrite each other.
+                match OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&target)
+                {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        key = key.with_unique_suffix();
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                if let Err(e) = file.persist(&target) {
+                    let _ = std::fs::remove_file(&target);
+                    return Err(e.error.into());
+                }
+                return Ok(key);
+            }
+            Err(StorageError::Io(std::io::Error::other(
+                "no free name found for the upload",
+            )))
+        })
+        .await
+    }
+
+    async fn abort(self: Box<Self>) {
+        // Dropping the NamedTempFile removes it; do it off the async threads.
+        let file = self.file;
+        let _ = tokio::task::spawn_blocking(move || drop(file)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store(storage: &FilesystemStorage, key: &str, data: &[u8]) -> StorageKey {
+        let mut upload = storage.start_upload().await.unwrap();
+        upload.write(Bytes::copy_from_slice(data)).await.unwrap();
+        upload
+            .commit(StorageKey::parse(key).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_committed_upload_can_be_read_back_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FilesystemStorage::open(dir.path()).unwrap();
+        let key = store(&storage, "a/b.txt", b"hello world").await;
+        assert_eq!(key.as_str(), "a/b.txt");
+        assert_eq!(storage.metadata(&key).await.unwrap().size, 11);
+        let mut stream = storage
+            .open(&key, Some(ByteRange { start: 6, end: 10 }))
+            .await
+            .unwrap();
+        let mut read = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            read.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(read, b"world");
+        storage.delete(&key).await.unwrap();
+        assert!(storage.metadata(&key).await.unwrap_err().is_not_found());
+        assert!(storage.delete(&key).await.unwrap_err().is_not_found());
+        assert_eq!(std::fs::read_dir(storage.temp_dir()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_taken_key_gets_a_fresh_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FilesystemStorage::open(dir.path()).unwrap();
+        let first = store(&storage, "x.txt", b"one").await;
+        let second = store(&storage, "x.txt", b"two").await;
+        assert_ne!(first, second);
+        assert_eq!(std::fs::read(&dir.path().join("x.txt")).unwrap(), b"one");
+        assert_eq!(
+            std::fs::read(&dir.path().join(second.as_str())).unwrap(),
+            b"two"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_aborted_or_dropped_upload_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FilesystemStorage::open(dir.path()).unwrap();
+        let mut upload = storage.start_upload().await.unwrap();
+        upload
+            .write(Bytes::from(vec![1u8; 3 * WRITE_BUFFER]))
+            .await
+            .unwrap();
+        upload.abort().await;
+        let mut dropped = storage.start_upload().await.unwrap();
+        dropped
+            .write(Bytes::from(vec![1u8; 3 * WRITE_BUFFER]))
+            .await
+            .unwrap();
+        drop(dropped);
+        // Only the lock file remains in this instance's temp folder.
+        assert_eq!(std::fs::read_dir(storage.temp_dir()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn temp_folders_of_dead_instances_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = FilesystemStorage::open(dir.path()).unwrap();
+        let mut in_flight = live.start_upload().await.unwrap();
+        in_flight
+            .write(Bytes::from_static(b"partial"))
+            .await
+            .unwrap();
+        let dead = dir.path().join(TMP_DIR).join("deadbeef");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join("tmp123"), b"left over").unwrap();
+        std::fs::write(dead.join(LOCK_FILE), b"").unwrap();
+
+        let _second = FilesystemStorage::open(dir.path()).unwrap();
+        assert!(!dead.exists(), "a dead instance's temp folder was kept");
+        assert_eq!(
+            std::fs::read_dir(live.temp_dir()).unwrap().count(),
+            2,
+            "a live instance's upload was removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn symlinks_out_of_the_root_are_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), b"secret").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FilesystemStorage::open(dir.path()).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("link.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("dir")).unwrap();
+        for key in ["link.txt", "dir/secret.txt"] {
+            let key = StorageKey::parse(key).unwrap();
+            assert!(storage.open(&key, None).await.err().unwrap().is_not_found());
+            assert!(storage.local_path(&key).unwrap_err().is_not_found());
+        }
+    }
+}

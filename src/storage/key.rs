@@ -1,0 +1,265 @@
+//! `StorageKey`: the one type that makes object keys, and so the one place that decides
+//! whether a key is safe.
+//!
+//! A key is relative, `/`-separated, ASCII-safe (`A-Z a-z 0-9 . _ -`), with no empty, `.` or
+//! `..` segments, no segment starting with `.` (the filesystem backend keeps its temp files
+//! under `.tmp/`), no segment over 255 bytes and no more than 1024 bytes in all. Anything
+//! built or parsed into a `StorageKey` therefore stays inside its storage's root.
+
+use chrono::{DateTime, Datelike, Utc};
+
+const MAX_KEY_BYTES: usize = 1024;
+const MAX_SEGMENT_BYTES: usize = 255;
+/// Room left in a file name for a `_xxxxxxx` uniqueness suffix and an extension.
+const MAX_STEM_CHARS: usize = 100;
+const MAX_EXTENSION_CHARS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageKey(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a valid storage key: {0}")]
+pub struct InvalidKey(&'static str);
+
+fn valid_segment(segment: &str) -> Result<(), InvalidKey> {
+    if segment.is_empty() {
+        return Err(InvalidKey("empty segment"));
+    }
+    if segment.starts_with('.') {
+        return Err(InvalidKey("a segment starts with a dot"));
+    }
+    if segment.len() > MAX_SEGMENT_BYTES {
+        return Err(InvalidKey("a segment is too long"));
+    }
+    if !segment
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(InvalidKey("a character outside A-Z a-z 0-9 . _ -"));
+    }
+    Ok(())
+}
+
+impl StorageKey {
+    /// Accepts a key from the database or a URL; refuses anything that could leave the root.
+    pub fn parse(value: &str) -> Result<Self, InvalidKey> {
+        if value.is_empty() {
+            return Err(InvalidKey("empty"));
+        }
+        if value.len() > MAX_KEY_BYTES {
+            return Err(InvalidKey("too long"));
+        }
+        for segment in value.split('/') {
+            valid_segment(segment)?;
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The key for a new upload: the `upload_to` folder (with `%Y %m %d {user}` filled in)
+    /// and the sanitised original name.
+    pub fn for_upload(
+        upload_to: &str,
+        now: DateTime<Utc>,
+        username: &str,
+        original_name: &str,
+    ) -> Self {
+        let folder = upload_to
+            .replace("%Y", &format!("{:04}", now.year()))
+            .replace("%m", &format!("{:02}", now.month()))
+            .replace("%d", &format!("{:02}", now.day()))
+            .replace("{user}", username);
+        let mut segments: Vec<String> = folder
+            .split('/')
+            .map(|s| sanitize_segment(s, MAX_SEGMENT_BYTES))
+            .filter(|s| !s.is_empty())
+            .collect();
+        segments.push(sanitize_file_name(original_name));
+        let key = segments.join("/");
+        // Only a pathological upload_to can exceed the limit; fall back to the name alone.
+        match Self::parse(&key) {
+            Ok(key) => key,
+            Err(_) => Self(sanitize_file_name(original_name)),
+        }
+    }
+
+    /// The same key with a random `_xxxxxxx` before the extension: a fresh name on a clash.
+    pub fn with_unique_suffix(&self) -> Self {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let suffix: String = rand::random::<[u8; 7]>()
+            .iter()
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+            .collect();
+        let (folder, name) = match self.0.rsplit_once('/') {
+            Some((folder, name)) => (Some(folder), name),
+            None => (None, self.0.as_str()),
+        };
+        let (stem, extension) = split_extension(name);
+        let name = format!("{stem}_{suffix}{extension}");
+        Self(match folder {
+            Some(folder) => format!("{folder}/{name}"),
+            None => name,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last segment: the stored file's name.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+}
+
+impl std::fmt::Display for StorageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn split_extension(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    }
+}
+
+/// Transliterates to ASCII (`é` → `e`, `ß` → `ss`), keeps `A-Z a-z 0-9 . _ -`, turns runs of
+/// anything else into one `_`, and trims separators and leading dots.
+fn sanitize_segment(value: &str, max_bytes: usize) -> String {
+    let ascii = deunicode::deunicode(value);
+    let mut out = String::with_capacity(ascii.len());
+    for c in ascii.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let trimmed = out.trim_matches(|c| c == '_' || c == '.' || c == '-');
+    let mut result: String = trimmed.chars().take(max_bytes).collect();
+    while result.contains("..") {
+        result = result.replace("..", ".");
+    }
+    result
+}
+
+/// The original name's last path component, sanitised, its stem and extension bounded.
+fn sanitize_file_name(original: &str) -> String {
+    // Browsers on Windows may send a full path; only the last component is a name.
+    let last = original.rsplit(['/', '\\']).next().unwrap_or(original);
+    let clean = sanitize_segment(last, usize::MAX);
+    let (stem, extension) = split_extension(&clean);
+    let stem: String = stem.chars().take(MAX_STEM_CHARS).collect();
+    let stem = stem.trim_end_matches(['.', '_', '-']);
+    let extension: String = if extension.len() <= MAX_EXTENSION_CHARS + 1 {
+        extension.to_owned()
+    } else {
+        String::new()
+    };
+    let stem = if stem.is_empty() { "file" } else { stem };
+    format!("{stem}{extension}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 7, 12, 0, 0).unwrap()
+    }
+
+    fn upload(name: &str) -> String {
+        StorageKey::for_upload("%Y/%m/%d", at(), "alice", name)
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn upload_keys_fill_in_the_folder_template() {
+        assert_eq!(upload("report.pdf"), "2026/03/07/report.pdf");
+        assert_eq!(
+            StorageKey::for_upload("users/{user}/%Y", at(), "bob.smith", "a.txt").as_str(),
+            "users/bob.smith/2026/a.txt"
+        );
+        assert_eq!(
+            StorageKey::for_upload("", at(), "bob", "a.txt").as_str(),
+            "a.txt"
+        );
+    }
+
+    #[test]
+    fn hostile_names_stay_inside_the_root() {
+        let cases = [
+            ("../../etc/passwd", "2026/03/07/passwd"),
+            ("a/b", "2026/03/07/b"),
+            ("C:\\Windows\\system.ini", "2026/03/07/system.ini"),
+            ("résumé final.pdf", "2026/03/07/resume_final.pdf"),
+            (
+                "Heizölrückstoßabdämpfung.txt",
+                "2026/03/07/Heizolruckstossabdampfung.txt",
+            ),
+            ("evil\0name.txt", "2026/03/07/evil_name.txt"),
+            ("..", "2026/03/07/file"),
+            (".htaccess", "2026/03/07/htaccess"),
+            ("", "2026/03/07/file"),
+            ("日本語.png", "2026/03/07/Ri_Ben_Yu.png"),
+            ("a\r\nb.txt", "2026/03/07/a_b.txt"),
+            ("x..y", "2026/03/07/x.y"),
+            ("<script>.html", "2026/03/07/script.html"),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(upload(name), expected, "{name:?}");
+            assert!(StorageKey::parse(&upload(name)).is_ok(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_bounded() {
+        let key = upload(&format!("{}.pdf", "a".repeat(300)));
+        let name = key.rsplit('/').next().unwrap();
+        assert_eq!(name.len(), MAX_STEM_CHARS + 4);
+        assert!(name.ends_with(".pdf"));
+        let key = upload(&format!("x.{}", "e".repeat(300)));
+        assert!(StorageKey::parse(&key).is_ok());
+        assert!(key.len() < 300, "{key}");
+    }
+
+    #[test]
+    fn unique_suffixes_keep_the_extension() {
+        let key = StorageKey::parse("2026/03/07/report.pdf").unwrap();
+        let fresh = key.with_unique_suffix();
+        assert_ne!(fresh, key);
+        assert!(fresh.as_str().starts_with("2026/03/07/report_"));
+        assert!(fresh.as_str().ends_with(".pdf"));
+        assert_eq!(fresh.as_str().len(), key.as_str().len() + 8);
+        assert!(StorageKey::parse(fresh.as_str()).is_ok());
+        let bare = StorageKey::parse("README").unwrap().with_unique_suffix();
+        assert!(bare.as_str().starts_with("README_"));
+    }
+
+    #[test]
+    fn parse_refuses_keys_that_could_leave_the_root() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "a//b",
+            "a/",
+            ".tmp/x",
+            "a\\b",
+            "a\0b",
+            "a%2fb",
+            "é",
+            "a b",
+            &"a".repeat(256),
+            &"a/".repeat(600),
+        ] {
+            assert!(StorageKey::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(StorageKey::parse("2026/03/07/report_x1.pdf").is_ok());
+    }
+}

@@ -1,0 +1,141 @@
+//! Where file bytes live. `Storage` is small on purpose: start an upload (bytes become
+//! visible under a key only at commit), open a byte range as a stream, read size and
+//! modification time, delete, an optional local path or direct URL, and a health check.
+//!
+//! Backends turn their own errors into `StorageError`, so callers ask `is_not_found()` and
+//! never look at a backend's error types. Nothing outside a backend assumes a local path:
+//! `local_path` is an optional shortcut (for `sendfile`-style serving), not a requirement.
+
+pub mod fs;
+pub mod key;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix_web::web::Bytes;
+use async_trait::async_trait;
+use futures_util::Stream;
+
+use crate::config::{Settings, StorageSettings};
+pub use key::StorageKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found: {0}")]
+    NotFound(String),
+    #[error("storage I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage is misconfigured: {0}")]
+    Config(String),
+    #[error("the storage check failed: {0}")]
+    Check(String),
+}
+
+impl StorageError {
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            StorageError::NotFound(_) => true,
+            StorageError::Io(e) => e.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// An inclusive byte range `start..=end`, already checked against the object's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl ByteRange {
+    pub fn byte_count(&self) -> u64 {
+        self.end - self.start + 1
+    }
+}
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// `filesystem` or `s3`, for the admin and logs.
+    fn kind(&self) -> &'static str;
+
+    /// Starts an upload whose bytes stay invisible until `PendingUpload::commit`.
+    async fn start_upload(&self) -> Result<Box<dyn PendingUpload>, StorageError>;
+
+    /// Streams the object, or the given range of it, in bounded chunks.
+    async fn open(
+        &self,
+        key: &StorageKey,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StorageError>;
+
+    async fn metadata(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError>;
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError>;
+
+    /// The object's path on this machine, when the backend keeps files locally (checked to
+    /// lie inside the root, symlinks resolved).
+    fn local_path(&self, key: &StorageKey) -> Result<Option<PathBuf>, StorageError>;
+
+    /// Writes, reads back and deletes a probe object.
+    async fn check(&self) -> Result<(), StorageError>;
+}
+
+#[async_trait]
+pub trait PendingUpload: Send {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError>;
+
+    /// Makes the bytes visible under `key`, or under a fresh unique variant of it when `key`
+    /// is taken (never overwriting), and returns the key used.
+    async fn commit(self: Box<Self>, key: StorageKey) -> Result<StorageKey, StorageError>;
+
+    /// Discards the bytes. Dropping a pending upload discards them too.
+    async fn abort(self: Box<Self>);
+}
+
+/// The configured storages by name.
+#[derive(Clone)]
+pub struct Storages {
+    by_name: BTreeMap<String, Arc<dyn Storage>>,
+}
+
+impl Storages {
+    pub fn from_settings(settings: &Settings) -> Result<Self, StorageError> {
+        let mut by_name: BTreeMap<String, Arc<dyn Storage>> = BTreeMap::new();
+        for (name, config) in &settings.storages {
+            let storage: Arc<dyn Storage> = match config {
+                StorageSettings::Filesystem { root } => {
+                    Arc::new(fs::FilesystemStorage::open(root).map_err(|e| {
+                        StorageError::Config(format!("storage `{name}` at {}: {e}", root.display()))
+                    })?)
+                }
+                StorageSettings::S3(_) => {
+                    return Err(StorageError::Config(format!(
+                        "storage `{name}` is an S3 storage, which this build cannot use yet"
+                    )));
+                }
+            };
+            by_name.insert(name.clone(), storage);
+        }
+        Ok(Self { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Storage>> {
+        self.by_name.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<dyn Storage>)> {
+        self.by_name.iter()
+    }
+}
