@@ -10,7 +10,7 @@ use crate::config::{ConfigError, Settings};
 use crate::db::models::user::{NewUser, Role, User, UserError, Username, UsernameError};
 use crate::db::{Db, DbError};
 use crate::startup::{self, Application, StartupError};
-use crate::storage::Storages;
+use crate::storage;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -139,8 +139,9 @@ fn check(settings: Settings) -> Result<(), CliError> {
     println!("configuration: ok");
     let mut failures = 0;
     match Db::connect(&settings.database, 1) {
-        Ok(db) => match db.get().and_then(|mut c| Ok(User::count(&mut c)?)) {
-            Ok(_) => println!("database: ok"),
+        Ok(db) => match db.pending_migrations() {
+            Ok(0) => println!("database: ok"),
+            Ok(n) => println!("database: ok ({n} migrations pending: run `private-media migrate`)"),
             Err(e) => {
                 failures += 1;
                 println!("database: FAILED: {e}");
@@ -151,14 +152,17 @@ fn check(settings: Settings) -> Result<(), CliError> {
             println!("database: FAILED: {e}");
         }
     }
-    let storages = Storages::from_settings(&settings).map_err(StartupError::from)?;
     actix_web::rt::System::new().block_on(async {
-        for (name, storage) in storages.iter() {
-            match storage.check().await {
-                Ok(()) => println!("storage `{name}` ({}): ok", storage.kind()),
+        for (name, config) in &settings.storages {
+            let result = match storage::open(name, config) {
+                Ok(storage) => storage.check().await.map(|()| storage.kind()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(kind) => println!("storage `{name}` ({kind}): ok"),
                 Err(e) => {
                     failures += 1;
-                    println!("storage `{name}` ({}): FAILED: {e}", storage.kind());
+                    println!("storage `{name}`: FAILED: {e}");
                 }
             }
         }

@@ -204,9 +204,16 @@ fn sniff_markup(text: &str) -> Option<&'static str> {
         .take(1024)
         .collect::<String>()
         .to_ascii_lowercase();
-    if ["<!doctype html", "<html", "<head", "<body", "<script", "<iframe"]
-        .iter()
-        .any(|m| start.contains(m))
+    if [
+        "<!doctype html",
+        "<html",
+        "<head",
+        "<body",
+        "<script",
+        "<iframe",
+    ]
+    .iter()
+    .any(|m| start.contains(m))
     {
         return Some("text/html");
     }

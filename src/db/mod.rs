@@ -112,6 +112,14 @@ impl Db {
         Ok(applied.len())
     }
 
+    /// How many migrations have not run yet.
+    pub fn pending_migrations(&self) -> Result<usize, DbError> {
+        let mut conn = self.get()?;
+        conn.pending_migrations(SQLITE_MIGRATIONS)
+            .map(|m| m.len())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    }
+
     /// A connection for synchronous callers (the CLI).
     pub fn get(&self) -> Result<Pooled, DbError> {
         Ok(self.pool.get()?)

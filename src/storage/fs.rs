@@ -352,9 +352,9 @@ mod tests {
         let first = store(&storage, "x.txt", b"one").await;
         let second = store(&storage, "x.txt", b"two").await;
         assert_ne!(first, second);
-        assert_eq!(std::fs::read(&dir.path().join("x.txt")).unwrap(), b"one");
+        assert_eq!(std::fs::read(dir.path().join("x.txt")).unwrap(), b"one");
         assert_eq!(
-            std::fs::read(&dir.path().join(second.as_str())).unwrap(),
+            std::fs::read(dir.path().join(second.as_str())).unwrap(),
             b"two"
         );
     }

@@ -104,6 +104,20 @@ pub trait PendingUpload: Send {
     async fn abort(self: Box<Self>);
 }
 
+/// Opens one configured storage.
+pub fn open(name: &str, config: &StorageSettings) -> Result<Arc<dyn Storage>, StorageError> {
+    match config {
+        StorageSettings::Filesystem { root } => {
+            Ok(Arc::new(fs::FilesystemStorage::open(root).map_err(
+                |e| StorageError::Config(format!("storage `{name}` at {}: {e}", root.display())),
+            )?))
+        }
+        StorageSettings::S3(_) => Err(StorageError::Config(format!(
+            "storage `{name}` is an S3 storage, which this build cannot use yet"
+        ))),
+    }
+}
+
 /// The configured storages by name.
 #[derive(Clone)]
 pub struct Storages {

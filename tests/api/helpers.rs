@@ -1,12 +1,13 @@
 //! Test harness: each test gets its own app on 127.0.0.1:0 with its own data dir, and
 //! browsers (cookie-keeping HTTP clients that do not follow redirects) to talk to it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use private_media::auth::password::NewPassword;
 use private_media::config::Settings;
 use private_media::db::Db;
+use private_media::db::models::file::{FileRow, ListQuery};
 use private_media::db::models::user::{NewUser, Role, User, Username};
 use private_media::startup::{self, Application};
 use reqwest::Response;
@@ -28,7 +29,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_in(tempfile::tempdir().expect("temp dir"), configure).await
+}
+
+/// An app on an existing data dir (to test what a start finds there).
+pub async fn spawn_app_in(data_dir: TempDir, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::for_data_dir(data_dir.path()).expect("default settings");
     settings.set_bind("127.0.0.1:0").expect("bind");
     configure(&mut settings);
@@ -77,6 +82,79 @@ impl TestApp {
         let response = browser.login(name, PASSWORD, None).await;
         assert_eq!(response.status().as_u16(), 303, "login of {name} failed");
         browser
+    }
+
+    /// The default storage's root folder.
+    pub fn storage_root(&self) -> PathBuf {
+        self.data_dir.path().join("private")
+    }
+
+    /// Every stored object (relative keys), outside the temp area.
+    pub fn stored_objects(&self) -> Vec<String> {
+        let root = self.storage_root();
+        let mut found = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read storage dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    if path.file_name().is_some_and(|n| n != ".tmp") {
+                        dirs.push(path);
+                    }
+                } else {
+                    let key = path.strip_prefix(&root).expect("inside root");
+                    found.push(key.to_string_lossy().into_owned());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Temp files of uploads (lock files of live instances aside).
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let tmp = self.storage_root().join(".tmp");
+        for instance in std::fs::read_dir(tmp).expect("temp dir") {
+            let instance = instance.expect("entry").path();
+            for file in std::fs::read_dir(&instance).expect("instance dir") {
+                let file = file.expect("entry").path();
+                if file.file_name().is_some_and(|n| n != "lock") {
+                    found.push(file);
+                }
+            }
+        }
+        found
+    }
+
+    pub fn file_rows(&self) -> Vec<FileRow> {
+        let mut conn = self.db.get().expect("connection");
+        let everyone = ListQuery {
+            search: None,
+            page: 1,
+            per_page: 500,
+        };
+        FileRow::admin_page(&mut conn, &everyone)
+            .expect("files")
+            .items
+            .into_iter()
+            .map(|f| f.file)
+            .collect()
+    }
+
+    /// Nothing stored and nothing left over: no row, no object, no temp file.
+    pub fn assert_nothing_stored(&self) {
+        assert_eq!(self.file_rows().len(), 0, "rows were written");
+        assert_eq!(
+            self.stored_objects(),
+            Vec::<String>::new(),
+            "objects were written"
+        );
+        assert_eq!(
+            self.temp_files(),
+            Vec::<PathBuf>::new(),
+            "temp files were left"
+        );
     }
 
     /// Runs the CLI against this app's data dir.
@@ -226,3 +304,75 @@ pub fn location(response: &Response) -> String {
         .expect("ascii location")
         .to_owned()
 }
+
+/// One part of a hand-built multipart body: full control over names and order.
+pub enum Part<'a> {
+    Text(&'a str, &'a str),
+    File(&'a str, &'a [u8]),
+}
+
+pub const BOUNDARY: &str = "----private-media-test-boundary";
+
+pub fn multipart_body(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match part {
+            Part::Text(name, value) => {
+                body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            Part::File(file_name, bytes) => {
+                body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+                         Content-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+impl Browser {
+    /// POSTs a hand-built multipart body to the upload route.
+    pub async fn post_multipart(&self, parts: &[Part<'_>]) -> Response {
+        self.client
+            .post(self.url("/admin/files"))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(multipart_body(parts))
+            .send()
+            .await
+            .expect("POST upload")
+    }
+
+    /// Uploads `files` with the `access` rule, as the form would (token first).
+    pub async fn upload(&self, access: &str, files: &[(&str, &[u8])]) -> Response {
+        let token = self.csrf_token("/admin/files/new").await;
+        let mut parts = vec![
+            Part::Text("csrf_token", &token),
+            Part::Text("access", access),
+        ];
+        parts.extend(files.iter().map(|(name, bytes)| Part::File(name, bytes)));
+        self.post_multipart(&parts).await
+    }
+}
+
+/// The smallest valid PNG: a 1×1 pixel.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];

@@ -1,5 +1,7 @@
 mod access;
 mod cli;
 mod helpers;
+mod listing;
 mod login;
 mod pages;
+mod uploads;
