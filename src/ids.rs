@@ -12,6 +12,24 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
+/// A file's id as it arrives in a URL: 32 lower-case hex characters, or not an id at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileId(String);
+
+impl FileId {
+    pub fn parse(value: &str) -> Option<Self> {
+        (value.len() == 32
+            && value
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -22,5 +40,15 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, random_id());
         assert_eq!(random_token().len(), 43);
+        assert!(FileId::parse(&a).is_some());
+        for bad in [
+            "",
+            "..",
+            "ABCDEF0123456789abcdef0123456789",
+            &a[..31],
+            "g".repeat(32).as_str(),
+        ] {
+            assert!(FileId::parse(bad).is_none(), "{bad}");
+        }
     }
 }

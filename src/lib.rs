@@ -3,8 +3,9 @@
 //!
 //! Layers, top to bottom: `cli` and `startup` build the app from `config::Settings`;
 //! `routes` parse requests into typed values and call the domain (`auth`, `db`); `html`
-//! renders pages. Request flow reads straight down: route → auth extractor → database →
-//! template.
+//! renders pages; `access` decides who may read what; `storage` holds the bytes and
+//! `delivery` sends them. Request flow reads straight down: route → auth extractor →
+//! database → access → template or delivery.
 //!
 //! Error policy: domain modules return their own `thiserror` enums; handlers turn them into
 //! `error::AppError`, which alone decides status codes and pages and logs server faults once.
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod html;
 pub mod ids;

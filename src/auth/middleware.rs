@@ -13,6 +13,7 @@ use futures_util::future::LocalBoxFuture;
 use crate::auth::session::TypedSession;
 use crate::db::models::session::EndedSession;
 use crate::db::models::user::{Role, User};
+use crate::db::{DbConn, DbError};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -45,6 +46,21 @@ fn next_after_login(req: &HttpRequest) -> Option<String> {
 }
 
 pub async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
+    current_user_and(req, |_, _| Ok(()))
+        .await
+        .map(|(current, ())| current)
+}
+
+/// The logged-in user, and `then` run for them on the same database connection: a download
+/// checks the session and loads its file in one trip to the blocking pool.
+pub async fn current_user_and<T, F>(
+    req: &HttpRequest,
+    then: F,
+) -> Result<(CurrentUser, T), AppError>
+where
+    F: FnOnce(&mut DbConn, &User) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
     let login_required = || AppError::LoginRequired {
         next: next_after_login(req),
     };
@@ -59,22 +75,30 @@ pub async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::Internal("application state is missing".into()))?;
-    let (user_id, session_id) = (identity.user_id.clone(), identity.session_id.clone());
-    let user = state
+    let found = state
         .db
         .run(move |c| {
-            if EndedSession::is_ended(c, &session_id)? {
+            if EndedSession::is_ended(c, &identity.session_id)? {
                 return Ok(None);
             }
-            User::find_by_id(c, &user_id)
+            match User::find_by_id(c, &identity.user_id)? {
+                Some(user) if user.is_active && user.session_epoch == identity.epoch => {
+                    let extra = then(c, &user)?;
+                    Ok(Some((user, extra)))
+                }
+                _ => Ok(None),
+            }
         })
         .await?;
-    match user {
-        Some(user) if user.is_active && user.session_epoch == identity.epoch => Ok(CurrentUser {
-            csrf_token: session.csrf_token(),
-            user,
-        }),
-        _ => {
+    match found {
+        Some((user, extra)) => Ok((
+            CurrentUser {
+                csrf_token: session.csrf_token(),
+                user,
+            },
+            extra,
+        )),
+        None => {
             session.log_out();
             Err(login_required())
         }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod assets;
+mod download;
 mod files;
 mod health;
 mod login;
@@ -19,6 +20,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/login").get(login::form).post(login::submit))
         .service(web::resource("/logout").post(login::logout))
         .service(web::resource("/files").get(files::list))
+        // HEAD runs the same handler; actix-web sends the headers without the body.
+        .service(
+            web::resource("/files/{id}/download")
+                .get(download::by_id)
+                .head(download::by_id),
+        )
+        .service(
+            web::resource("/private-media/{key:.*}")
+                .get(download::by_path)
+                .head(download::by_path),
+        )
         .service(web::resource("/admin").get(admin::redirect_to_index))
         .service(web::resource("/admin/").get(admin::index))
         .service(

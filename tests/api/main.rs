@@ -1,7 +1,9 @@
 mod access;
 mod cli;
+mod downloads;
 mod helpers;
 mod listing;
 mod login;
 mod pages;
+mod traversal;
 mod uploads;

@@ -186,6 +186,39 @@ impl FileRow {
             .optional()?)
     }
 
+    /// A file and whether `user_id` is on its list of readers: all a download decides on,
+    /// in one statement (no `LIMIT`, which SQLite would re-prepare on every call).
+    pub fn find_for_reader(
+        conn: &mut DbConn,
+        id: &str,
+        user_id: &str,
+    ) -> Result<Option<(FileRow, bool)>, DbError> {
+        let listed = diesel::dsl::exists(
+            file_readers::table
+                .filter(file_readers::file_id.eq(files::id))
+                .filter(file_readers::user_id.eq(user_id.to_owned())),
+        );
+        Ok(files::table
+            .filter(files::id.eq(id))
+            .select((FileRow::as_select(), listed))
+            .get_result(conn)
+            .optional()?)
+    }
+
+    /// The file stored under `key` in `storage`, if a row names it.
+    pub fn find_by_key(
+        conn: &mut DbConn,
+        storage: &str,
+        key: &str,
+    ) -> Result<Option<FileRow>, DbError> {
+        Ok(files::table
+            .filter(files::storage.eq(storage))
+            .filter(files::storage_key.eq(key))
+            .select(FileRow::as_select())
+            .get_result(conn)
+            .optional()?)
+    }
+
     pub fn find_with_owner(conn: &mut DbConn, id: &str) -> Result<Option<FileWithOwner>, DbError> {
         Ok(files::table
             .inner_join(users::table.on(users::id.eq(files::owner_id)))

@@ -1,0 +1,166 @@
+//! Serving a download once access has been decided (SPEC 6). Callers hand over the object
+//! and how it should present itself; this module alone picks the way the bytes leave:
+//!
+//! - `server = "app"`: the app streams the file. actix-files' `NamedFile` does what it already
+//!   does right: `ETag`, `Last-Modified`, `Range` (206/416), `If-None-Match` /
+//!   `If-Modified-Since` (304), `If-Match` (412) and `HEAD`. Only the body of large responses
+//!   is ours (`body.rs`): NamedFile reads 64 KiB at a time, which caps big files well below
+//!   what the disk and the socket can do.
+//! - `server = "nginx"`: an empty answer with `X-Accel-Redirect`; nginx sends the bytes.
+//! - `server = "apache"`: an empty answer with `X-Sendfile` and the absolute path.
+//!
+//! Every answer, 304s included, carries `Cache-Control: private, no-cache`, so shared caches
+//! never keep a private file and the access check runs on every request.
+
+mod body;
+pub mod presentation;
+
+use std::io::ErrorKind;
+use std::path::Path;
+
+use actix_files::NamedFile;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::config::{DeliveryServer, DeliverySettings};
+use crate::error::AppError;
+use crate::storage::{Storage, StorageError, StorageKey};
+pub use presentation::Presentation;
+
+/// Responses up to this size are read synchronously in one go (no hop to the blocking pool):
+/// small files are served from the page cache faster than a hop costs (PERFORMANCE.md).
+const SYNC_READ_THRESHOLD: u64 = 1024 * 1024;
+const CACHE_CONTROL: &str = "private, no-cache";
+/// What a download may do if a browser renders it: nothing but show itself.
+const DOWNLOAD_CSP: &str = "default-src 'none'; img-src 'self'; media-src 'self'; \
+                            object-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+/// Percent-encoding for the path in `X-Accel-Redirect`: all but unreserved characters and `/`.
+const ACCEL_PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// What to send: an object of a storage, and how it presents itself.
+pub struct Download<'a> {
+    pub storage: &'a dyn Storage,
+    pub key: &'a StorageKey,
+    pub presentation: Presentation,
+}
+
+pub async fn serve(
+    req: &HttpRequest,
+    settings: &DeliverySettings,
+    download: Download<'_>,
+) -> Result<HttpResponse, AppError> {
+    let Download {
+        storage,
+        key,
+        presentation,
+    } = download;
+    // Resolving checks that the object exists and lies inside its root (symlinks followed).
+    let path = match storage.local_path(key) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            return Err(AppError::Internal(format!(
+                "the `{}` storage holding {key} cannot serve downloads in this build",
+                storage.kind()
+            )));
+        }
+        Err(e) if e.is_not_found() => {
+            tracing::warn!(key = %key, "a download's object is missing from its storage");
+            return Err(AppError::NotFound);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut response = match settings.server {
+        DeliveryServer::App => serve_file(req, &path, &presentation)?,
+        DeliveryServer::Nginx => {
+            let target = format!(
+                "{}{}",
+                settings.internal_url,
+                utf8_percent_encode(key.as_str(), ACCEL_PATH)
+            );
+            handed_over(&presentation, "X-Accel-Redirect", &target)?
+        }
+        DeliveryServer::Apache => {
+            let target = path.to_str().ok_or_else(|| {
+                AppError::Internal(format!("{} is not valid UTF-8", path.display()))
+            })?;
+            handed_over(&presentation, "X-Sendfile", target)?
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOWNLOAD_CSP),
+    );
+    Ok(response)
+}
+
+/// The app streams the file itself.
+fn serve_file(
+    req: &HttpRequest,
+    path: &Path,
+    presentation: &Presentation,
+) -> Result<HttpResponse, AppError> {
+    let file = match NamedFile::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(AppError::NotFound),
+        Err(e) => return Err(StorageError::Io(e).into()),
+    };
+    // Our own body reader shares the open file, so it reads exactly what NamedFile checked.
+    let big_body_file =
+        if file.metadata().len() > SYNC_READ_THRESHOLD && req.method() == Method::GET {
+            Some(file.file().try_clone().map_err(StorageError::Io)?)
+        } else {
+            None
+        };
+    let file = file
+        .set_content_type(presentation.content_type.clone())
+        .set_content_disposition(presentation.content_disposition())
+        .prefer_utf8(false)
+        .read_mode_threshold(SYNC_READ_THRESHOLD);
+    let mut response = file.into_response(req);
+    if let Some(std_file) = big_body_file
+        && matches!(
+            response.status(),
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT
+        )
+        && let Some((offset, length)) = body::span_of(&response)
+    {
+        response = response
+            .set_body(body::sized_file_body(std_file, offset, length))
+            .map_into_boxed_body();
+    }
+    Ok(response)
+}
+
+/// A front server sends the bytes: the answer carries the headers and no body.
+fn handed_over(
+    presentation: &Presentation,
+    header_name: &'static str,
+    target: &str,
+) -> Result<HttpResponse, AppError> {
+    let target = HeaderValue::from_str(target)
+        .map_err(|_| AppError::Internal(format!("cannot put {target:?} in {header_name}")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, presentation.content_type.to_string()))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            presentation.content_disposition_value(),
+        ))
+        .insert_header((header_name, target))
+        .finish())
+}

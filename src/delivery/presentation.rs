@@ -1,0 +1,263 @@
+//! How a download presents itself to the browser: the `Content-Type` it is sent as and its
+//! `Content-Disposition` (SPEC 6). This is where stored XSS through an upload is stopped:
+//! anything a browser could run (HTML, SVG, XML, scripts) is always an `attachment` sent as
+//! `application/octet-stream`, whatever was asked for.
+
+use actix_web::http::header::{Charset, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::http::header::{ExtendedValue, HeaderValue};
+use mime::Mime;
+
+/// Shown when a name has nothing left after sanitising.
+const FALLBACK_NAME: &str = "download";
+/// Longest name we send; browsers and file systems cut longer ones anyway.
+const MAX_NAME_CHARS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presentation {
+    pub content_type: Mime,
+    pub inline: bool,
+    /// The sanitised name, as UTF-8.
+    pub file_name: String,
+}
+
+impl Presentation {
+    /// Decides type and disposition for a stored content type and original name;
+    /// `want_inline` is the user's `?inline=1`.
+    pub fn decide(stored_type: &str, original_name: &str, want_inline: bool) -> Self {
+        let parsed: Option<Mime> = stored_type.parse().ok();
+        let file_name = sanitize_name(original_name);
+        match parsed {
+            Some(mime) if !is_active_content(&mime) => Self {
+                inline: want_inline && is_inline_safe(&mime),
+                content_type: with_utf8_charset(mime),
+                file_name,
+            },
+            _ => Self {
+                content_type: mime::APPLICATION_OCTET_STREAM,
+                inline: false,
+                file_name,
+            },
+        }
+    }
+
+    /// RFC 6266: an ASCII `filename` fallback and the exact name as `filename*=UTF-8''…`.
+    pub fn content_disposition(&self) -> ContentDisposition {
+        let ascii = ascii_fallback(&self.file_name);
+        let mut parameters = vec![DispositionParam::Filename(ascii.clone())];
+        if ascii != self.file_name {
+            parameters.push(DispositionParam::FilenameExt(ExtendedValue {
+                charset: Charset::Ext("UTF-8".to_owned()),
+                language_tag: None,
+                value: self.file_name.as_bytes().to_vec(),
+            }));
+        }
+        ContentDisposition {
+            disposition: if self.inline {
+                DispositionType::Inline
+            } else {
+                DispositionType::Attachment
+            },
+            parameters,
+        }
+    }
+
+    pub fn content_disposition_value(&self) -> HeaderValue {
+        // Every byte of it is sanitised ASCII or percent-encoded, so this cannot fail; the
+        // fallback keeps a download working even if that ever changed.
+        HeaderValue::from_str(&self.content_disposition().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+    }
+}
+
+/// Types a browser would render or run as a page or script: never shown inline, never sent
+/// under their own type.
+fn is_active_content(mime: &Mime) -> bool {
+    let essence = mime.essence_str();
+    let subtype = mime.subtype().as_str();
+    let suffix = mime.suffix().map(|s| s.as_str());
+    matches!(
+        essence,
+        "text/html"
+            | "application/xhtml+xml"
+            | "image/svg+xml"
+            | "text/xml"
+            | "application/xml"
+            | "text/xsl"
+            | "application/xslt+xml"
+            | "text/css"
+            | "application/x-shockwave-flash"
+            | "application/java-archive"
+            | "multipart/x-mixed-replace"
+            | "application/wasm"
+    ) || suffix == Some("xml")
+        || subtype.contains("javascript")
+        || subtype.contains("ecmascript")
+        || subtype.contains("html")
+}
+
+/// Types that may be shown inline when asked: images (SVG excluded above), PDF, plain text,
+/// audio and video.
+fn is_inline_safe(mime: &Mime) -> bool {
+    let top = mime.type_();
+    top == mime::IMAGE
+        || top == mime::AUDIO
+        || top == mime::VIDEO
+        || *mime == mime::APPLICATION_PDF
+        || (top == mime::TEXT && mime.subtype() == mime::PLAIN)
+}
+
+/// Text we store was sniffed as UTF-8: say so, or a browser may guess another charset.
+fn with_utf8_charset(mime: Mime) -> Mime {
+    if mime.type_() == mime::TEXT && mime.get_param(mime::CHARSET).is_none() {
+        format!("{}; charset=utf-8", mime.essence_str())
+            .parse()
+            .unwrap_or(mime)
+    } else {
+        mime
+    }
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// The original name without anything that could break the header or fool the user: no
+/// control characters (CR, LF, NUL…), quotes, slashes, backslashes or bidi controls.
+pub fn sanitize_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| match c {
+            '"' | '/' | '\\' => '_',
+            c if c.is_control() || is_bidi_control(c) => '_',
+            c => c,
+        })
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let trimmed = cleaned.trim().trim_matches('.');
+    if trimmed.is_empty() {
+        FALLBACK_NAME.to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// A readable ASCII version of a sanitised name ("résumé" → "resume"), for clients that do
+/// not read `filename*`. `%` is replaced too: some clients would decode it.
+pub fn ascii_fallback(name: &str) -> String {
+    let transliterated = deunicode::deunicode_with_tofu(name, "_");
+    let ascii: String = transliterated
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if !matches!(c, '"' | '\\' | '/' | '%' | ';') => c,
+            _ => '_',
+        })
+        .collect();
+    let trimmed = ascii.trim();
+    if trimmed.is_empty() || trimmed.chars().all(|c| c == '_' || c == '.') {
+        FALLBACK_NAME.to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(stored: &str, name: &str, inline: bool) -> (String, String) {
+        let p = Presentation::decide(stored, name, inline);
+        (
+            p.content_type.to_string(),
+            p.content_disposition().to_string(),
+        )
+    }
+
+    #[test]
+    fn unicode_names_get_an_ascii_fallback_and_the_exact_name() {
+        let (_, cd) = header("application/pdf", "résumé final.pdf", false);
+        assert_eq!(
+            cd,
+            "attachment; filename=\"resume final.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20final.pdf"
+        );
+        let (_, cd) = header("text/plain", "Heizölrückstoßabdämpfung.txt", false);
+        assert!(cd.starts_with("attachment; filename=\"Heizolruckstossabdampfung.txt\"; "));
+        assert!(cd.contains("filename*=UTF-8''Heiz%C3%B6lr%C3%BCcksto%C3%9Fabd%C3%A4mpfung.txt"));
+        let (_, cd) = header("text/plain", "plain.txt", false);
+        assert_eq!(cd, "attachment; filename=\"plain.txt\"");
+    }
+
+    #[test]
+    fn hostile_names_cannot_break_the_header() {
+        for name in [
+            "a\"b.txt",
+            "a\r\nSet-Cookie: x=1.txt",
+            "../../etc/passwd",
+            "a\\b.txt",
+            "evil\u{202E}fdp.exe",
+            "\0",
+            "",
+            "...",
+            "100%.txt",
+        ] {
+            let p = Presentation::decide("text/plain", name, false);
+            let cd = p.content_disposition().to_string();
+            assert!(
+                !cd.contains('\r') && !cd.contains('\n') && !cd.contains('\0'),
+                "{name:?}: {cd}"
+            );
+            assert!(
+                !p.file_name.contains(['"', '/', '\\', '\u{202E}']),
+                "{name:?}"
+            );
+            let fallback = ascii_fallback(&p.file_name);
+            assert!(!fallback.contains(['"', '/', '\\', '%']), "{name:?}");
+            assert!(!p.file_name.is_empty());
+            assert!(p.content_disposition_value().to_str().is_ok());
+        }
+        assert_eq!(sanitize_name(""), "download");
+        assert_eq!(sanitize_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(ascii_fallback("日本"), "Ri Ben");
+        assert_eq!(ascii_fallback("\u{10FFFF}"), "download");
+    }
+
+    #[test]
+    fn active_content_is_always_an_octet_stream_attachment() {
+        for stored in [
+            "text/html",
+            "image/svg+xml",
+            "application/xml",
+            "text/xml",
+            "application/javascript",
+            "text/javascript",
+            "application/xhtml+xml",
+            "application/atom+xml",
+            "text/css",
+            "not a type",
+        ] {
+            let p = Presentation::decide(stored, "x", true);
+            assert_eq!(p.content_type, mime::APPLICATION_OCTET_STREAM, "{stored}");
+            assert!(!p.inline, "{stored}");
+        }
+    }
+
+    #[test]
+    fn inline_only_when_asked_and_safe() {
+        assert!(Presentation::decide("image/png", "a.png", true).inline);
+        assert!(!Presentation::decide("image/png", "a.png", false).inline);
+        assert!(Presentation::decide("application/pdf", "a.pdf", true).inline);
+        assert!(Presentation::decide("video/mp4", "a.mp4", true).inline);
+        assert!(Presentation::decide("audio/mpeg", "a.mp3", true).inline);
+        assert!(!Presentation::decide("application/zip", "a.zip", true).inline);
+        assert!(!Presentation::decide("text/csv", "a.csv", true).inline);
+        let text = Presentation::decide("text/plain", "a.txt", true);
+        assert!(text.inline);
+        assert_eq!(text.content_type.to_string(), "text/plain; charset=utf-8");
+        assert_eq!(
+            Presentation::decide("application/zip", "a.zip", true).content_type,
+            "application/zip"
+        );
+    }
+}

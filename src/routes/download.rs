@@ -1,0 +1,142 @@
+//! The two ways to download (SPEC 5 and 6):
+//!
+//! - the detail view, `/files/{id}/download`: the file's own access rule, then the storage
+//!   the row names;
+//! - the path view, `/private-media/{key}`: the global `[access] path_rule`, for the `local`
+//!   storage, like django-private-storage's `PrivateStorageView`. The rule is checked before
+//!   the key is even parsed, so a refused user learns nothing about which keys exist.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::access::{self, FileAccess};
+use crate::auth::middleware::{current_user, current_user_and};
+use crate::config::DEFAULT_STORAGE;
+use crate::db::models::file::FileRow;
+use crate::delivery::{self, Download, Presentation};
+use crate::error::AppError;
+use crate::ids::FileId;
+use crate::state::AppState;
+use crate::storage::StorageKey;
+
+#[derive(Deserialize)]
+pub struct DownloadParams {
+    inline: Option<String>,
+}
+
+impl DownloadParams {
+    fn wants_inline(&self) -> bool {
+        matches!(self.inline.as_deref(), Some("1" | "true" | "yes"))
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::Internal("application state is missing".into()))
+}
+
+pub async fn by_id(
+    req: HttpRequest,
+    id: web::Path<String>,
+    params: web::Query<DownloadParams>,
+) -> Result<HttpResponse, AppError> {
+    // An id that cannot exist is still answered only to a logged-in user.
+    let id = FileId::parse(&id);
+    let (current, found) = current_user_and(&req, move |c, user| match &id {
+        Some(id) => FileRow::find_for_reader(c, id.as_str(), &user.id),
+        None => Ok(None),
+    })
+    .await?;
+    let Some((file, listed)) = found else {
+        return Err(AppError::NotFound);
+    };
+    let allowed = access::can_read(
+        &current.user,
+        FileAccess {
+            owner_id: &file.owner_id,
+            rule: file.rule(),
+            listed,
+        },
+    );
+    if !allowed {
+        return Err(AppError::Forbidden);
+    }
+    let state = state(&req)?;
+    let storage = state.storages.get(&file.storage).ok_or_else(|| {
+        AppError::Internal(format!(
+            "file {} is in the storage `{}`, which is not configured",
+            file.id, file.storage
+        ))
+    })?;
+    let key = StorageKey::parse(&file.storage_key).map_err(|e| {
+        AppError::Internal(format!(
+            "file {} has a bad key in the database: {e}",
+            file.id
+        ))
+    })?;
+    let presentation = Presentation::decide(
+        &file.content_type,
+        &file.original_name,
+        params.wants_inline(),
+    );
+    delivery::serve(
+        &req,
+        &state.settings.delivery,
+        Download {
+            storage: storage.as_ref(),
+            key: &key,
+            presentation,
+        },
+    )
+    .await
+}
+
+pub async fn by_path(
+    req: HttpRequest,
+    params: web::Query<DownloadParams>,
+) -> Result<HttpResponse, AppError> {
+    let current = current_user(&req).await?;
+    let state = state(&req)?;
+    if !access::can_use_path_view(&current.user, state.settings.access.path_rule) {
+        return Err(AppError::Forbidden);
+    }
+    // The router's tail match, percent-decoded once: `%2e%2e` is `..` here, and `%252e`
+    // stays `%2e`; `StorageKey` refuses both.
+    let raw = req.match_info().get("key").unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| AppError::NotFound)?;
+    let key = StorageKey::parse(&decoded).map_err(|_| AppError::NotFound)?;
+    let storage = state
+        .storages
+        .get(DEFAULT_STORAGE)
+        .ok_or(AppError::NotFound)?;
+    let row_key = key.as_str().to_owned();
+    let row = state
+        .db
+        .run(move |c| FileRow::find_by_key(c, DEFAULT_STORAGE, &row_key))
+        .await?;
+    // A file put into the folder by hand has no row: its name is the key's, its type a guess
+    // from the name (and the presentation rules still refuse to render active content).
+    let (content_type, name) = match &row {
+        Some(file) => (file.content_type.clone(), file.original_name.clone()),
+        None => (
+            mime_guess::from_path(key.file_name())
+                .first_or_octet_stream()
+                .essence_str()
+                .to_owned(),
+            key.file_name().to_owned(),
+        ),
+    };
+    let presentation = Presentation::decide(&content_type, &name, params.wants_inline());
+    delivery::serve(
+        &req,
+        &state.settings.delivery,
+        Download {
+            storage: storage.as_ref(),
+            key: &key,
+            presentation,
+        },
+    )
+    .await
+}
