@@ -47,16 +47,7 @@ pub async fn spawn_app_in(data_dir: TempDir, configure: impl FnOnce(&mut Setting
 
 impl TestApp {
     pub fn browser(&self) -> Browser {
-        let jar = Arc::new(Jar::default());
-        Browser {
-            base: self.base.clone(),
-            client: reqwest::Client::builder()
-                .cookie_provider(jar.clone())
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            jar,
-        }
+        Browser::new(&self.base)
     }
 
     pub fn add_user(&self, name: &str, role: Role) -> User {
@@ -218,6 +209,20 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser talking to `base` (the app itself, or a proxy in front of it).
+    pub fn new(base: &str) -> Self {
+        let jar = Arc::new(Jar::default());
+        Browser {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            jar,
+        }
+    }
+
     /// The `Cookie` header this browser sends now: what someone who copied it would hold.
     pub fn cookie_header(&self) -> String {
         let url: reqwest::Url = self.base.parse().expect("base url");

@@ -4,6 +4,7 @@ mod downloads;
 mod helpers;
 mod listing;
 mod login;
+mod nginx;
 mod pages;
 mod traversal;
 mod uploads;
