@@ -128,19 +128,7 @@ impl Storages {
     pub fn from_settings(settings: &Settings) -> Result<Self, StorageError> {
         let mut by_name: BTreeMap<String, Arc<dyn Storage>> = BTreeMap::new();
         for (name, config) in &settings.storages {
-            let storage: Arc<dyn Storage> = match config {
-                StorageSettings::Filesystem { root } => {
-                    Arc::new(fs::FilesystemStorage::open(root).map_err(|e| {
-                        StorageError::Config(format!("storage `{name}` at {}: {e}", root.display()))
-                    })?)
-                }
-                StorageSettings::S3(_) => {
-                    return Err(StorageError::Config(format!(
-                        "storage `{name}` is an S3 storage, which this build cannot use yet"
-                    )));
-                }
-            };
-            by_name.insert(name.clone(), storage);
+            by_name.insert(name.clone(), open(name, config)?);
         }
         Ok(Self { by_name })
     }
