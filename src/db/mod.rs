@@ -5,26 +5,35 @@ pub mod models;
 pub mod schema;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::sqlite::SqliteConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::DatabaseUrl;
 
-/// The connection type every query is written against.
-pub type DbConn = SqliteConnection;
-/// The backend of `DbConn`, for boxed queries.
-pub type Backend = <DbConn as diesel::Connection>::Backend;
-pub type Pooled = PooledConnection<ConnectionManager<DbConn>>;
+/// One connection type for both backends: every query is written once against it, and
+/// diesel sends it to SQLite or PostgreSQL as the URL chose. Only the common subset of SQL
+/// is available (no `ON CONFLICT`, for one), which keeps the schema and the queries portable.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
 
+/// The backend of `DbConn`, for boxed queries.
+pub type Backend = MultiBackend;
+pub type Pooled = PooledConnection<Manager>;
+
+/// The same migration names for both backends; only the SQL dialect may differ.
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot open the database: {0}")]
     Connect(String),
     #[error("the database is not available: {0}")]
-    Pool(#[from] diesel::r2d2::PoolError),
+    Pool(#[from] r2d2::PoolError),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("database migrations failed: {0}")]
@@ -49,65 +58,108 @@ impl DbError {
     }
 }
 
-/// Per-connection SQLite settings; `journal_mode` is persistent and set once in `connect`.
-#[derive(Debug)]
-struct SqlitePragmas;
+/// Opens connections of the backend the URL names. diesel's own manager would try each
+/// backend in turn with the same string; SQLite accepts any string as a path, so the choice
+/// is made here, from the parsed URL.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
 
-impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
+impl Manager {
+    fn establish(&self) -> Result<DbConn, DbError> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    DbError::Connect("the database path is not valid UTF-8".into())
+                })?;
+                let mut conn = SqliteConnection::establish(path)
+                    .map_err(|e| DbError::Connect(format!("{path}: {e}")))?;
+                // Per connection; `journal_mode` is persistent and set once in `connect`.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                     PRAGMA synchronous = NORMAL;",
+                )?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConn::Postgres)
+                // libpq's messages span lines; errors here are one line. The URL may carry a
+                // password, so it is not repeated.
+                .map_err(|e| {
+                    let message = e
+                        .to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    DbError::Connect(format!("PostgreSQL: {message}"))
+                }),
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        self.establish().map_err(|e| match e {
+            DbError::Query(q) => r2d2::Error::QueryError(q),
+            other => r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                other.to_string(),
+            )),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
     }
 }
 
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool<ConnectionManager<DbConn>>,
+    pool: Pool<Manager>,
 }
 
 impl Db {
-    /// Opens a pool of `size` connections. The SQLite file and its folder are created as needed.
+    /// Opens a pool of `size` connections. A SQLite file and its folder are created as needed.
     pub fn connect(url: &DatabaseUrl, size: u32) -> Result<Self, DbError> {
-        let path = match url {
-            DatabaseUrl::Sqlite(path) => path,
-            DatabaseUrl::Postgres(_) => {
-                return Err(DbError::Connect(
-                    "this build of private-media serves SQLite databases only \
-                     (DATABASE_URL=sqlite://PATH)"
-                        .into(),
-                ));
-            }
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let DatabaseUrl::Sqlite(path) = url
+            && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent)
                 .map_err(|e| DbError::Connect(format!("{}: {e}", parent.display())))?;
         }
-        let url = path
-            .to_str()
-            .ok_or_else(|| DbError::Connect("the database path is not valid UTF-8".into()))?;
-        {
-            // One connection up front: a clear error for a bad path, and WAL mode for the file.
-            use diesel::Connection;
-            let mut conn =
-                DbConn::establish(url).map_err(|e| DbError::Connect(format!("{url}: {e}")))?;
-            conn.batch_execute("PRAGMA journal_mode = WAL;")
-                .map_err(|e| DbError::Connect(format!("{url}: {e}")))?;
+        let manager = Manager { url: url.clone() };
+        // One connection up front: a clear error for a bad path or an unreachable server.
+        let mut first = manager.establish()?;
+        if let DbConn::Sqlite(conn) = &mut first {
+            conn.batch_execute("PRAGMA journal_mode = WAL;")?;
         }
-        let manager = ConnectionManager::<DbConn>::new(url);
         let pool = Pool::builder()
             .max_size(size)
-            .connection_customizer(Box::new(SqlitePragmas))
+            .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager)?;
         Ok(Self { pool })
+    }
+
+    pub fn backend_name(&self) -> Result<&'static str, DbError> {
+        Ok(match &*self.get()? {
+            DbConn::Postgres(_) => "postgres",
+            DbConn::Sqlite(_) => "sqlite",
+        })
     }
 
     /// Runs pending migrations; returns how many ran.
     pub fn run_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;
+        let migrations = migrations_for(&conn);
         let applied = conn
-            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .run_pending_migrations(migrations)
             .map_err(|e| DbError::Migration(e.to_string()))?;
         Ok(applied.len())
     }
@@ -115,7 +167,8 @@ impl Db {
     /// How many migrations have not run yet.
     pub fn pending_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;
-        conn.pending_migrations(SQLITE_MIGRATIONS)
+        let migrations = migrations_for(&conn);
+        conn.pending_migrations(migrations)
             .map(|m| m.len())
             .map_err(|e| DbError::Migration(e.to_string()))
     }
@@ -146,5 +199,12 @@ impl Db {
             Ok(())
         })
         .await
+    }
+}
+
+fn migrations_for(conn: &DbConn) -> EmbeddedMigrations {
+    match conn {
+        DbConn::Postgres(_) => POSTGRES_MIGRATIONS,
+        DbConn::Sqlite(_) => SQLITE_MIGRATIONS,
     }
 }

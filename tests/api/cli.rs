@@ -336,3 +336,26 @@ fn serve_refuses_an_address_in_use() {
     assert!(stderr.contains("cannot listen on"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn an_unreachable_postgres_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[(
+            "DATABASE_URL",
+            "postgres://nobody:secret-pw@127.0.0.1:1/media",
+        )],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+    assert!(
+        !stderr.contains("secret-pw"),
+        "the password leaked: {stderr}"
+    );
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use private_media::auth::password::NewPassword;
-use private_media::config::Settings;
+use private_media::config::{DatabaseUrl, Settings};
 use private_media::db::Db;
 use private_media::db::models::file::{FileRow, ListQuery};
 use private_media::db::models::user::{NewUser, Role, User, Username};
@@ -20,8 +20,60 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub base: String,
     pub db: Db,
+    /// Keeps the test's PostgreSQL schema alive as long as an app uses it.
+    _database: Arc<TestDatabase>,
+    /// `DATABASE_URL` for the CLI, so it works on the app's own database.
+    database_url: String,
     // Dropped last: removes the data dir.
     pub data_dir: TempDir,
+}
+
+/// The database of a test: a SQLite file in the data dir by default, or, when
+/// `TEST_DATABASE_URL` names a PostgreSQL server, a fresh schema on it that is dropped when
+/// the last app using it is gone.
+pub struct TestDatabase {
+    /// `None`: SQLite in the app's data dir.
+    pub url: Option<String>,
+    schema: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub fn fresh() -> Arc<Self> {
+        let Some(server) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            return Arc::new(Self {
+                url: None,
+                schema: None,
+            });
+        };
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        let name = format!("test_{}", private_media::ids::random_id());
+        let mut conn = diesel::PgConnection::establish(&server)
+            .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but unreachable: {e}"));
+        conn.batch_execute(&format!("CREATE SCHEMA {name}"))
+            .expect("create the test schema");
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{separator}options=-c%20search_path%3D{name}");
+        Arc::new(Self {
+            url: Some(url),
+            schema: Some((server, name)),
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.schema {
+            use diesel::Connection;
+            use diesel::connection::SimpleConnection;
+            if let Ok(mut conn) = diesel::PgConnection::establish(server) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        }
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -34,15 +86,37 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// An app on an existing data dir (to test what a start finds there).
 pub async fn spawn_app_in(data_dir: TempDir, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(TestDatabase::fresh(), data_dir, configure).await
+}
+
+/// An app on a given database (several apps on one database are instances of one site).
+pub async fn spawn_app_on(
+    database: Arc<TestDatabase>,
+    data_dir: TempDir,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::for_data_dir(data_dir.path()).expect("default settings");
     settings.set_bind("127.0.0.1:0").expect("bind");
+    if let Some(url) = &database.url {
+        settings.database = DatabaseUrl::parse(url).expect("TEST_DATABASE_URL");
+    }
     configure(&mut settings);
+    let database_url = match &settings.database {
+        DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        DatabaseUrl::Postgres(url) => url.clone(),
+    };
     let prepared = startup::prepare(settings).expect("prepare");
     let db = prepared.db.clone();
     let app = Application::build(prepared).expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, db, data_dir }
+    TestApp {
+        base,
+        db,
+        _database: database,
+        database_url,
+        data_dir,
+    }
 }
 
 impl TestApp {
@@ -150,7 +224,8 @@ impl TestApp {
 
     /// Runs the CLI against this app's data dir.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        run_cli(self.data_dir.path(), args, stdin, &[])
+        let env = [("DATABASE_URL", self.database_url.as_str())];
+        run_cli(self.data_dir.path(), args, stdin, &env)
     }
 }
 
@@ -221,6 +296,17 @@ impl Browser {
                 .expect("client"),
             jar,
         }
+    }
+
+    /// A browser at `base` holding the cookies `other` holds: the same user reaching another
+    /// instance of the site through a load balancer.
+    pub fn with_cookies_of(other: &Browser, base: &str) -> Self {
+        let browser = Browser::new(base);
+        let url: reqwest::Url = base.parse().expect("base url");
+        for cookie in other.cookie_header().split("; ").filter(|c| !c.is_empty()) {
+            browser.jar.add_cookie_str(cookie, &url);
+        }
+        browser
     }
 
     /// The `Cookie` header this browser sends now: what someone who copied it would hold.

@@ -6,5 +6,6 @@ mod listing;
 mod login;
 mod nginx;
 mod pages;
+mod scale_out;
 mod traversal;
 mod uploads;

@@ -166,13 +166,15 @@ impl FileRow {
     ) -> Result<(), diesel::result::Error> {
         diesel::delete(file_readers::table.filter(file_readers::file_id.eq(file_id)))
             .execute(conn)?;
-        for user_id in readers {
+        // Each reader once: a duplicate would break the primary key (and, on PostgreSQL, the
+        // whole transaction).
+        let unique: std::collections::BTreeSet<&String> = readers.iter().collect();
+        for user_id in unique {
             diesel::insert_into(file_readers::table)
                 .values((
                     file_readers::file_id.eq(file_id),
                     file_readers::user_id.eq(user_id),
                 ))
-                .on_conflict_do_nothing()
                 .execute(conn)?;
         }
         Ok(())

@@ -17,14 +17,18 @@ impl EndedSession {
             .unwrap_or(now);
         diesel::delete(ended_sessions::table.filter(ended_sessions::expires_at.lt(now)))
             .execute(conn)?;
-        diesel::insert_into(ended_sessions::table)
+        let inserted = diesel::insert_into(ended_sessions::table)
             .values((
                 ended_sessions::sid.eq(sid),
                 ended_sessions::expires_at.eq(expires_at),
             ))
-            .on_conflict_do_nothing()
-            .execute(conn)?;
-        Ok(())
+            .execute(conn)
+            .map_err(DbError::from);
+        match inserted {
+            // Two logouts of one session at once: it is ended either way.
+            Err(e) if e.is_unique_violation() => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     pub fn is_ended(conn: &mut DbConn, sid: &str) -> Result<bool, DbError> {

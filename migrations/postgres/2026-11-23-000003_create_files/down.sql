@@ -1,0 +1,2 @@
+DROP TABLE file_readers;
+DROP TABLE files;
