@@ -254,6 +254,13 @@ fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
             served.stdout.push(line);
         } else if let Some(rest) = line.split("serving on http://127.0.0.1:").nth(1) {
             served.port = rest.trim_end_matches('/').parse().expect("port");
+            // Whatever the app printed went out before this log line, but stdout and stderr
+            // are read by two threads: give the stdout reader time to catch up.
+            while let Ok((is_stdout, line)) = rx.recv_timeout(Duration::from_secs(1)) {
+                if is_stdout {
+                    served.stdout.push(line);
+                }
+            }
             return served;
         }
     }
