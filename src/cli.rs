@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use clap::{Parser, Subcommand};
 
 use crate::auth::password::{NewPassword, PasswordError};
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Settings, StorageSettings};
 use crate::db::models::user::{NewUser, Role, User, UserError, Username, UsernameError};
 use crate::db::{Db, DbError};
 use crate::startup::{self, Application, StartupError};
@@ -154,15 +154,19 @@ fn check(settings: Settings) -> Result<(), CliError> {
     }
     actix_web::rt::System::new().block_on(async {
         for (name, config) in &settings.storages {
+            let kind = match config {
+                StorageSettings::Filesystem { .. } => "filesystem",
+                StorageSettings::S3(_) => "s3",
+            };
             let result = match storage::open(name, config) {
-                Ok(storage) => storage.check().await.map(|()| storage.kind()),
+                Ok(storage) => storage.check().await,
                 Err(e) => Err(e),
             };
             match result {
-                Ok(kind) => println!("storage `{name}` ({kind}): ok"),
+                Ok(()) => println!("storage `{name}` ({kind}): ok"),
                 Err(e) => {
                     failures += 1;
-                    println!("storage `{name}`: FAILED: {e}");
+                    println!("storage `{name}` ({kind}): FAILED: {e}");
                 }
             }
         }

@@ -14,6 +14,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
+/// The largest object S3 copies in one request.
+const S3_MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
 /// Environment variables that share the `PRIVATE_MEDIA_` prefix but are not configuration keys.
 const NON_CONFIG_VARS: &[&str] = &["config", "admin_password", "log"];
 
@@ -572,6 +575,16 @@ impl RawUpload {
                 "must be larger than 0",
             ));
         }
+        // An S3 upload is finished with one server-side copy to its key, which S3 allows up
+        // to 5 GiB.
+        if matches!(storages.get(&storage), Some(StorageSettings::S3(_)))
+            && max_file_size > S3_MAX_COPY
+        {
+            return Err(ConfigError::new(
+                "upload.max_file_size",
+                format!("at most 5GiB when uploads go to the S3 storage `{storage}`"),
+            ));
+        }
         let content_types = self
             .content_types
             .unwrap_or_default()
@@ -717,6 +730,10 @@ mod tests {
             ("[delivery]\nserver = \"caddy\"", "delivery.server"),
             ("[access]\npath_rule = \"everyone\"", "access.path_rule"),
             ("[upload]\nstorage = \"s3\"", "upload.storage"),
+            (
+                "[storages.s3]\nkind = \"s3\"\nbucket = \"b\"\n[upload]\nstorage = \"s3\"\nmax_file_size = \"6GiB\"",
+                "upload.max_file_size",
+            ),
             (
                 "[upload]\ncontent_types = [\"png\"]",
                 "upload.content_types",

@@ -53,6 +53,9 @@ impl ErrorPage {
             404 => "The page you asked for does not exist.".to_owned(),
             405 => "This page does not answer that kind of request.".to_owned(),
             413 => "What you sent is too large.".to_owned(),
+            503 => "The file storage cannot be reached right now; nothing was changed. Please \
+                    try again in a moment."
+                .to_owned(),
             s if s >= 500 => "Something went wrong on our side. Please try again later.".to_owned(),
             _ => "The request could not be handled.".to_owned(),
         });
@@ -100,6 +103,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Db(_)
             | AppError::Storage(_)
             | AppError::Template(_)

@@ -8,12 +8,15 @@
 //!   which caps big files well below what the page cache and the socket can do.
 //! - `server = "nginx"`: an empty answer with `X-Accel-Redirect`; nginx sends the bytes.
 //! - `server = "apache"`: an empty answer with `X-Sendfile` and the absolute path.
+//! - A storage without local files (S3): a redirect to a presigned URL, or the app streams
+//!   the object (`remote.rs`), whatever `server` says.
 //!
 //! Every answer, 304s included, carries `Cache-Control: private, no-cache`, so shared caches
 //! never keep a private file and the access check runs on every request.
 
 mod body;
 pub mod presentation;
+mod remote;
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -64,11 +67,12 @@ pub async fn serve(
     // Resolving checks that the object exists and lies inside its root (symlinks followed).
     let path = match storage.local_path(key) {
         Ok(Some(path)) => path,
+        // No local file (S3): a presigned redirect or the app streams it; front servers
+        // cannot help with those.
         Ok(None) => {
-            return Err(AppError::Internal(format!(
-                "the `{}` storage holding {key} cannot serve downloads in this build",
-                storage.kind()
-            )));
+            let mut response = remote::serve(req, storage, key, &presentation).await?;
+            add_download_headers(&mut response);
+            return Ok(response);
         }
         Err(e) if e.is_not_found() => {
             tracing::warn!(key = %key, "a download's object is missing from its storage");
@@ -93,6 +97,12 @@ pub async fn serve(
             handed_over(&presentation, "X-Sendfile", target)?
         }
     };
+    add_download_headers(&mut response);
+    Ok(response)
+}
+
+/// What every download answer carries, 304s, 206s and redirects included.
+fn add_download_headers(response: &mut HttpResponse) {
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
@@ -106,7 +116,6 @@ pub async fn serve(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(DOWNLOAD_CSP),
     );
-    Ok(response)
 }
 
 /// The app streams the file itself.

@@ -199,27 +199,8 @@ impl Storage for FilesystemStorage {
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        let probe = format!("private-media-check {}", crate::ids::random_id());
-        let mut upload = self.start_upload().await?;
-        upload.write(Bytes::from(probe.clone())).await?;
-        let key = StorageKey::parse(&format!(
-            "private-media-check/{}.txt",
-            crate::ids::random_id()
-        ))
-        .map_err(|e| StorageError::Check(e.to_string()))?;
-        let key = upload.commit(key).await?;
-        let mut stream = self.open(&key, None).await?;
-        let mut read = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            read.extend_from_slice(&chunk?);
-        }
-        self.delete(&key).await?;
+        super::probe(self).await?;
         let _ = std::fs::remove_dir(self.root.join("private-media-check"));
-        if read != probe.as_bytes() {
-            return Err(StorageError::Check(
-                "the probe read back differs from what was written".into(),
-            ));
-        }
         Ok(())
     }
 }

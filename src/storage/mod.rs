@@ -8,6 +8,7 @@
 
 pub mod fs;
 pub mod key;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub enum StorageError {
     Config(String),
     #[error("the storage check failed: {0}")]
     Check(String),
+    /// The storage server cannot be reached or fails: a 503, and nothing recorded.
+    #[error("the storage is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StorageError {
@@ -42,6 +46,16 @@ impl StorageError {
             _ => false,
         }
     }
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable(_))
+    }
+}
+
+/// How a download presents itself, for a storage that sends it directly (a presigned URL).
+pub struct DirectUrl<'a> {
+    pub content_type: &'a str,
+    pub content_disposition: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +102,44 @@ pub trait Storage: Send + Sync + 'static {
     /// lie inside the root, symlinks resolved).
     fn local_path(&self, key: &StorageKey) -> Result<Option<PathBuf>, StorageError>;
 
+    /// A URL the client may fetch the object from directly, valid for a short time, when the
+    /// storage serves downloads that way (S3 with `querystring_auth`); `None` otherwise.
+    async fn direct_url(
+        &self,
+        _key: &StorageKey,
+        _presentation: &DirectUrl<'_>,
+    ) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+
     /// Writes, reads back and deletes a probe object.
     async fn check(&self) -> Result<(), StorageError>;
+}
+
+/// The check every backend runs: write a probe object, read it back, delete it.
+pub async fn probe(storage: &dyn Storage) -> Result<(), StorageError> {
+    use futures_util::StreamExt;
+    let probe = format!("private-media-check {}", crate::ids::random_id());
+    let mut upload = storage.start_upload().await?;
+    upload.write(Bytes::from(probe.clone())).await?;
+    let key = StorageKey::parse(&format!(
+        "private-media-check/{}.txt",
+        crate::ids::random_id()
+    ))
+    .map_err(|e| StorageError::Check(e.to_string()))?;
+    let key = upload.commit(key).await?;
+    let mut stream = storage.open(&key, None).await?;
+    let mut read = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        read.extend_from_slice(&chunk?);
+    }
+    storage.delete(&key).await?;
+    if read != probe.as_bytes() {
+        return Err(StorageError::Check(
+            "the probe read back differs from what was written".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -112,9 +162,9 @@ pub fn open(name: &str, config: &StorageSettings) -> Result<Arc<dyn Storage>, St
                 |e| StorageError::Config(format!("storage `{name}` at {}: {e}", root.display())),
             )?))
         }
-        StorageSettings::S3(_) => Err(StorageError::Config(format!(
-            "storage `{name}` is an S3 storage, which this build cannot use yet"
-        ))),
+        StorageSettings::S3(s3) => Ok(Arc::new(s3::S3Storage::open(s3).map_err(|e| {
+            StorageError::Config(format!("storage `{name}` (S3 bucket {}): {e}", s3.bucket))
+        })?)),
     }
 }
 

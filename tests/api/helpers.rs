@@ -227,6 +227,13 @@ impl TestApp {
         let env = [("DATABASE_URL", self.database_url.as_str())];
         run_cli(self.data_dir.path(), args, stdin, &env)
     }
+
+    /// Runs the CLI against this app's database, with more environment.
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut all = vec![("DATABASE_URL", self.database_url.as_str())];
+        all.extend_from_slice(env);
+        run_cli(self.data_dir.path(), args, None, &all)
+    }
 }
 
 /// The binary, with no inherited configuration, in `dir` (so no stray private-media.toml).

@@ -6,6 +6,8 @@ mod listing;
 mod login;
 mod nginx;
 mod pages;
+mod s3;
+mod s3_server;
 mod scale_out;
 mod traversal;
 mod uploads;

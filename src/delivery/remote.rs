@@ -1,0 +1,176 @@
+//! Downloads from a storage that keeps no local files (S3): a redirect to a short-lived
+//! direct URL when the storage gives one, or the object streamed through the app chunk by
+//! chunk with the same HTTP semantics as a local file: `ETag`, `Last-Modified`, a single
+//! `Range` (206/416, forwarded to the storage), `If-None-Match` / `If-Modified-Since` (304),
+//! `If-Range`, and `HEAD` without touching the object's bytes.
+//!
+//! actix-files does all of this for files on disk but cannot serve a stream, so this module
+//! applies the same rules with actix-files' own range parser and actix-web's header types.
+
+use std::time::UNIX_EPOCH;
+
+use actix_files::HttpRange;
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, EntityTag, HeaderValue, HttpDate, IfNoneMatch};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use futures_util::TryStreamExt;
+
+use super::Presentation;
+use crate::error::AppError;
+use crate::storage::{ByteRange, DirectUrl, ObjectMeta, Storage, StorageKey};
+
+pub async fn serve(
+    req: &HttpRequest,
+    storage: &dyn Storage,
+    key: &StorageKey,
+    presentation: &Presentation,
+) -> Result<HttpResponse, AppError> {
+    let disposition = presentation.content_disposition().to_string();
+    let content_type = presentation.content_type.to_string();
+    let direct = storage
+        .direct_url(
+            key,
+            &DirectUrl {
+                content_type: &content_type,
+                content_disposition: &disposition,
+            },
+        )
+        .await;
+    match direct {
+        Ok(Some(url)) => {
+            let location = HeaderValue::from_str(&url)
+                .map_err(|_| AppError::Internal("the storage gave an unusable URL".into()))?;
+            return Ok(HttpResponse::Found()
+                .insert_header((header::LOCATION, location))
+                .finish());
+        }
+        Ok(None) => {}
+        Err(e) if e.is_not_found() => return Err(missing(key)),
+        Err(e) => return Err(e.into()),
+    }
+
+    let meta = match storage.metadata(key).await {
+        Ok(meta) => meta,
+        Err(e) if e.is_not_found() => return Err(missing(key)),
+        Err(e) => return Err(e.into()),
+    };
+    let etag = entity_tag(&meta);
+    let last_modified = HttpDate::from(meta.modified);
+    let unchanged = not_modified(req, &etag, &meta);
+    let mut response = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            presentation.content_disposition_value(),
+        ))
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::LAST_MODIFIED, last_modified))
+        .insert_header((header::ACCEPT_RANGES, "bytes"));
+    if unchanged {
+        return Ok(response.finish());
+    }
+
+    let mut span = ByteRange {
+        start: 0,
+        end: meta.size.saturating_sub(1),
+    };
+    let mut partial = false;
+    if let Some(range) = req.headers().get(header::RANGE)
+        && range_applies(req, &etag, &meta)
+    {
+        let parsed = range
+            .to_str()
+            .ok()
+            .and_then(|r| HttpRange::parse(r, meta.size).ok());
+        match parsed.as_deref() {
+            Some([one]) if one.length > 0 => {
+                span = ByteRange {
+                    start: one.start,
+                    end: one.start + one.length - 1,
+                };
+                partial = true;
+            }
+            // Several ranges: the whole file (SPEC 6 allows it).
+            Some([_, _, ..]) => {}
+            _ => {
+                return Ok(HttpResponse::RangeNotSatisfiable()
+                    .insert_header((header::CONTENT_RANGE, format!("bytes */{}", meta.size)))
+                    .insert_header((header::ETAG, etag))
+                    .finish());
+            }
+        }
+    }
+    if partial {
+        response.status(StatusCode::PARTIAL_CONTENT).insert_header((
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{}", span.start, span.end, meta.size),
+        ));
+    }
+    let length = if meta.size == 0 { 0 } else { span.byte_count() };
+    if req.method() == Method::HEAD || length == 0 {
+        // The headers of the GET, without asking the storage for a byte: actix-web sends a
+        // HEAD answer's declared length and never polls its body.
+        let nothing = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
+        return Ok(response.body(SizedStream::new(length, nothing)));
+    }
+    let stream = match storage.open(key, partial.then_some(span)).await {
+        Ok(stream) => stream,
+        Err(e) if e.is_not_found() => return Err(missing(key)),
+        Err(e) => return Err(e.into()),
+    };
+    let body = stream.map_err(|e| {
+        tracing::warn!(error = %e, "a download from the storage broke off");
+        std::io::Error::other(e.to_string())
+    });
+    Ok(response.body(SizedStream::new(length, body)))
+}
+
+fn missing(key: &StorageKey) -> AppError {
+    tracing::warn!(key = %key, "a download's object is missing from its storage");
+    AppError::NotFound
+}
+
+/// Strong, from what changes whenever the object does: its size and modification time.
+fn entity_tag(meta: &ObjectMeta) -> EntityTag {
+    let modified = meta
+        .modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    EntityTag::new_strong(format!("{:x}-{:x}", meta.size, modified))
+}
+
+/// `If-None-Match` when present, else `If-Modified-Since` (RFC 9110 13.2.2).
+fn not_modified(req: &HttpRequest, etag: &EntityTag, meta: &ObjectMeta) -> bool {
+    match req.get_header::<IfNoneMatch>() {
+        Some(IfNoneMatch::Any) => true,
+        Some(IfNoneMatch::Items(items)) => items.iter().any(|t| t.weak_eq(etag)),
+        None => match req.get_header::<header::IfModifiedSince>() {
+            Some(header::IfModifiedSince(since)) => {
+                let modified = HttpDate::from(meta.modified);
+                // Whole seconds: that is all an HTTP date carries.
+                std::time::SystemTime::from(modified) <= std::time::SystemTime::from(since)
+            }
+            None => false,
+        },
+    }
+}
+
+/// `If-Range`: the range only applies to the representation the client already has.
+fn range_applies(req: &HttpRequest, etag: &EntityTag, meta: &ObjectMeta) -> bool {
+    match req.get_header::<header::IfRange>() {
+        None => true,
+        Some(header::IfRange::EntityTag(tag)) => tag.strong_eq(etag),
+        Some(header::IfRange::Date(date)) => {
+            std::time::SystemTime::from(HttpDate::from(meta.modified))
+                <= std::time::SystemTime::from(date)
+        }
+    }
+}
