@@ -660,7 +660,10 @@ fn check_passes_and_fails_as_it_should() {
     );
     assert_eq!(failed.status.code(), Some(1));
     let out = String::from_utf8_lossy(&failed.stdout).into_owned();
-    assert!(out.contains("storage `local` (filesystem): FAILED"), "{out}");
+    assert!(
+        out.contains("storage `local` (filesystem): FAILED"),
+        "{out}"
+    );
     let mut buf = String::new();
     std::io::Cursor::new(failed.stderr)
         .read_to_string(&mut buf)
