@@ -526,6 +526,15 @@ impl RawStorage {
                     .unwrap_or_default()
                     .trim_matches('/')
                     .to_owned();
+                // Every file keeps its own object: a row never shares its key with another,
+                // so an upload never replaces another file's bytes.
+                if self.file_overwrite == Some(true) {
+                    return Err(ConfigError::new(
+                        key("file_overwrite"),
+                        "`true` is not supported: every upload gets its own key \
+                         (a taken key gets a fresh unique name)",
+                    ));
+                }
                 Ok(StorageSettings::S3(S3Settings {
                     bucket,
                     location,
@@ -730,6 +739,10 @@ mod tests {
             ("[delivery]\nserver = \"caddy\"", "delivery.server"),
             ("[access]\npath_rule = \"everyone\"", "access.path_rule"),
             ("[upload]\nstorage = \"s3\"", "upload.storage"),
+            (
+                "[storages.media]\nkind = \"s3\"\nbucket = \"b\"\nfile_overwrite = true",
+                "storages.media.file_overwrite",
+            ),
             (
                 "[storages.s3]\nkind = \"s3\"\nbucket = \"b\"\n[upload]\nstorage = \"s3\"\nmax_file_size = \"6GiB\"",
                 "upload.max_file_size",

@@ -27,6 +27,8 @@ pub type Pooled = PooledConnection<Manager>;
 /// The same migration names for both backends; only the SQL dialect may differ.
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// The advisory lock key that serialises migrations on PostgreSQL ("pm-migr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0070_6d2d_6d69_6772;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -123,6 +125,7 @@ impl ManageConnection for Manager {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
+    url: DatabaseUrl,
 }
 
 impl Db {
@@ -144,7 +147,10 @@ impl Db {
             .max_size(size)
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            url: url.clone(),
+        })
     }
 
     pub fn backend_name(&self) -> Result<&'static str, DbError> {
@@ -158,10 +164,33 @@ impl Db {
     pub fn run_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;
         let migrations = migrations_for(&conn);
+        // Instances starting together on one database take turns: an advisory lock on
+        // PostgreSQL, a lock file beside a SQLite file (diesel reads what is pending before
+        // it writes, so two starts could both run the first migration).
+        let _file_lock = match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut lock_path = path.clone().into_os_string();
+                lock_path.push(".migrations.lock");
+                let lock = std::fs::File::create(&lock_path).map_err(|e| {
+                    DbError::Migration(format!("{}: {e}", lock_path.to_string_lossy()))
+                })?;
+                lock.lock()
+                    .map_err(|e| DbError::Migration(format!("cannot lock migrations: {e}")))?;
+                Some(lock)
+            }
+            DatabaseUrl::Postgres(_) => None,
+        };
+        if let DbConn::Postgres(pg) = &mut *conn {
+            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+        }
         let applied = conn
             .run_pending_migrations(migrations)
-            .map_err(|e| DbError::Migration(e.to_string()))?;
-        Ok(applied.len())
+            .map(|applied| applied.len())
+            .map_err(|e| DbError::Migration(e.to_string()));
+        if let DbConn::Postgres(pg) = &mut *conn {
+            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+        }
+        applied
     }
 
     /// How many migrations have not run yet.

@@ -2,14 +2,14 @@
 //! direct URL when the storage gives one, or the object streamed through the app chunk by
 //! chunk with the same HTTP semantics as a local file: `ETag`, `Last-Modified`, a single
 //! `Range` (206/416, forwarded to the storage), `If-None-Match` / `If-Modified-Since` (304),
-//! `If-Range`, and `HEAD` without touching the object's bytes.
+//! `If-Range`, `If-Match` / `If-Unmodified-Since` (412), and `HEAD` without touching the
+//! object's bytes.
 //!
 //! actix-files does all of this for files on disk but cannot serve a stream, so this module
-//! applies the same rules with actix-files' own range parser and actix-web's header types.
+//! applies the same rules with the range parser actix-files uses and actix-web's header types.
 
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_files::HttpRange;
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, EntityTag, HeaderValue, HttpDate, IfNoneMatch};
 use actix_web::http::{Method, StatusCode};
@@ -29,15 +29,20 @@ pub async fn serve(
 ) -> Result<HttpResponse, AppError> {
     let disposition = presentation.content_disposition().to_string();
     let content_type = presentation.content_type.to_string();
-    let direct = storage
-        .direct_url(
-            key,
-            &DirectUrl {
-                content_type: &content_type,
-                content_disposition: &disposition,
-            },
-        )
-        .await;
+    // A presigned URL is signed for GET; a HEAD is answered here from the object's metadata.
+    let direct = if req.method() == Method::HEAD {
+        Ok(None)
+    } else {
+        storage
+            .direct_url(
+                key,
+                &DirectUrl {
+                    content_type: &content_type,
+                    content_disposition: &disposition,
+                },
+            )
+            .await
+    };
     match direct {
         Ok(Some(url)) => {
             let location = HeaderValue::from_str(&url)
@@ -58,6 +63,11 @@ pub async fn serve(
     };
     let etag = entity_tag(&meta);
     let last_modified = HttpDate::from(meta.modified);
+    if precondition_failed(req, &etag, &meta) {
+        return Ok(HttpResponse::PreconditionFailed()
+            .insert_header((header::ETAG, etag))
+            .finish());
+    }
     let unchanged = not_modified(req, &etag, &meta);
     let mut response = if unchanged {
         HttpResponse::NotModified()
@@ -82,29 +92,34 @@ pub async fn serve(
         end: meta.size.saturating_sub(1),
     };
     let mut partial = false;
-    if let Some(range) = req.headers().get(header::RANGE)
+    // Range is defined for GET only; a header that does not parse is ignored (RFC 9110 14.2).
+    if req.method() == Method::GET
+        && let Some(range) = req
+            .headers()
+            .get(header::RANGE)
+            .and_then(|r| r.to_str().ok())
         && range_applies(req, &etag, &meta)
     {
-        let parsed = range
-            .to_str()
-            .ok()
-            .and_then(|r| HttpRange::parse(r, meta.size).ok());
-        match parsed.as_deref() {
-            Some([one]) if one.length > 0 => {
-                span = ByteRange {
-                    start: one.start,
-                    end: one.start + one.length - 1,
-                };
-                partial = true;
+        match http_range::HttpRange::parse(range, meta.size) {
+            Ok(ranges) => {
+                if let [one] = ranges.as_slice()
+                    && one.length > 0
+                {
+                    span = ByteRange {
+                        start: one.start,
+                        end: one.start + one.length - 1,
+                    };
+                    partial = true;
+                }
+                // Several ranges: the whole file (SPEC 6 allows it).
             }
-            // Several ranges: the whole file (SPEC 6 allows it).
-            Some([_, _, ..]) => {}
-            _ => {
+            Err(http_range::HttpRangeParseError::NoOverlap) => {
                 return Ok(HttpResponse::RangeNotSatisfiable()
                     .insert_header((header::CONTENT_RANGE, format!("bytes */{}", meta.size)))
                     .insert_header((header::ETAG, etag))
                     .finish());
             }
+            Err(http_range::HttpRangeParseError::InvalidRange) => {}
         }
     }
     if partial {
@@ -156,21 +171,36 @@ fn not_modified(req: &HttpRequest, etag: &EntityTag, meta: &ObjectMeta) -> bool 
             Some(header::IfModifiedSince(since)) => {
                 let modified = HttpDate::from(meta.modified);
                 // Whole seconds: that is all an HTTP date carries.
-                std::time::SystemTime::from(modified) <= std::time::SystemTime::from(since)
+                SystemTime::from(modified) <= SystemTime::from(since)
             }
             None => false,
         },
     }
 }
 
-/// `If-Range`: the range only applies to the representation the client already has.
+/// `If-Range`: the range only applies to the representation the client already has (a date
+/// must match exactly, RFC 9110 13.1.5).
 fn range_applies(req: &HttpRequest, etag: &EntityTag, meta: &ObjectMeta) -> bool {
     match req.get_header::<header::IfRange>() {
         None => true,
         Some(header::IfRange::EntityTag(tag)) => tag.strong_eq(etag),
         Some(header::IfRange::Date(date)) => {
-            std::time::SystemTime::from(HttpDate::from(meta.modified))
-                <= std::time::SystemTime::from(date)
+            SystemTime::from(HttpDate::from(meta.modified)) == SystemTime::from(date)
         }
+    }
+}
+
+/// `If-Match` when present, else `If-Unmodified-Since` (RFC 9110 13.2.2): 412 as NamedFile
+/// answers for local files.
+fn precondition_failed(req: &HttpRequest, etag: &EntityTag, meta: &ObjectMeta) -> bool {
+    match req.get_header::<header::IfMatch>() {
+        Some(header::IfMatch::Any) => false,
+        Some(header::IfMatch::Items(items)) => !items.iter().any(|t| t.strong_eq(etag)),
+        None => match req.get_header::<header::IfUnmodifiedSince>() {
+            Some(header::IfUnmodifiedSince(since)) => {
+                SystemTime::from(HttpDate::from(meta.modified)) > SystemTime::from(since)
+            }
+            None => false,
+        },
     }
 }

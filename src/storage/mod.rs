@@ -128,12 +128,19 @@ pub async fn probe(storage: &dyn Storage) -> Result<(), StorageError> {
     ))
     .map_err(|e| StorageError::Check(e.to_string()))?;
     let key = upload.commit(key).await?;
-    let mut stream = storage.open(&key, None).await?;
     let mut read = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        read.extend_from_slice(&chunk?);
+    let read_back = async {
+        let mut stream = storage.open(&key, None).await?;
+        while let Some(chunk) = stream.next().await {
+            read.extend_from_slice(&chunk?);
+        }
+        Ok::<(), StorageError>(())
     }
-    storage.delete(&key).await?;
+    .await;
+    // The probe goes whatever the read said.
+    let deleted = storage.delete(&key).await;
+    read_back?;
+    deleted?;
     if read != probe.as_bytes() {
         return Err(StorageError::Check(
             "the probe read back differs from what was written".into(),

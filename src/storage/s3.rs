@@ -7,7 +7,7 @@
 //!
 //! Uploads stream as a multipart upload to a temporary key under `LOCATION/.tmp/`, one bounded
 //! part at a time (small files as one `PutObject`); `commit` copies the finished object to its
-//! key (a fresh unique name if the key is taken, unless `file_overwrite`) and deletes the
+//! key (a fresh unique name if the key is taken) and deletes the
 //! temporary one. A refused or broken upload aborts the multipart upload, so nothing is left.
 //! Downloads are either a presigned GET URL (`querystring_auth`) or a ranged `GetObject`
 //! streamed through the app.
@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rusoto_core::credential::{
-    AwsCredentials, ChainProvider, ProvideAwsCredentials, StaticProvider,
+    AutoRefreshingProvider, AwsCredentials, ChainProvider, ProvideAwsCredentials, StaticProvider,
 };
 use rusoto_core::{HttpClient, Region, RusotoError, request::BufferedHttpResponse};
 use rusoto_s3::util::{PreSignedRequest, PreSignedRequestOption};
@@ -62,7 +62,6 @@ pub struct S3Storage {
     querystring_auth: bool,
     querystring_expire: Duration,
     encryption: Option<S3Encryption>,
-    file_overwrite: bool,
 }
 
 /// Where signing keys come from: the configuration, or the usual `AWS_*` variables (and the
@@ -70,7 +69,8 @@ pub struct S3Storage {
 #[derive(Clone)]
 enum Credentials {
     Static(StaticProvider),
-    Chain(Box<ChainProvider>),
+    /// Cached until they expire: the chain may ask the instance metadata service.
+    Chain(Box<AutoRefreshingProvider<ChainProvider>>),
 }
 
 impl Credentials {
@@ -101,7 +101,10 @@ impl S3Storage {
             _ => {
                 let mut chain = ChainProvider::new();
                 chain.set_timeout(Duration::from_secs(2));
-                Credentials::Chain(Box::new(chain))
+                let cached = AutoRefreshingProvider::new(chain).map_err(|e| {
+                    StorageError::Config(format!("cannot set up S3 credentials: {e}"))
+                })?;
+                Credentials::Chain(Box::new(cached))
             }
         };
         let http = HttpClient::new()
@@ -124,7 +127,6 @@ impl S3Storage {
             querystring_auth: settings.querystring_auth,
             querystring_expire: Duration::from_secs(settings.querystring_expire),
             encryption: settings.encryption.clone(),
-            file_overwrite: settings.file_overwrite,
         })
     }
 
@@ -163,7 +165,6 @@ impl Storage for S3Storage {
             storage: StorageView {
                 prefix: self.prefix.clone(),
                 encryption: self.encryption(),
-                file_overwrite: self.file_overwrite,
             },
             buffer: BytesMut::new(),
             multipart: None,
@@ -274,7 +275,6 @@ impl Storage for S3Storage {
 struct StorageView {
     prefix: String,
     encryption: (Option<String>, Option<String>),
-    file_overwrite: bool,
 }
 
 struct Multipart {
@@ -370,7 +370,8 @@ impl S3Upload {
         let Some(multipart) = self.multipart.as_ref() else {
             return Err(StorageError::Unavailable("no multipart upload".into()));
         };
-        self.client
+        let completed = self
+            .client
             .complete_multipart_upload(CompleteMultipartUploadRequest {
                 bucket: self.bucket.clone(),
                 key: self.tmp_key.clone(),
@@ -382,27 +383,36 @@ impl S3Upload {
             })
             .await
             .map_err(|e| classify(e, &self.tmp_key))?;
+        // S3 may answer 200 with an error in the body, which rusoto reads as an empty output:
+        // without an ETag the upload is not complete (and is aborted on discard).
+        if completed.e_tag.is_none() {
+            return Err(StorageError::Unavailable(
+                "S3 did not complete the multipart upload".into(),
+            ));
+        }
         // Complete: what is left to clean up is the temporary object, not the upload.
         self.multipart = None;
         Ok(())
     }
 
+    /// Cleans up in a task of its own, so it runs to the end even if the request that waits
+    /// for it goes away.
     async fn discard(&mut self) {
         self.finished = true;
-        discard(
+        let cleanup = tokio::spawn(discard(
             self.client.clone(),
             self.bucket.clone(),
             self.tmp_key.clone(),
             self.multipart.take().map(|m| m.upload_id),
-        )
-        .await;
+        ));
+        let _ = cleanup.await;
     }
 }
 
 /// Aborts a multipart upload, or deletes the temporary object; failures are only logged
 /// (there is nobody left to tell).
 async fn discard(client: S3Client, bucket: String, tmp_key: String, upload_id: Option<String>) {
-    let result = match upload_id {
+    let aborted = match upload_id {
         Some(upload_id) => client
             .abort_multipart_upload(AbortMultipartUploadRequest {
                 bucket: bucket.clone(),
@@ -413,12 +423,16 @@ async fn discard(client: S3Client, bucket: String, tmp_key: String, upload_id: O
             .await
             .map(|_| ())
             .map_err(|e| classify(e, &tmp_key)),
-        None => delete_object(&client, &bucket, &tmp_key).await,
+        None => Ok(()),
     };
-    if let Err(e) = result
-        && !e.is_not_found()
-    {
-        tracing::warn!(key = %tmp_key, error = %e, "could not discard an unfinished S3 upload");
+    // Also when an upload was aborted: its completion may have happened with the answer lost.
+    let deleted = delete_object(&client, &bucket, &tmp_key).await;
+    for result in [aborted, deleted] {
+        if let Err(e) = result
+            && !e.is_not_found()
+        {
+            tracing::warn!(key = %tmp_key, error = %e, "could not discard an unfinished S3 upload");
+        }
     }
 }
 
@@ -466,12 +480,11 @@ impl S3Upload {
         let mut key = key;
         for _ in 0..MAX_NAME_TRIES {
             let target = format!("{}{}", self.storage.prefix, key.as_str());
-            if !self.storage.file_overwrite {
-                let taken = head_exists(&self.client, &self.bucket, &target).await?;
-                if taken {
-                    key = key.with_unique_suffix();
-                    continue;
-                }
+            // Never over another file: a taken key gets a fresh unique name (the configuration
+            // refuses `file_overwrite = true`).
+            if head_exists(&self.client, &self.bucket, &target).await? {
+                key = key.with_unique_suffix();
+                continue;
             }
             let (sse, kms) = self.storage.encryption.clone();
             self.client

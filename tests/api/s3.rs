@@ -233,6 +233,80 @@ async fn proxy_mode_streams_with_ranges_head_and_conditional_requests() {
         .await
         .expect("200");
     assert_eq!(other_tag.status(), StatusCode::OK);
+
+    // A range for another version of the object: the whole current one.
+    let stale = staff
+        .client
+        .get(&url)
+        .header("range", "bytes=0-9")
+        .header("if-range", "\"an-old-tag\"")
+        .send()
+        .await
+        .expect("if-range");
+    assert_eq!(stale.status(), StatusCode::OK);
+    assert_eq!(stale.bytes().await.expect("body").len(), data.len());
+    let fresh = staff
+        .client
+        .get(&url)
+        .header("range", "bytes=0-9")
+        .header("if-range", &etag)
+        .send()
+        .await
+        .expect("if-range");
+    assert_eq!(fresh.status(), StatusCode::PARTIAL_CONTENT);
+    // A Range that does not parse is ignored; HEAD ignores Range.
+    let odd = staff
+        .client
+        .get(&url)
+        .header("range", "items=0-9")
+        .send()
+        .await
+        .expect("odd range");
+    assert_eq!(odd.status(), StatusCode::OK);
+    let head_range = staff
+        .client
+        .head(&url)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .expect("head range");
+    assert_eq!(head_range.status(), StatusCode::OK);
+    assert_eq!(head_range.headers()["content-length"], "1000000");
+    // Preconditions.
+    let mismatch = staff
+        .client
+        .get(&url)
+        .header("if-match", "\"not-this\"")
+        .send()
+        .await
+        .expect("412");
+    assert_eq!(mismatch.status(), StatusCode::PRECONDITION_FAILED);
+    let matching = staff
+        .client
+        .get(&url)
+        .header("if-match", &etag)
+        .send()
+        .await
+        .expect("200");
+    assert_eq!(matching.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn head_in_redirect_mode_answers_from_metadata() {
+    let server = S3Server::start().await;
+    let app = s3_app(&server, true).await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let file = upload_file(&app, &staff, "h.pdf", &bytes(4321), "staff", None, &[]).await;
+    let head = staff
+        .client
+        .head(staff.url(&format!("/files/{}/download", file.id)))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], "4321");
+    assert_eq!(head.headers()["cache-control"], "private, no-cache");
+    assert!(head.headers().get("location").is_none());
 }
 
 #[tokio::test]

@@ -171,3 +171,33 @@ async fn two_hundred_concurrent_uploads_of_one_name_keep_every_file() {
     }
     assert_eq!(objects, UPLOADS);
 }
+
+#[test]
+fn instances_starting_together_on_an_empty_database_all_start() {
+    let database = TestDatabase::fresh();
+    let shared = tempfile::tempdir().expect("shared dir");
+    let sqlite = shared.path().join("shared.sqlite3");
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = database.url.clone();
+            let sqlite = sqlite.clone();
+            std::thread::spawn(move || {
+                let data_dir = tempfile::tempdir().expect("data dir");
+                let mut settings = Settings::for_data_dir(data_dir.path()).expect("settings");
+                settings.database = match url {
+                    Some(url) => DatabaseUrl::parse(&url).expect("url"),
+                    None => DatabaseUrl::Sqlite(sqlite),
+                };
+                private_media::startup::prepare(settings)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    for start in starts {
+        start
+            .join()
+            .expect("thread")
+            .expect("every instance starts");
+    }
+}

@@ -6,6 +6,8 @@
 //! its fields are valid are the accepted files committed and their rows written. A request
 //! that breaks off therefore stores nothing: its pending uploads are dropped with it.
 
+use std::sync::Arc;
+
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -282,21 +284,24 @@ pub async fn create(
                     (false, false) => fields.title.clone(),
                     (false, true) => format!("{} ({name})", fields.title),
                 };
-                let stored = store(
-                    &state,
-                    storage.as_ref(),
-                    &storage_name,
+                // Its own task: a client that goes away now cannot stop it between the
+                // object and its row (an object without a row, or the reverse).
+                let stored = actix_web::rt::spawn(store(
+                    state.clone(),
+                    Arc::clone(&storage),
+                    storage_name.clone(),
                     received,
                     StoreRequest {
-                        name: &name,
+                        name: name.clone(),
                         title,
-                        owner: &owner,
-                        uploader: &current.user,
+                        owner: owner.clone(),
+                        uploader: current.user.clone(),
                         rule,
-                        readers: &readers,
+                        readers: readers.clone(),
                     },
-                )
-                .await?;
+                ))
+                .await
+                .map_err(|e| AppError::Internal(format!("storing an upload failed: {e}")))??;
                 outcomes.push(Outcome {
                     name,
                     stored: Some(stored),
@@ -340,29 +345,29 @@ pub async fn create(
     html::render(status, &page)
 }
 
-struct StoreRequest<'a> {
-    name: &'a str,
+struct StoreRequest {
+    name: String,
     title: String,
-    owner: &'a User,
-    uploader: &'a User,
+    owner: User,
+    uploader: User,
     rule: AccessRule,
-    readers: &'a [String],
+    readers: Vec<String>,
 }
 
 /// Commits one accepted file under a fresh key and writes its row; if the row cannot be
 /// written, the object is removed again so nothing is left without a row.
 async fn store(
-    state: &AppState,
-    storage: &dyn Storage,
-    storage_name: &str,
+    state: web::Data<AppState>,
+    storage: Arc<dyn Storage>,
+    storage_name: String,
     received: Received,
-    request: StoreRequest<'_>,
+    request: StoreRequest,
 ) -> Result<StoredFile, AppError> {
     let key = StorageKey::for_upload(
         &state.settings.upload.upload_to,
         Utc::now(),
         &request.owner.username,
-        request.name,
+        &request.name,
     );
     let key = received.pending.commit(key).await?;
     let new = NewFile {
@@ -371,9 +376,9 @@ async fn store(
         original_name: if request.name.is_empty() {
             key.file_name().to_owned()
         } else {
-            request.name.to_owned()
+            request.name
         },
-        storage: storage_name.to_owned(),
+        storage: storage_name,
         storage_key: key.as_str().to_owned(),
         size: i64::try_from(received.size).unwrap_or(i64::MAX),
         content_type: received.content_type,
@@ -381,7 +386,7 @@ async fn store(
         owner_id: request.owner.id.clone(),
         uploaded_by_id: request.uploader.id.clone(),
         rule: request.rule,
-        readers: request.readers.to_vec(),
+        readers: request.readers,
     };
     match state.db.run(move |c| FileRow::insert(c, &new)).await {
         Ok(row) => {
@@ -391,6 +396,12 @@ async fn store(
                 title: row.title,
                 key: row.storage_key,
             })
+        }
+        // The key is in another row already: the object under it is that row's (two
+        // instances met on one S3 key); removing it would lose the other file.
+        Err(e) if e.is_unique_violation() => {
+            tracing::error!(key = %key, "two uploads met on one key; the object is kept for the row that holds it");
+            Err(e.into())
         }
         Err(e) => {
             if let Err(cleanup) = storage.delete(&key).await {
