@@ -267,11 +267,7 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
                 "USERNAME", "ROLE", "ACTIVE"
             );
             for user in users {
-                let role = match user.role() {
-                    Role::Superuser => "superuser",
-                    Role::Staff => "staff",
-                    Role::User => "user",
-                };
+                let role = user.role().as_str();
                 let last = user
                     .last_login_at
                     .map(|t| t.format("%Y-%m-%d %H:%M").to_string())

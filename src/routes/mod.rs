@@ -44,7 +44,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .get(admin::files::detail)
                 .post(admin::files::update),
         )
-        .service(web::resource("/admin/files/{id}/delete").post(admin::files::delete));
+        .service(web::resource("/admin/files/{id}/delete").post(admin::files::delete))
+        .service(
+            web::resource("/admin/users")
+                .get(admin::users::list)
+                .post(admin::users::create),
+        )
+        .service(
+            web::resource("/admin/users/{id}")
+                .get(admin::users::edit)
+                .post(admin::users::update),
+        )
+        .service(web::resource("/admin/users/{id}/password").post(admin::users::set_password));
 }
 
 async fn root() -> HttpResponse {

@@ -11,3 +11,4 @@ mod s3_server;
 mod scale_out;
 mod traversal;
 mod uploads;
+mod users_admin;

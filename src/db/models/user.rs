@@ -60,6 +60,25 @@ pub enum Role {
     Superuser,
 }
 
+impl Role {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "user" => Some(Role::User),
+            "staff" => Some(Role::Staff),
+            "superuser" => Some(Role::Superuser),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Staff => "staff",
+            Role::Superuser => "superuser",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct User {
@@ -244,6 +263,34 @@ impl User {
         };
         if updated == 0 {
             return Err(UserError::NotFound(username.clone()));
+        }
+        Ok(())
+    }
+
+    /// Sets the role and the active flag from the admin; deactivation ends every session.
+    pub fn set_role_and_active(
+        conn: &mut DbConn,
+        id: &str,
+        role: Role,
+        active: bool,
+    ) -> Result<(), DbError> {
+        let target = users::table.filter(users::id.eq(id));
+        let now = Utc::now().naive_utc();
+        let flags = (
+            users::is_staff.eq(role >= Role::Staff),
+            users::is_superuser.eq(role == Role::Superuser),
+            users::is_active.eq(active),
+            users::updated_at.eq(now),
+        );
+        let updated = if active {
+            diesel::update(target).set(flags).execute(conn)?
+        } else {
+            diesel::update(target)
+                .set((flags, users::session_epoch.eq(users::session_epoch + 1)))
+                .execute(conn)?
+        };
+        if updated == 0 {
+            return Err(DbError::Query(diesel::result::Error::NotFound));
         }
         Ok(())
     }

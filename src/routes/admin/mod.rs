@@ -1,5 +1,6 @@
 pub mod files;
 pub mod upload;
+pub mod users;
 
 use actix_web::{HttpResponse, web};
 use askama::Template;

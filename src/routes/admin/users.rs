@@ -1,0 +1,309 @@
+//! Superusers manage users: list, create, change role and active state, set a password.
+//! A superuser cannot take away their own superuser role or deactivate themselves here, so
+//! nobody locks the last way in by a slip of the mouse (the CLI can still do both).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::middleware::{CurrentUser, Superuser};
+use crate::auth::password::NewPassword;
+use crate::auth::session::TypedSession;
+use crate::db::models::user::{NewUser, Role, User, UserError, Username};
+use crate::error::AppError;
+use crate::html::{self, Nav};
+use crate::ids::FileId;
+use crate::state::AppState;
+
+/// A user as the admin pages show one.
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub role: &'static str,
+    pub is_active: bool,
+    pub last_login: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.clone(),
+            username: user.username.clone(),
+            role: user.role().as_str(),
+            is_active: user.is_active,
+            last_login: user
+                .last_login_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| "never".to_owned()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct ListPage {
+    nav: Option<Nav>,
+    flash: Option<String>,
+    error: Option<String>,
+    users: Vec<UserView>,
+    /// What the create form had, when it comes back with an error.
+    new_username: String,
+    new_role: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct EditPage {
+    nav: Option<Nav>,
+    flash: Option<String>,
+    error: Option<String>,
+    user: UserView,
+    is_self: bool,
+}
+
+async fn list_page(
+    state: &AppState,
+    current: &CurrentUser,
+    flash: Option<String>,
+    error: Option<String>,
+    new_username: String,
+    new_role: Role,
+) -> Result<ListPage, AppError> {
+    let users = state.db.run(User::list).await?;
+    Ok(ListPage {
+        nav: Some(Nav::from(current)),
+        flash,
+        error,
+        users: users.iter().map(UserView::from).collect(),
+        new_username,
+        new_role: new_role.as_str(),
+    })
+}
+
+pub async fn list(
+    Superuser(current): Superuser,
+    session: TypedSession,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let page = list_page(
+        &state,
+        &current,
+        session.take_flash(),
+        None,
+        String::new(),
+        Role::User,
+    )
+    .await?;
+    html::page(&page)
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    username: String,
+    password: String,
+    role: String,
+}
+
+pub async fn create(
+    Superuser(current): Superuser,
+    session: TypedSession,
+    state: web::Data<AppState>,
+    form: web::Form<CreateForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let role = Role::parse(&form.role).unwrap_or(Role::User);
+    let refuse = |message: String| {
+        let state = state.clone();
+        let current = current.clone();
+        let username = form.username.trim().to_owned();
+        async move {
+            let page = list_page(&state, &current, None, Some(message), username, role).await?;
+            html::render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+    };
+    let username = match Username::parse(form.username.trim()) {
+        Ok(u) => u,
+        Err(e) => return refuse(format!("Username: {e}.")).await,
+    };
+    let password = match NewPassword::parse(form.password) {
+        Ok(p) => p,
+        Err(e) => return refuse(format!("Password: {e}.")).await,
+    };
+    let name = username.clone();
+    let created = state
+        .db
+        .run(move |c| {
+            // argon2 on the blocking pool, with the insert.
+            let hash = match password.hash() {
+                Ok(hash) => hash,
+                Err(e) => return Ok(Err(format!("Password: {e}."))),
+            };
+            match User::create(
+                c,
+                NewUser {
+                    username: name,
+                    password_hash: hash,
+                    role,
+                },
+            ) {
+                Ok(_) => Ok(Ok(())),
+                Err(UserError::Duplicate(u)) => Ok(Err(format!("A user named “{u}” exists."))),
+                Err(UserError::NotFound(u)) => Ok(Err(format!("No user named “{u}”."))),
+                Err(UserError::Db(e)) => Err(e),
+            }
+        })
+        .await?;
+    if let Err(message) = created {
+        return refuse(message).await;
+    }
+    session.set_flash(format!("Created {} “{username}”.", role.as_str()));
+    Ok(see_other("/admin/users"))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<User, AppError> {
+    // Ids are the same shape as file ids: 32 hex characters.
+    let Some(id) = FileId::parse(id) else {
+        return Err(AppError::NotFound);
+    };
+    let id = id.as_str().to_owned();
+    state
+        .db
+        .run(move |c| User::find_by_id(c, &id))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+async fn edit_page(
+    state: &AppState,
+    current: &CurrentUser,
+    id: &str,
+    flash: Option<String>,
+    error: Option<String>,
+) -> Result<EditPage, AppError> {
+    let user = find(state, id).await?;
+    Ok(EditPage {
+        nav: Some(Nav::from(current)),
+        flash,
+        error,
+        is_self: user.id == current.user.id,
+        user: UserView::from(&user),
+    })
+}
+
+pub async fn edit(
+    Superuser(current): Superuser,
+    session: TypedSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let page = edit_page(&state, &current, &id, session.take_flash(), None).await?;
+    html::page(&page)
+}
+
+#[derive(Deserialize)]
+pub struct UpdateForm {
+    role: String,
+    /// A checkbox: present when ticked.
+    active: Option<String>,
+}
+
+pub async fn update(
+    Superuser(current): Superuser,
+    session: TypedSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<UpdateForm>,
+) -> Result<HttpResponse, AppError> {
+    let user = find(&state, &id).await?;
+    let Some(role) = Role::parse(&form.role) else {
+        let page = edit_page(&state, &current, &id, None, Some("Choose a role.".into())).await?;
+        return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    };
+    let active = form.active.is_some();
+    if user.id == current.user.id && (role != Role::Superuser || !active) {
+        let page = edit_page(
+            &state,
+            &current,
+            &id,
+            None,
+            Some(
+                "You cannot take away your own superuser role or deactivate yourself; \
+                 another superuser can."
+                    .into(),
+            ),
+        )
+        .await?;
+        return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
+    let user_id = user.id.clone();
+    state
+        .db
+        .run(move |c| User::set_role_and_active(c, &user_id, role, active))
+        .await?;
+    let state_word = if active { "active" } else { "inactive" };
+    session.set_flash(format!(
+        "“{}” is now {} and {state_word}.",
+        user.username,
+        role.as_str()
+    ));
+    Ok(see_other(&format!("/admin/users/{}", user.id)))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    password: String,
+}
+
+pub async fn set_password(
+    Superuser(current): Superuser,
+    session: TypedSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let user = find(&state, &id).await?;
+    let password = match NewPassword::parse(form.into_inner().password) {
+        Ok(p) => p,
+        Err(e) => {
+            let page =
+                edit_page(&state, &current, &id, None, Some(format!("Password: {e}."))).await?;
+            return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
+    let username = Username::parse(&user.username)
+        .map_err(|e| AppError::Internal(format!("a stored username is invalid: {e}")))?;
+    let changed = state
+        .db
+        .run(move |c| {
+            let hash = match password.hash() {
+                Ok(hash) => hash,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            match User::set_password(c, &username, hash) {
+                Ok(()) => Ok(Ok(())),
+                Err(UserError::Db(e)) => Err(e),
+                Err(other) => Ok(Err(other.to_string())),
+            }
+        })
+        .await?;
+    if let Err(message) = changed {
+        let page = edit_page(&state, &current, &id, None, Some(message)).await?;
+        return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
+    if user.id == current.user.id {
+        // Their own sessions ended with the change, this one too: log in again.
+        return Ok(see_other("/login"));
+    }
+    session.set_flash(format!(
+        "Password of “{}” changed; their sessions have ended.",
+        user.username
+    ));
+    Ok(see_other(&format!("/admin/users/{}", user.id)))
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location.to_owned()))
+        .finish()
+}
