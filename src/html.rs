@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use askama::Template;
 
 use crate::auth::middleware::CurrentUser;
+use crate::db::models::file::Sort;
 use crate::error::AppError;
 
 /// The header of a page for a logged-in user; its log-out form needs the CSRF token.
@@ -38,7 +39,78 @@ pub fn page(page: &impl Template) -> Result<HttpResponse, AppError> {
     render(StatusCode::OK, page)
 }
 
-/// Previous/next links for a paged list, keeping the search.
+/// Where a list page is: its path, search and order. Every link of the page (pages, sort
+/// headers) keeps the other two.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub path: &'static str,
+    pub q: String,
+    pub sort: Sort,
+}
+
+impl Listing {
+    pub fn url(&self, page: i64, sort: Sort) -> String {
+        let mut url = format!("{}?page={page}", self.path);
+        if sort != Sort::default() {
+            url.push_str("&sort=");
+            url.push_str(sort.as_str());
+        }
+        if !self.q.is_empty() {
+            url.push_str("&q=");
+            url.push_str(
+                &percent_encoding::utf8_percent_encode(&self.q, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        url
+    }
+
+    /// The two orders of a column (`name`, `size`, `date`), the usual one first.
+    fn orders(column: &str) -> (Sort, Sort) {
+        match column {
+            "name" => (Sort::Name, Sort::NameDesc),
+            "size" => (Sort::SizeDesc, Sort::Size),
+            _ => (Sort::Newest, Sort::Oldest),
+        }
+    }
+
+    /// The header link of a column: its usual order, or the other one when already sorted so.
+    pub fn sort_url(&self, column: &str) -> String {
+        let (first, second) = Self::orders(column);
+        let next = if self.sort == first { second } else { first };
+        self.url(1, next)
+    }
+
+    /// `aria-sort` for a column header.
+    pub fn aria_sort(&self, column: &str) -> &'static str {
+        match self.sort {
+            Sort::Name | Sort::Size | Sort::Oldest if Self::is_column(self.sort, column) => {
+                "ascending"
+            }
+            Sort::NameDesc | Sort::SizeDesc | Sort::Newest
+                if Self::is_column(self.sort, column) =>
+            {
+                "descending"
+            }
+            _ => "none",
+        }
+    }
+
+    pub fn sort_mark(&self, column: &str) -> &'static str {
+        match self.aria_sort(column) {
+            "ascending" => " ↑",
+            "descending" => " ↓",
+            _ => "",
+        }
+    }
+
+    fn is_column(sort: Sort, column: &str) -> bool {
+        let (a, b) = Self::orders(column);
+        sort == a || sort == b
+    }
+}
+
+/// Previous/next links for a paged list, keeping the search and the order.
 #[derive(Debug, Clone)]
 pub struct Pager {
     pub page: i64,
@@ -49,24 +121,13 @@ pub struct Pager {
 }
 
 impl Pager {
-    pub fn new(path: &str, search: Option<&str>, page: i64, pages: i64, total: i64) -> Self {
-        let url = |n: i64| {
-            let mut url = format!("{path}?page={n}");
-            if let Some(q) = search.filter(|q| !q.is_empty()) {
-                url.push_str("&q=");
-                url.push_str(
-                    &percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
-                        .to_string(),
-                );
-            }
-            url
-        };
+    pub fn new(listing: &Listing, page: i64, pages: i64, total: i64) -> Self {
         Self {
             page,
             pages,
             total,
-            prev: (page > 1).then(|| url(page - 1)),
-            next: (page < pages).then(|| url(page + 1)),
+            prev: (page > 1).then(|| listing.url(page - 1, listing.sort)),
+            next: (page < pages).then(|| listing.url(page + 1, listing.sort)),
         }
     }
 }
@@ -88,6 +149,28 @@ pub struct FileView {
     pub sha256: String,
     pub uploaded_at: String,
     pub download_url: String,
+    /// A short word for the type: "PDF", "PNG image", "text"…
+    pub type_label: String,
+    /// `?inline=1` for types a browser may show (images but SVG, PDF, text, audio, video).
+    pub preview_url: Option<String>,
+}
+
+/// What a list shows for a content type.
+fn type_label(content_type: &str) -> String {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let (top, sub) = essence.split_once('/').unwrap_or((essence, ""));
+    match (top, sub) {
+        ("application", "pdf") => "PDF".to_owned(),
+        ("application", "zip") => "ZIP archive".to_owned(),
+        ("application", "octet-stream") | ("", _) => "binary".to_owned(),
+        ("text", "plain") => "text".to_owned(),
+        ("text", "csv") => "CSV".to_owned(),
+        ("image" | "audio" | "video", sub) => {
+            let sub = sub.split('+').next().unwrap_or(sub);
+            format!("{} {top}", sub.to_uppercase())
+        }
+        (_, sub) => sub.to_owned(),
+    }
 }
 
 impl From<&crate::db::models::file::FileWithOwner> for FileView {
@@ -108,6 +191,14 @@ impl From<&crate::db::models::file::FileWithOwner> for FileView {
             sha256: file.sha256.clone(),
             uploaded_at: file.uploaded_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             download_url: format!("/files/{}/download", file.id),
+            type_label: type_label(&file.content_type),
+            preview_url: crate::delivery::Presentation::decide(
+                &file.content_type,
+                &file.original_name,
+                true,
+            )
+            .inline
+            .then(|| format!("/files/{}/download?inline=1", file.id)),
         }
     }
 }

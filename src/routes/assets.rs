@@ -4,11 +4,18 @@ use actix_web::{HttpResponse, web};
 
 use crate::error::AppError;
 
-const ASSETS: &[(&str, &str, &str)] = &[(
-    "style.css",
-    "text/css; charset=utf-8",
-    include_str!("../../static/style.css"),
-)];
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/style.css"),
+    ),
+    (
+        "upload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/upload.js"),
+    ),
+];
 
 pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, AppError> {
     let (_, content_type, body) = ASSETS

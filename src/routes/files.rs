@@ -3,9 +3,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::middleware::CurrentUser;
-use crate::db::models::file::{FileRow, ListQuery};
+use crate::db::models::file::{FileRow, ListQuery, Sort};
 use crate::error::AppError;
-use crate::html::{self, FileView, Nav, Pager};
+use crate::html::{self, FileView, Listing, Nav, Pager};
 use crate::state::AppState;
 
 const PER_PAGE: i64 = 25;
@@ -14,7 +14,7 @@ const PER_PAGE: i64 = 25;
 #[template(path = "files.html")]
 struct FilesPage {
     nav: Option<Nav>,
-    q: String,
+    listing: Listing,
     files: Vec<FileView>,
     pager: Pager,
 }
@@ -23,6 +23,7 @@ struct FilesPage {
 pub struct Params {
     q: Option<String>,
     page: Option<i64>,
+    sort: Option<String>,
 }
 
 /// The files the logged-in user may read, newest first.
@@ -36,17 +37,23 @@ pub async fn list(
         search: params.q.clone(),
         page: params.page.unwrap_or(1),
         per_page: PER_PAGE,
+        sort: Sort::parse(params.sort.as_deref()),
     };
+    let sort = query.sort;
     let user = current.user.clone();
     let page = state
         .db
         .run(move |c| FileRow::readable_page(c, &user, &query))
         .await?;
-    let q = params.q.unwrap_or_default();
+    let listing = Listing {
+        path: "/files",
+        q: params.q.unwrap_or_default(),
+        sort,
+    };
     html::page(&FilesPage {
         nav: Some(Nav::from(&current)),
-        pager: Pager::new("/files", Some(&q), page.page, page.pages, page.total),
         files: page.items.iter().map(FileView::from).collect(),
-        q,
+        pager: Pager::new(&listing, page.page, page.pages, page.total),
+        listing,
     })
 }

@@ -44,7 +44,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .get(admin::files::detail)
                 .post(admin::files::update),
         )
-        .service(web::resource("/admin/files/{id}/delete").post(admin::files::delete))
+        .service(
+            web::resource("/admin/files/{id}/delete")
+                .get(admin::files::confirm_delete)
+                .post(admin::files::delete),
+        )
         .service(
             web::resource("/admin/users")
                 .get(admin::users::list)

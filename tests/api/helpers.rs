@@ -198,6 +198,7 @@ impl TestApp {
             search: None,
             page: 1,
             per_page: 500,
+            sort: Default::default(),
         };
         FileRow::admin_page(&mut conn, &everyone)
             .expect("files")

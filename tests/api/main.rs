@@ -1,4 +1,5 @@
 mod access;
+mod admin_ux;
 mod cli;
 mod downloads;
 mod helpers;

@@ -67,6 +67,44 @@ pub struct ListQuery {
     /// 1-based.
     pub page: i64,
     pub per_page: i64,
+    pub sort: Sort,
+}
+
+/// How a list of files is ordered; the URL value is `as_str`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    #[default]
+    Newest,
+    Oldest,
+    Name,
+    NameDesc,
+    Size,
+    SizeDesc,
+}
+
+impl Sort {
+    /// An unknown value is the default order, as for any other link that went stale.
+    pub fn parse(value: Option<&str>) -> Self {
+        match value.unwrap_or_default() {
+            "oldest" => Sort::Oldest,
+            "name" => Sort::Name,
+            "-name" => Sort::NameDesc,
+            "size" => Sort::Size,
+            "-size" => Sort::SizeDesc,
+            _ => Sort::Newest,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Newest => "newest",
+            Sort::Oldest => "oldest",
+            Sort::Name => "name",
+            Sort::NameDesc => "-name",
+            Sort::Size => "size",
+            Sort::SizeDesc => "-size",
+        }
+    }
 }
 
 /// `%…%` for LIKE, with the pattern's own `%`, `_` and `\` escaped.
@@ -261,9 +299,18 @@ impl FileRow {
             .get_result(conn)?;
         let pages = ((total + per_page - 1) / per_page).max(1);
         let page = query.page.clamp(1, pages);
-        let rows: Vec<(FileRow, String)> = filtered(user, query.search.as_deref())
+        let base = filtered(user, query.search.as_deref());
+        // The id last: a stable order when the first key ties, so pages never overlap.
+        let ordered = match query.sort {
+            Sort::Newest => base.order((files::uploaded_at.desc(), files::id.desc())),
+            Sort::Oldest => base.order((files::uploaded_at.asc(), files::id.asc())),
+            Sort::Name => base.order((lower(files::title).asc(), files::id.asc())),
+            Sort::NameDesc => base.order((lower(files::title).desc(), files::id.desc())),
+            Sort::Size => base.order((files::size.asc(), files::id.asc())),
+            Sort::SizeDesc => base.order((files::size.desc(), files::id.desc())),
+        };
+        let rows: Vec<(FileRow, String)> = ordered
             .inner_join(users::table.on(users::id.eq(files::owner_id)))
-            .order((files::uploaded_at.desc(), files::id.desc()))
             .limit(per_page)
             .offset((page - 1) * per_page)
             .select((FileRow::as_select(), users::username))

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use crate::access::AccessRule;
 use crate::auth::middleware::StaffUser;
 use crate::auth::session::TypedSession;
-use crate::db::models::file::{FileRow, ListQuery};
+use crate::db::models::file::{FileRow, ListQuery, Sort};
 use crate::db::models::user::{User, Username};
 use crate::error::AppError;
-use crate::html::{self, FileView, Nav, Pager};
+use crate::html::{self, FileView, Listing, Nav, Pager};
 use crate::state::AppState;
 use crate::storage::StorageKey;
 
@@ -21,6 +21,7 @@ pub const PER_PAGE: i64 = 25;
 pub struct ListParams {
     q: Option<String>,
     page: Option<i64>,
+    sort: Option<String>,
 }
 
 #[derive(Template)]
@@ -28,7 +29,7 @@ pub struct ListParams {
 struct ListPage {
     nav: Option<Nav>,
     flash: Option<String>,
-    q: String,
+    listing: Listing,
     files: Vec<FileView>,
     pager: Pager,
 }
@@ -44,18 +45,24 @@ pub async fn list(
         search: params.q.clone(),
         page: params.page.unwrap_or(1),
         per_page: PER_PAGE,
+        sort: Sort::parse(params.sort.as_deref()),
     };
+    let sort = query.sort;
     let page = state
         .db
         .run(move |c| FileRow::admin_page(c, &query))
         .await?;
-    let q = params.q.unwrap_or_default();
+    let listing = Listing {
+        path: "/admin/files",
+        q: params.q.unwrap_or_default(),
+        sort,
+    };
     html::page(&ListPage {
         nav: Some(Nav::from(&current)),
         flash: session.take_flash(),
-        pager: Pager::new("/admin/files", Some(&q), page.page, page.pages, page.total),
         files: page.items.iter().map(FileView::from).collect(),
-        q,
+        pager: Pager::new(&listing, page.page, page.pages, page.total),
+        listing,
     })
 }
 
@@ -229,6 +236,32 @@ pub async fn resolve_readers(
         return Ok(Err(format!("There is no user named “{missing}”.")));
     }
     Ok(Ok(found.into_iter().map(|u| u.id).collect()))
+}
+
+#[derive(Template)]
+#[template(path = "admin/delete.html")]
+struct ConfirmDeletePage {
+    nav: Option<Nav>,
+    file: FileView,
+}
+
+/// "Are you sure?": a page of its own, so the question works without JavaScript and the
+/// strict CSP stays as it is.
+pub async fn confirm_delete(
+    StaffUser(current): StaffUser,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let file = state
+        .db
+        .run(move |c| FileRow::find_with_owner(c, &id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    html::page(&ConfirmDeletePage {
+        nav: Some(Nav::from(&current)),
+        file: FileView::from(&file),
+    })
 }
 
 /// Removes the stored object, then the row.

@@ -14,6 +14,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::Utc;
 use futures_util::StreamExt;
+use serde::Serialize;
 
 use crate::access::AccessRule;
 use crate::auth::csrf::{self, CsrfPending};
@@ -98,6 +99,51 @@ struct StoredFile {
     id: String,
     title: String,
     key: String,
+}
+
+/// What the upload page's script gets back for each file of a POST.
+#[derive(Serialize)]
+struct JsonResult {
+    files: Vec<JsonOutcome>,
+}
+
+#[derive(Serialize)]
+struct JsonOutcome {
+    name: String,
+    stored: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl From<&Vec<Outcome>> for JsonResult {
+    fn from(outcomes: &Vec<Outcome>) -> Self {
+        Self {
+            files: outcomes
+                .iter()
+                .map(|o| JsonOutcome {
+                    name: o.name.clone(),
+                    stored: o.stored.is_some(),
+                    id: o.stored.as_ref().map(|f| f.id.clone()),
+                    title: o.stored.as_ref().map(|f| f.title.clone()),
+                    url: o.stored.as_ref().map(|f| format!("/admin/files/{}", f.id)),
+                    reason: o.refusal.as_ref().map(Refusal::reason),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn wants_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
 }
 
 #[derive(Template)]
@@ -313,6 +359,23 @@ pub async fn create(
 
     let refusals: Vec<&Refusal> = outcomes.iter().filter_map(|o| o.refusal.as_ref()).collect();
     let stored: Vec<&StoredFile> = outcomes.iter().filter_map(|o| o.stored.as_ref()).collect();
+    // The most telling status: a size problem, else a type problem, else the rest.
+    let status = [
+        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    ]
+    .into_iter()
+    .find(|s| refusals.iter().any(|r| r.status() == *s))
+    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    if wants_json(&req) {
+        // The upload page's script: one result per file, no redirect, no flash.
+        let status = if refusals.is_empty() {
+            StatusCode::CREATED
+        } else {
+            status
+        };
+        return Ok(HttpResponse::build(status).json(JsonResult::from(&outcomes)));
+    }
     if refusals.is_empty() {
         let location = match stored.as_slice() {
             [one] => {
@@ -328,14 +391,6 @@ pub async fn create(
             .insert_header(("Location", location))
             .finish());
     }
-    // The most telling status: a size problem, else a type problem, else the rest.
-    let status = [
-        StatusCode::PAYLOAD_TOO_LARGE,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-    ]
-    .into_iter()
-    .find(|s| refusals.iter().any(|r| r.status() == *s))
-    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
     let page = ResultPage {
         nav: Some(Nav::from(&current)),
         stored: stored.len(),
