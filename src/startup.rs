@@ -82,6 +82,7 @@ pub fn prepare(settings: Settings) -> Result<Prepared, StartupError> {
 pub struct Application {
     port: u16,
     server: Server,
+    storages: Storages,
 }
 
 impl Application {
@@ -98,11 +99,16 @@ impl Application {
                 source,
             })?
             .port();
+        let storages = prepared.storages.clone();
         let server = run(prepared, listener).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,
         })?;
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            storages,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -110,6 +116,9 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // Leftovers of uploads cut short by a crash, in the background: serving starts now.
+        let storages = self.storages.clone();
+        tokio::spawn(async move { storages.sweep_leftovers().await });
         self.server.await
     }
 }

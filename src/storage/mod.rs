@@ -114,6 +114,12 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Writes, reads back and deletes a probe object.
     async fn check(&self) -> Result<(), StorageError>;
+
+    /// Removes what uploads cut short by a crash left behind, once at start; returns how many
+    /// leftovers went. Backends that clean up when they open (filesystem) have nothing to do.
+    async fn sweep_leftovers(&self) -> Result<usize, StorageError> {
+        Ok(0)
+    }
 }
 
 /// The check every backend runs: write a probe object, read it back, delete it.
@@ -196,5 +202,20 @@ impl Storages {
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<dyn Storage>)> {
         self.by_name.iter()
+    }
+
+    /// Every storage's `sweep_leftovers`, each result logged.
+    pub async fn sweep_leftovers(&self) {
+        for (name, storage) in &self.by_name {
+            match storage.sweep_leftovers().await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(storage = %name, removed, "removed leftovers of broken uploads")
+                }
+                Err(e) => {
+                    tracing::warn!(storage = %name, error = %e, "could not sweep leftovers of broken uploads")
+                }
+            }
+        }
     }
 }

@@ -27,7 +27,8 @@ use rusoto_s3::util::{PreSignedRequest, PreSignedRequestOption};
 use rusoto_s3::{
     AbortMultipartUploadRequest, CompleteMultipartUploadRequest, CompletedMultipartUpload,
     CompletedPart, CopyObjectRequest, CreateMultipartUploadRequest, DeleteObjectRequest,
-    GetObjectRequest, HeadObjectRequest, PutObjectRequest, S3, S3Client, UploadPartRequest,
+    GetObjectRequest, HeadObjectRequest, ListObjectsV2Request, PutObjectRequest, S3, S3Client,
+    UploadPartRequest,
 };
 
 use super::{
@@ -42,6 +43,8 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 const TMP_PREFIX: &str = ".tmp/";
 /// Objects are written private whatever the bucket's default says.
 const PRIVATE_ACL: &str = "private";
+/// A temporary object this old is a leftover (see `sweep_leftovers`).
+const LEFTOVER_AGE: Duration = Duration::from_secs(60 * 60);
 /// Tries at a fresh unique name before giving up.
 const MAX_NAME_TRIES: usize = 16;
 /// Characters kept as they are in `x-amz-copy-source` (the rest is percent-encoded).
@@ -215,8 +218,7 @@ impl Storage for S3Storage {
         let modified = head
             .last_modified
             .as_deref()
-            .and_then(|t| t.parse::<HttpDate>().ok())
-            .map(SystemTime::from)
+            .and_then(httpdate_or_iso)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         Ok(ObjectMeta { size, modified })
     }
@@ -269,6 +271,54 @@ impl Storage for S3Storage {
     async fn check(&self) -> Result<(), StorageError> {
         super::probe(self).await
     }
+
+    /// Temporary objects older than an hour: an upload's temporary object lives only between
+    /// its completion and its copy, so an old one belongs to a process that died there.
+    /// (Unfinished multipart uploads are left to the bucket's lifecycle rule, see README.)
+    async fn sweep_leftovers(&self) -> Result<usize, StorageError> {
+        let prefix = format!("{}{TMP_PREFIX}", self.prefix);
+        let cutoff = SystemTime::now() - LEFTOVER_AGE;
+        let mut removed = 0;
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2(ListObjectsV2Request {
+                    bucket: self.bucket.clone(),
+                    prefix: Some(prefix.clone()),
+                    continuation_token: token.take(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| classify(e, &prefix))?;
+            for object in page.contents.unwrap_or_default() {
+                let old = object
+                    .last_modified
+                    .as_deref()
+                    .and_then(httpdate_or_iso)
+                    .is_some_and(|t| t < cutoff);
+                if let (true, Some(key)) = (old, object.key) {
+                    delete_object(&self.client, &self.bucket, &key).await?;
+                    removed += 1;
+                }
+            }
+            match page.next_continuation_token {
+                Some(next) if page.is_truncated == Some(true) => token = Some(next),
+                _ => break,
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// S3 lists times as ISO 8601 (`2026-11-27T09:00:00.000Z`), heads them as HTTP dates.
+fn httpdate_or_iso(value: &str) -> Option<SystemTime> {
+    if let Ok(date) = value.parse::<HttpDate>() {
+        return Some(SystemTime::from(date));
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| SystemTime::from(t.with_timezone(&chrono::Utc)))
 }
 
 /// What an upload needs to know of its storage.

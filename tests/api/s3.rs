@@ -646,3 +646,47 @@ async fn check_passes_and_fails_as_it_should() {
     let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
     assert!(all.contains("cannot reach S3"), "{all}");
 }
+
+#[tokio::test]
+async fn old_temporary_objects_are_swept_at_start() {
+    let server = S3Server::start().await;
+    let tmp = server.bucket_dir().join(LOCATION).join(".tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp dir");
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 60 * 60);
+    let leftover = tmp.join("0123456789abcdef0123456789abcdef");
+    std::fs::write(&leftover, b"cut short by a crash").expect("leftover");
+    std::fs::File::options()
+        .write(true)
+        .open(&leftover)
+        .expect("open")
+        .set_modified(two_hours_ago)
+        .expect("age it");
+    let in_flight = tmp.join("fedcba9876543210fedcba9876543210");
+    std::fs::write(&in_flight, b"another instance is copying this").expect("fresh");
+    let kept = format!("{LOCATION}/2026/01/01/kept.txt");
+    std::fs::create_dir_all(server.bucket_dir().join(format!("{LOCATION}/2026/01/01")))
+        .expect("dir");
+    std::fs::write(server.bucket_dir().join(&kept), b"a real file").expect("file");
+    let old_file = server.bucket_dir().join(&kept);
+    std::fs::File::options()
+        .write(true)
+        .open(&old_file)
+        .expect("open")
+        .set_modified(two_hours_ago)
+        .expect("age it");
+
+    let _app = s3_app(&server, true).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leftover.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leftover was not swept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        in_flight.exists(),
+        "a fresh temporary object is someone's upload"
+    );
+    assert!(old_file.exists(), "objects outside .tmp/ are never swept");
+}
