@@ -19,7 +19,6 @@ pub mod presentation;
 mod remote;
 
 use std::io::ErrorKind;
-use std::path::Path;
 
 use actix_files::NamedFile;
 use actix_web::http::header::{self, HeaderValue};
@@ -29,7 +28,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::{DeliveryServer, DeliverySettings};
 use crate::error::AppError;
-use crate::storage::{Storage, StorageError, StorageKey};
+use crate::storage::{LocalObject, Storage, StorageError, StorageKey};
 pub use presentation::Presentation;
 
 /// Files up to this size keep NamedFile's own body: one synchronous read of at most 64 KiB
@@ -64,9 +63,10 @@ pub async fn serve(
         key,
         presentation,
     } = download;
-    // Resolving checks that the object exists and lies inside its root (symlinks followed).
-    let path = match storage.local_path(key) {
-        Ok(Some(path)) => path,
+    // The object is opened beneath its root with no symlink followed; the app serves from
+    // that very handle, so nothing swapped in after the check can be sent.
+    let local = match storage.open_local(key) {
+        Ok(Some(local)) => local,
         // No local file (S3): a presigned redirect or the app streams it; front servers
         // cannot help with those.
         Ok(None) => {
@@ -81,7 +81,7 @@ pub async fn serve(
         Err(e) => return Err(e.into()),
     };
     let mut response = match settings.server {
-        DeliveryServer::App => serve_file(req, &path, &presentation)?,
+        DeliveryServer::App => serve_file(req, local, &presentation)?,
         DeliveryServer::Nginx => {
             let target = format!(
                 "{}{}",
@@ -91,6 +91,7 @@ pub async fn serve(
             handed_over(&presentation, "X-Accel-Redirect", &target)?
         }
         DeliveryServer::Apache => {
+            let path = local.path;
             let target = path.to_str().ok_or_else(|| {
                 AppError::Internal(format!("{} is not valid UTF-8", path.display()))
             })?;
@@ -121,10 +122,10 @@ fn add_download_headers(response: &mut HttpResponse) {
 /// The app streams the file itself.
 fn serve_file(
     req: &HttpRequest,
-    path: &Path,
+    local: LocalObject,
     presentation: &Presentation,
 ) -> Result<HttpResponse, AppError> {
-    let file = match NamedFile::open(path) {
+    let file = match NamedFile::from_file(local.file, &local.path) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Err(AppError::NotFound),
         Err(e) => return Err(StorageError::Io(e).into()),

@@ -6,17 +6,22 @@
 //! instances that are gone (crashed, killed), and are removed with their leftover temp files.
 //! Several instances can share one root this way without removing each other's uploads.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{ErrorKind, SeekFrom, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use actix_web::web::{Bytes, BytesMut};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use tempfile::NamedTempFile;
 use tokio::io::AsyncReadExt;
 
-use super::{ByteRange, ByteStream, ObjectMeta, PendingUpload, Storage, StorageError, StorageKey};
+use super::beneath::Root;
+use super::{
+    ByteRange, ByteStream, LocalObject, ObjectMeta, PendingUpload, Storage, StorageError,
+    StorageKey,
+};
 
 const TMP_DIR: &str = ".tmp";
 const LOCK_FILE: &str = "lock";
@@ -29,7 +34,10 @@ const READ_CHUNK: usize = 256 * 1024;
 const MAX_NAME_TRIES: usize = 16;
 
 pub struct FilesystemStorage {
-    root: PathBuf,
+    root: Arc<Root>,
+    /// This instance's temp folder, held open: temp files are made and linked from this
+    /// handle, never by path.
+    tmp_dir: Arc<OwnedFd>,
     tmp: PathBuf,
     /// Held for the life of the storage: marks `tmp` as belonging to a live instance.
     _lock: File,
@@ -44,9 +52,11 @@ impl FilesystemStorage {
         let tmp_base = root.join(TMP_DIR);
         std::fs::create_dir_all(&tmp_base)?;
         sweep_dead_instances(&tmp_base)?;
-        let tmp = tmp_base.join(crate::ids::random_id());
-        std::fs::create_dir(&tmp)?;
-        let lock = File::create(tmp.join(LOCK_FILE))?;
+        let root = Root::open(&root)?;
+        let instance = crate::ids::random_id();
+        let tmp_dir = root.open_dir(&format!("{TMP_DIR}/{instance}"), true)?;
+        let lock = Root::create_new_in(tmp_dir.as_fd(), LOCK_FILE)?;
+        let tmp = root.path().join(TMP_DIR).join(&instance);
         lock.try_lock().map_err(|e| {
             StorageError::Io(std::io::Error::other(format!(
                 "cannot lock {}: {e}",
@@ -54,14 +64,15 @@ impl FilesystemStorage {
             )))
         })?;
         Ok(Self {
-            root,
+            root: Arc::new(root),
+            tmp_dir: Arc::new(tmp_dir),
             tmp,
             _lock: lock,
         })
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 
     /// The temp folder of this instance (tests check it is left empty).
@@ -69,22 +80,12 @@ impl FilesystemStorage {
         &self.tmp
     }
 
-    /// The key's path with symlinks resolved, refused unless it lies inside the root (and
-    /// outside the temp area).
-    fn resolve(&self, key: &StorageKey) -> Result<PathBuf, StorageError> {
-        let not_found = || StorageError::NotFound(key.to_string());
-        let path = self.root.join(key.as_str());
-        let real = path.canonicalize().map_err(|e| match e.kind() {
-            ErrorKind::NotFound | ErrorKind::NotADirectory => not_found(),
-            _ => StorageError::Io(e),
-        })?;
-        if !real.starts_with(&self.root) || real.starts_with(self.root.join(TMP_DIR)) {
-            return Err(not_found());
-        }
-        if !real.is_file() {
-            return Err(not_found());
-        }
-        Ok(real)
+    /// The object's file, opened beneath the root with no symlink followed, checked to be a
+    /// regular file (README: "What the filesystem storage guarantees").
+    fn open_object(&self, key: &StorageKey) -> Result<File, StorageError> {
+        self.root
+            .open_file(key.as_str())
+            .map_err(|e| map_io(e, key))
     }
 }
 
@@ -108,8 +109,11 @@ fn sweep_dead_instances(tmp_base: &Path) -> Result<(), StorageError> {
             ),
             None => false,
         };
+        // Our handle on the dead instance's lock goes before its folder does.
+        drop(lock);
         if !alive {
             let leftovers = std::fs::read_dir(&path)?.count().saturating_sub(1);
+            // `remove_dir_all` does not follow symlinks inside the folder it removes.
             std::fs::remove_dir_all(&path)?;
             if leftovers > 0 {
                 tracing::info!(folder = %path.display(), leftovers, "removed temp files of an earlier run");
@@ -142,12 +146,12 @@ impl Storage for FilesystemStorage {
     }
 
     async fn start_upload(&self) -> Result<Box<dyn PendingUpload>, StorageError> {
-        let tmp = self.tmp.clone();
-        let file = blocking(move || Ok(NamedTempFile::new_in(tmp)?)).await?;
+        let tmp_dir = Arc::clone(&self.tmp_dir);
+        let temp = blocking(move || TempFile::create(tmp_dir)).await?;
         Ok(Box::new(FsUpload {
-            file: Some(file),
+            temp: Some(temp),
             buffer: BytesMut::with_capacity(WRITE_BUFFER),
-            root: self.root.clone(),
+            root: Arc::clone(&self.root),
         }))
     }
 
@@ -156,11 +160,7 @@ impl Storage for FilesystemStorage {
         key: &StorageKey,
         range: Option<ByteRange>,
     ) -> Result<ByteStream, StorageError> {
-        let path = self.resolve(key)?;
-        let key = key.clone();
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| map_io(e, &key))?;
+        let mut file = tokio::fs::File::from_std(self.open_object(key)?);
         let stream = match range {
             Some(range) => {
                 use tokio::io::AsyncSeekExt;
@@ -177,10 +177,7 @@ impl Storage for FilesystemStorage {
     }
 
     async fn metadata(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
-        let path = self.resolve(key)?;
-        let meta = tokio::fs::metadata(&path)
-            .await
-            .map_err(|e| map_io(e, key))?;
+        let meta = self.open_object(key)?.metadata()?;
         Ok(ObjectMeta {
             size: meta.len(),
             modified: meta.modified()?,
@@ -188,46 +185,90 @@ impl Storage for FilesystemStorage {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        let path = self.resolve(key)?;
-        tokio::fs::remove_file(&path)
-            .await
-            .map_err(|e| map_io(e, key))
+        let root = Arc::clone(&self.root);
+        let owned = key.clone();
+        blocking(move || {
+            root.remove_file(owned.as_str())
+                .map_err(|e| map_io(e, &owned))
+        })
+        .await
     }
 
-    fn local_path(&self, key: &StorageKey) -> Result<Option<PathBuf>, StorageError> {
-        self.resolve(key).map(Some)
+    fn open_local(&self, key: &StorageKey) -> Result<Option<LocalObject>, StorageError> {
+        let file = self.open_object(key)?;
+        Ok(Some(LocalObject {
+            file,
+            path: self.root.path().join(key.as_str()),
+        }))
     }
 
     async fn check(&self) -> Result<(), StorageError> {
         super::probe(self).await?;
-        let _ = std::fs::remove_dir(self.root.join("private-media-check"));
+        let _ = self.root.remove_empty_dir("private-media-check");
         Ok(())
+    }
+}
+
+/// A temp file in this instance's temp folder, removed when dropped unless it was linked to
+/// its key (and then removed all the same: the key keeps the data).
+struct TempFile {
+    file: File,
+    dir: Arc<OwnedFd>,
+    name: String,
+}
+
+impl TempFile {
+    fn create(dir: Arc<OwnedFd>) -> Result<Self, StorageError> {
+        for _ in 0..MAX_NAME_TRIES {
+            let name = format!("upload-{}", crate::ids::random_id());
+            match Root::create_new_in(dir.as_fd(), &name) {
+                Ok(file) => return Ok(Self { file, dir, name }),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StorageError::Io(std::io::Error::other(
+            "no free temp file name",
+        )))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = rustix::fs::unlinkat(
+            self.dir.as_fd(),
+            self.name.as_str(),
+            rustix::fs::AtFlags::empty(),
+        );
     }
 }
 
 struct FsUpload {
     /// `None` only while a write is running on the blocking pool.
-    file: Option<NamedTempFile>,
+    temp: Option<TempFile>,
     buffer: BytesMut,
-    root: PathBuf,
+    root: Arc<Root>,
 }
 
 impl FsUpload {
+    fn take_temp(&mut self) -> Result<TempFile, StorageError> {
+        self.temp
+            .take()
+            .ok_or_else(|| StorageError::Io(std::io::Error::other("upload already failed")))
+    }
+
     async fn flush(&mut self) -> Result<(), StorageError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| StorageError::Io(std::io::Error::other("upload already failed")))?;
+        let mut temp = self.take_temp()?;
         let data = self.buffer.split().freeze();
-        let file = blocking(move || {
-            file.as_file_mut().write_all(&data)?;
-            Ok(file)
+        let temp = blocking(move || {
+            temp.file.write_all(&data)?;
+            Ok(temp)
         })
         .await?;
-        self.file = Some(file);
+        self.temp = Some(temp);
         Ok(())
     }
 }
@@ -244,38 +285,21 @@ impl PendingUpload for FsUpload {
 
     async fn commit(mut self: Box<Self>, key: StorageKey) -> Result<StorageKey, StorageError> {
         self.flush().await?;
-        let file = self
-            .file
-            .take()
-            .ok_or_else(|| StorageError::Io(std::io::Error::other("upload already failed")))?;
-        let root = self.root.clone();
+        let temp = self.take_temp()?;
+        let root = Arc::clone(&self.root);
         blocking(move || {
-            file.as_file().sync_all()?;
+            temp.file.sync_all()?;
             let mut key = key;
             for _ in 0..MAX_NAME_TRIES {
-                let target = root.join(key.as_str());
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                // Reserve the name exclusively, then move the finished file over the
-                // reservation: two uploads of one name can never overwrite each other.
-                match OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                {
-                    Ok(_) => {}
+                // A hard link never replaces: two uploads of one name can never overwrite
+                // each other, and the key appears complete or not at all.
+                match root.link_into(temp.dir.as_fd(), &temp.name, key.as_str()) {
+                    Ok(()) => return Ok(key),
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                         key = key.with_unique_suffix();
-                        continue;
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(map_io(e, &key)),
                 }
-                if let Err(e) = file.persist(&target) {
-                    let _ = std::fs::remove_file(&target);
-                    return Err(e.error.into());
-                }
-                return Ok(key);
             }
             Err(StorageError::Io(std::io::Error::other(
                 "no free name found for the upload",
@@ -285,9 +309,9 @@ impl PendingUpload for FsUpload {
     }
 
     async fn abort(self: Box<Self>) {
-        // Dropping the NamedTempFile removes it; do it off the async threads.
-        let file = self.file;
-        let _ = tokio::task::spawn_blocking(move || drop(file)).await;
+        // Dropping the temp file removes it; do it off the async threads.
+        let temp = self.temp;
+        let _ = tokio::task::spawn_blocking(move || drop(temp)).await;
     }
 }
 
@@ -398,7 +422,7 @@ mod tests {
         for key in ["link.txt", "dir/secret.txt"] {
             let key = StorageKey::parse(key).unwrap();
             assert!(storage.open(&key, None).await.err().unwrap().is_not_found());
-            assert!(storage.local_path(&key).unwrap_err().is_not_found());
+            assert!(storage.open_local(&key).err().unwrap().is_not_found());
         }
     }
 }

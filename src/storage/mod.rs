@@ -4,8 +4,10 @@
 //!
 //! Backends turn their own errors into `StorageError`, so callers ask `is_not_found()` and
 //! never look at a backend's error types. Nothing outside a backend assumes a local path:
-//! `local_path` is an optional shortcut (for `sendfile`-style serving), not a requirement.
+//! `open_local` is an optional shortcut (serving from an open file, or handing the path to
+//! a front server), not a requirement.
 
+mod beneath;
 pub mod fs;
 pub mod key;
 pub mod s3;
@@ -64,6 +66,14 @@ pub struct ObjectMeta {
     pub modified: SystemTime,
 }
 
+/// An object of a local storage, already open.
+#[derive(Debug)]
+pub struct LocalObject {
+    pub file: std::fs::File,
+    /// Where it lies, for a front server that opens it again (`X-Sendfile`) and for logs.
+    pub path: PathBuf,
+}
+
 /// An inclusive byte range `start..=end`, already checked against the object's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
@@ -98,9 +108,10 @@ pub trait Storage: Send + Sync + 'static {
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError>;
 
-    /// The object's path on this machine, when the backend keeps files locally (checked to
-    /// lie inside the root, symlinks resolved).
-    fn local_path(&self, key: &StorageKey) -> Result<Option<PathBuf>, StorageError>;
+    /// The object opened as a local file, when the backend keeps files locally: opened
+    /// beneath the root without following symlinks and checked to be a regular file, so a
+    /// caller that reads from `file` reads exactly the object. `None` for remote backends.
+    fn open_local(&self, key: &StorageKey) -> Result<Option<LocalObject>, StorageError>;
 
     /// A URL the client may fetch the object from directly, valid for a short time, when the
     /// storage serves downloads that way (S3 with `querystring_auth`); `None` otherwise.

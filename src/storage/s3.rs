@@ -233,7 +233,7 @@ impl Storage for S3Storage {
         delete_object(&self.client, &self.bucket, &object_key).await
     }
 
-    fn local_path(&self, _key: &StorageKey) -> Result<Option<std::path::PathBuf>, StorageError> {
+    fn open_local(&self, _key: &StorageKey) -> Result<Option<super::LocalObject>, StorageError> {
         Ok(None)
     }
 

@@ -73,6 +73,7 @@ http {{
         location /private-x-accel-redirect/ {{
             internal;
             alias {root}/;
+            disable_symlinks on;
             add_header X-Content-Type-Options nosniff always;
         }}
     }}
