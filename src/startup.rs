@@ -83,6 +83,7 @@ pub struct Application {
     port: u16,
     server: Server,
     storages: Storages,
+    db: Db,
 }
 
 impl Application {
@@ -100,6 +101,7 @@ impl Application {
             })?
             .port();
         let storages = prepared.storages.clone();
+        let db = prepared.db.clone();
         let server = run(prepared, listener).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,
@@ -108,6 +110,7 @@ impl Application {
             port,
             server,
             storages,
+            db,
         })
     }
 
@@ -116,9 +119,14 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        // Leftovers of uploads cut short by a crash, in the background: serving starts now.
+        // Leftovers of uploads cut short by a crash, in the background: serving starts now
+        // (their keys are reserved, so nothing of theirs is served meanwhile).
         let storages = self.storages.clone();
-        tokio::spawn(async move { storages.sweep_leftovers().await });
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            storages.sweep_leftovers().await;
+            crate::upload::reconcile_interrupted(&db, &storages).await;
+        });
         self.server.await
     }
 }

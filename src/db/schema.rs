@@ -47,7 +47,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pending_uploads (storage, storage_key) {
+        storage -> Text,
+        storage_key -> Text,
+        instance -> Text,
+        started_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(file_readers -> files (file_id));
 diesel::joinable!(file_readers -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, files, file_readers, ended_sessions);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    files,
+    file_readers,
+    ended_sessions,
+    pending_uploads
+);

@@ -13,6 +13,7 @@ use crate::access::{self, FileAccess};
 use crate::auth::middleware::{current_user, current_user_and};
 use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
+use crate::db::models::pending_upload::PendingKey;
 use crate::delivery::{self, Download, Presentation};
 use crate::error::AppError;
 use crate::ids::FileId;
@@ -112,10 +113,18 @@ pub async fn by_path(
         .get(DEFAULT_STORAGE)
         .ok_or(AppError::NotFound)?;
     let row_key = key.as_str().to_owned();
-    let row = state
+    let (row, pending) = state
         .db
-        .run(move |c| FileRow::find_by_key(c, DEFAULT_STORAGE, &row_key))
+        .run(move |c| {
+            let row = FileRow::find_by_key(c, DEFAULT_STORAGE, &row_key)?;
+            let pending = row.is_none() && PendingKey::is_pending(c, DEFAULT_STORAGE, &row_key)?;
+            Ok((row, pending))
+        })
         .await?;
+    // An upload's object whose row is not written yet (or never will be, after a crash).
+    if pending {
+        return Err(AppError::NotFound);
+    }
     // A file put into the folder by hand has no row: its name is the key's, its type a guess
     // from the name (and the presentation rules still refuse to render active content).
     let (content_type, name) = match &row {

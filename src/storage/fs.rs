@@ -39,6 +39,8 @@ pub struct FilesystemStorage {
     /// handle, never by path.
     tmp_dir: Arc<OwnedFd>,
     tmp: PathBuf,
+    /// This instance's temp folder name.
+    instance: String,
     /// Held for the life of the storage: marks `tmp` as belonging to a live instance.
     _lock: File,
 }
@@ -67,6 +69,7 @@ impl FilesystemStorage {
             root: Arc::new(root),
             tmp_dir: Arc::new(tmp_dir),
             tmp,
+            instance,
             _lock: lock,
         })
     }
@@ -89,6 +92,19 @@ impl FilesystemStorage {
     }
 }
 
+/// Whether the instance owning the temp folder `folder` still runs: it holds the lock.
+fn instance_alive(folder: &Path) -> Result<bool, std::io::Error> {
+    let lock = match File::open(folder.join(LOCK_FILE)) {
+        Ok(lock) => lock,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(matches!(
+        lock.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    ))
+}
+
 fn sweep_dead_instances(tmp_base: &Path) -> Result<(), StorageError> {
     for entry in std::fs::read_dir(tmp_base)? {
         let entry = entry?;
@@ -97,21 +113,7 @@ fn sweep_dead_instances(tmp_base: &Path) -> Result<(), StorageError> {
             std::fs::remove_file(&path)?;
             continue;
         }
-        let lock = match File::open(path.join(LOCK_FILE)) {
-            Ok(lock) => Some(lock),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
-        let alive = match &lock {
-            Some(lock) => matches!(
-                lock.try_lock_shared(),
-                Err(std::fs::TryLockError::WouldBlock)
-            ),
-            None => false,
-        };
-        // Our handle on the dead instance's lock goes before its folder does.
-        drop(lock);
-        if !alive {
+        if !instance_alive(&path)? {
             let leftovers = std::fs::read_dir(&path)?.count().saturating_sub(1);
             // `remove_dir_all` does not follow symlinks inside the folder it removes.
             std::fs::remove_dir_all(&path)?;
@@ -192,6 +194,24 @@ impl Storage for FilesystemStorage {
                 .map_err(|e| map_io(e, &owned))
         })
         .await
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// An upload is abandoned when its instance's temp folder is gone or unlocked: that
+    /// process has ended, however recently.
+    fn upload_abandoned(&self, instance: &str, _started: std::time::SystemTime) -> bool {
+        // Only names this backend makes (hex) are looked up as folders.
+        if instance == self.instance
+            || instance.is_empty()
+            || !instance.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return false;
+        }
+        let folder = self.root.path().join(TMP_DIR).join(instance);
+        !instance_alive(&folder).unwrap_or(true)
     }
 
     fn open_local(&self, key: &StorageKey) -> Result<Option<LocalObject>, StorageError> {

@@ -126,6 +126,17 @@ pub trait Storage: Send + Sync + 'static {
     /// Writes, reads back and deletes a probe object.
     async fn check(&self) -> Result<(), StorageError>;
 
+    /// This running storage's name for itself, recorded with the keys its uploads reserve.
+    fn instance(&self) -> &str;
+
+    /// Whether an upload that `instance` reserved at `started` can no longer finish (its
+    /// process is gone), so a start may remove what it left. Without a way to ask whether an
+    /// instance lives, an upload an hour old is taken as abandoned: committing takes seconds.
+    fn upload_abandoned(&self, instance: &str, started: SystemTime) -> bool {
+        instance != self.instance()
+            && started < SystemTime::now() - std::time::Duration::from_secs(60 * 60)
+    }
+
     /// Removes what uploads cut short by a crash left behind, once at start; returns how many
     /// leftovers went. Backends that clean up when they open (filesystem) have nothing to do.
     async fn sweep_leftovers(&self) -> Result<usize, StorageError> {

@@ -56,6 +56,7 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 pub struct S3Storage {
+    instance: String,
     client: S3Client,
     region: Region,
     credentials: Credentials,
@@ -122,6 +123,7 @@ impl S3Storage {
             format!("{}/", settings.location)
         };
         Ok(Self {
+            instance: crate::ids::random_id(),
             client,
             region,
             credentials,
@@ -231,6 +233,10 @@ impl Storage for S3Storage {
             return Err(StorageError::NotFound(object_key));
         }
         delete_object(&self.client, &self.bucket, &object_key).await
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
     }
 
     fn open_local(&self, _key: &StorageKey) -> Result<Option<super::LocalObject>, StorageError> {

@@ -211,10 +211,10 @@ fn migrate_creates_the_data_dir_and_a_private_secret_key() {
 }
 
 /// A `serve` process on a free port, killed when dropped.
-struct Served {
-    child: Child,
-    port: u16,
-    stdout: Vec<String>,
+pub struct Served {
+    pub child: Child,
+    pub port: u16,
+    pub stdout: Vec<String>,
 }
 
 impl Drop for Served {
@@ -224,7 +224,7 @@ impl Drop for Served {
     }
 }
 
-fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
+pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
     let mut command = cli_command(dir, &["serve", "--bind", "127.0.0.1:0"]);
     command.envs(env.iter().copied());
     let mut served = Served {

@@ -189,6 +189,8 @@ impl FileRow {
                 ))
                 .execute(conn)?;
             Self::replace_readers(conn, &new.id, &new.readers)?;
+            // The key's reservation ends with the row that now holds it.
+            super::pending_upload::PendingKey::release_in(conn, &new.storage, &new.storage_key)?;
             files::table
                 .filter(files::id.eq(&new.id))
                 .select(FileRow::as_select())

@@ -1,3 +1,4 @@
 pub mod file;
+pub mod pending_upload;
 pub mod session;
 pub mod user;

@@ -21,6 +21,7 @@ use crate::auth::csrf::{self, CsrfPending};
 use crate::auth::middleware::{CurrentUser, StaffUser};
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, NewFile};
+use crate::db::models::pending_upload::PendingKey;
 use crate::db::models::user::{User, Username};
 use crate::error::AppError;
 use crate::html::{self, Nav};
@@ -418,13 +419,20 @@ async fn store(
     received: Received,
     request: StoreRequest,
 ) -> Result<StoredFile, AppError> {
-    let key = StorageKey::for_upload(
+    let wanted = StorageKey::for_upload(
         &state.settings.upload.upload_to,
         Utc::now(),
         &request.owner.username,
         &request.name,
     );
-    let key = received.pending.commit(key).await?;
+    let key = commit_reserved(
+        &state,
+        storage.as_ref(),
+        &storage_name,
+        received.pending,
+        wanted,
+    )
+    .await?;
     let new = NewFile {
         id: crate::ids::random_id(),
         title: request.title,
@@ -433,7 +441,7 @@ async fn store(
         } else {
             request.name
         },
-        storage: storage_name,
+        storage: storage_name.clone(),
         storage_key: key.as_str().to_owned(),
         size: i64::try_from(received.size).unwrap_or(i64::MAX),
         content_type: received.content_type,
@@ -456,13 +464,92 @@ async fn store(
         // instances met on one S3 key); removing it would lose the other file.
         Err(e) if e.is_unique_violation() => {
             tracing::error!(key = %key, "two uploads met on one key; the object is kept for the row that holds it");
+            release(&state, &storage_name, &key).await;
             Err(e.into())
         }
         Err(e) => {
             if let Err(cleanup) = storage.delete(&key).await {
                 tracing::error!(key = %key, error = %cleanup, "could not remove an object whose row failed");
             }
+            release(&state, &storage_name, &key).await;
             Err(e.into())
         }
+    }
+}
+
+/// Tries at a free key before giving up (each clash after the first is a 1 in 36^7 event).
+const MAX_RESERVE_TRIES: usize = 16;
+
+/// Reserves a free key for the upload (no row and no other upload holds it), then commits the
+/// object under it. The reservation hides the object until its row exists and lets a start
+/// after a crash remove it; the row's insert releases it.
+async fn commit_reserved(
+    state: &web::Data<AppState>,
+    storage: &dyn Storage,
+    storage_name: &str,
+    pending: Box<dyn crate::storage::PendingUpload>,
+    wanted: StorageKey,
+) -> Result<StorageKey, AppError> {
+    let mut candidate = wanted;
+    let mut reserved = false;
+    for _ in 0..MAX_RESERVE_TRIES {
+        if reserve(state, storage, storage_name, &candidate).await? {
+            reserved = true;
+            break;
+        }
+        candidate = candidate.with_unique_suffix();
+    }
+    if !reserved {
+        pending.abort().await;
+        return Err(AppError::Internal("no free key found for an upload".into()));
+    }
+    let key = match pending.commit(candidate.clone()).await {
+        Ok(key) => key,
+        Err(e) => {
+            release(state, storage_name, &candidate).await;
+            return Err(e.into());
+        }
+    };
+    if key != candidate {
+        // The storage held an object without a row under the candidate (a file put there by
+        // hand) and chose a fresh name: move the reservation to it.
+        let moved = reserve(state, storage, storage_name, &key).await;
+        release(state, storage_name, &candidate).await;
+        if !matches!(moved, Ok(true)) {
+            if let Err(e) = storage.delete(&key).await {
+                tracing::error!(key = %key, error = %e, "could not remove an object whose key could not be reserved");
+            }
+            return Err(AppError::Internal(format!("cannot reserve the key {key}")));
+        }
+    }
+    Ok(key)
+}
+
+async fn reserve(
+    state: &web::Data<AppState>,
+    storage: &dyn Storage,
+    storage_name: &str,
+    key: &StorageKey,
+) -> Result<bool, AppError> {
+    let (name, key, instance) = (
+        storage_name.to_owned(),
+        key.as_str().to_owned(),
+        storage.instance().to_owned(),
+    );
+    Ok(state
+        .db
+        .run(move |c| PendingKey::reserve(c, &name, &key, &instance))
+        .await?)
+}
+
+/// Ends a reservation whose upload failed. If even that fails, the next start finds it.
+async fn release(state: &web::Data<AppState>, storage_name: &str, key: &StorageKey) {
+    let (name, owned) = (storage_name.to_owned(), key.as_str().to_owned());
+    if let Err(e) = state
+        .db
+        .run(move |c| PendingKey::release(c, &name, &owned))
+        .await
+    {
+        tracing::warn!(key = %key, error = %e, "could not release a failed upload's key");
     }
 }

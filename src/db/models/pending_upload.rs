@@ -1,0 +1,93 @@
+//! Keys reserved by uploads whose object may exist before its row does (the table's
+//! migration says why). Reserve before the object is committed; the row's insert releases
+//! the key in its own transaction; a start after a crash removes what abandoned ones left.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::{files, pending_uploads};
+use crate::db::{DbConn, DbError};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pending_uploads)]
+pub struct PendingKey {
+    pub storage: String,
+    pub storage_key: String,
+    /// The storage instance that reserved it (for a filesystem storage, its temp folder).
+    pub instance: String,
+    pub started_at: NaiveDateTime,
+}
+
+impl PendingKey {
+    /// Reserves `key` in `storage` for an upload of `instance`; `false` when a file row or
+    /// another upload already holds it.
+    pub fn reserve(
+        conn: &mut DbConn,
+        storage: &str,
+        key: &str,
+        instance: &str,
+    ) -> Result<bool, DbError> {
+        // Two single statements, not a read-then-write transaction: SQLite answers "busy" at
+        // once, without waiting, when a reading transaction of several writers tries to write.
+        let inserted = diesel::insert_into(pending_uploads::table)
+            .values((
+                pending_uploads::storage.eq(storage),
+                pending_uploads::storage_key.eq(key),
+                pending_uploads::instance.eq(instance),
+                pending_uploads::started_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)
+            .map_err(DbError::from);
+        match inserted {
+            Err(e) if e.is_unique_violation() => return Ok(false),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        // Rows are only written under a reservation, so a row found now stays.
+        let taken: bool = diesel::select(diesel::dsl::exists(
+            files::table
+                .filter(files::storage.eq(storage))
+                .filter(files::storage_key.eq(key)),
+        ))
+        .get_result(conn)?;
+        if taken {
+            Self::release(conn, storage, key)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    pub fn release(conn: &mut DbConn, storage: &str, key: &str) -> Result<(), DbError> {
+        Self::release_in(conn, storage, key).map_err(DbError::from)
+    }
+
+    /// `release` inside a caller's transaction.
+    pub fn release_in(
+        conn: &mut DbConn,
+        storage: &str,
+        key: &str,
+    ) -> Result<(), diesel::result::Error> {
+        diesel::delete(
+            pending_uploads::table
+                .filter(pending_uploads::storage.eq(storage))
+                .filter(pending_uploads::storage_key.eq(key)),
+        )
+        .execute(conn)
+        .map(|_| ())
+    }
+
+    pub fn is_pending(conn: &mut DbConn, storage: &str, key: &str) -> Result<bool, DbError> {
+        Ok(diesel::select(diesel::dsl::exists(
+            pending_uploads::table
+                .filter(pending_uploads::storage.eq(storage))
+                .filter(pending_uploads::storage_key.eq(key)),
+        ))
+        .get_result(conn)?)
+    }
+
+    pub fn all(conn: &mut DbConn) -> Result<Vec<PendingKey>, DbError> {
+        Ok(pending_uploads::table
+            .select(PendingKey::as_select())
+            .load(conn)?)
+    }
+}
