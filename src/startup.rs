@@ -215,6 +215,13 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
             .configure(crate::routes::configure)
             .default_service(web::to(crate::routes::not_found))
     })
+    // The socket of each connection, for the send timeout of downloads (delivery/body.rs).
+    .on_connect(|connection, extensions| {
+        use std::os::fd::AsRawFd;
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            extensions.insert(crate::delivery::ConnectionSocket(tcp.as_raw_fd()));
+        }
+    })
     // actix leaves Nagle on; small responses would wait for a delayed ACK (PERFORMANCE.md).
     .tcp_nodelay(true)
     .worker_max_blocking_threads(MAX_BLOCKING_THREADS)

@@ -1,20 +1,75 @@
-//! The body of large file responses: 1 MiB positioned reads on the blocking pool. NamedFile's
-//! own reader uses 64 KiB reads, one pool hop each, which caps a big download near 1.1 GB/s
-//! on these machines; 1 MiB reads reach the socket's speed with memory still flat (one chunk
-//! in flight per response). PERFORMANCE.md has the measurements.
+//! The body of large file responses: 1 MiB positioned reads on the blocking pool, handed to
+//! the connection in 32 KiB slices, with a watchdog per response.
+//!
+//! - Speed: NamedFile's own reader uses 64 KiB reads, one pool hop each, which caps a big
+//!   download near 1.1 GB/s on these machines; 1 MiB reads reach the socket's speed
+//!   (PERFORMANCE.md has the measurements).
+//! - Memory per slow client: actix copies every chunk it is given into the connection's write
+//!   buffer and keeps it there until the socket takes it, so a client that stops reading
+//!   holds one chunk. Slices keep that to 32 KiB; the rest of our 1 MiB read is dropped by the
+//!   watchdog once the client has not asked for more for a second (and read again if it
+//!   does), so a stalled download holds about 100 KiB, not 1 MiB.
+//! - Time: a client that takes nothing for `SEND_TIMEOUT` (nginx's `send_timeout`) has its
+//!   connection shut down by the watchdog, which frees the connection and its descriptor.
 
+use std::cell::RefCell;
 use std::fs::File;
+use std::future::Future;
+use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 use actix_web::body::{BodySize, MessageBody, SizedStream};
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use futures_util::{Stream, stream};
-use std::pin::Pin;
+use futures_util::Stream;
+use tokio::task::JoinHandle;
 
+/// Bytes read from the file per trip to the blocking pool.
 const CHUNK: u64 = 1024 * 1024;
+/// Bytes handed to the connection at a time.
+const SLICE: usize = 32 * 1024;
+/// All downloads together hold at most this much in 1 MiB reads; past it, reads are one
+/// slice long. A flood of downloads that stall at once (each read ahead while their socket
+/// buffers filled) then cannot grow the heap by a chunk each.
+const READ_AHEAD_BUDGET: usize = 24 * 1024 * 1024;
+static READ_AHEAD_IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// A share of the read-ahead budget, returned when dropped.
+struct BudgetShare(usize);
+
+impl BudgetShare {
+    fn take(bytes: usize) -> Option<Self> {
+        READ_AHEAD_IN_USE
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + bytes <= READ_AHEAD_BUDGET).then_some(used + bytes)
+            })
+            .ok()
+            .map(|_| Self(bytes))
+    }
+}
+
+impl Drop for BudgetShare {
+    fn drop(&mut self) {
+        READ_AHEAD_IN_USE.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
+
+/// A client that asks for nothing this long loses the unsent rest of our read buffer.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
+/// A client that takes no byte this long loses its connection.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The socket a request came on, recorded at connect (see `startup.rs`), so the watchdog can
+/// shut a stalled connection down.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSocket(pub RawFd);
 
 pub type FileChunks = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>>>>;
 
@@ -34,37 +89,189 @@ pub fn span_of(response: &HttpResponse) -> Option<(u64, u64)> {
     }
 }
 
-/// `length` bytes of `file` from `offset`: up to 1 MiB in one synchronous read (cheaper than a
-/// hop to the blocking pool when the page cache has it), more in 1 MiB chunks read on the
-/// blocking pool.
-pub fn sized_file_body(file: File, offset: u64, length: u64) -> SizedStream<FileChunks> {
-    if length <= CHUNK {
-        let once = stream::once(async move { read_exact_at(&file, offset, length) });
-        return SizedStream::new(length, Box::pin(once));
-    }
-    let file = Arc::new(file);
-    let chunks = stream::unfold((offset, length), move |(position, remaining)| {
-        let file = Arc::clone(&file);
-        async move {
-            if remaining == 0 {
-                return None;
-            }
-            let want = remaining.min(CHUNK);
-            let read = tokio::task::spawn_blocking(move || read_exact_at(&file, position, want))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|r| r);
-            match read {
-                Ok(bytes) => {
-                    let n = bytes.len() as u64;
-                    Some((Ok(bytes), (position + n, remaining - n)))
-                }
-                // End the stream after the error: the client sees a cut-off body.
-                Err(e) => Some((Err(e), (position, 0))),
-            }
+/// What the body and its watchdog share (one worker thread: `Rc`, no locks).
+struct Shared {
+    /// Read from the file, not yet handed over.
+    buffered: Bytes,
+    /// The budget `buffered` was read under, if it was a big read.
+    share: Option<BudgetShare>,
+    /// When the connection last asked for more.
+    last_asked: Instant,
+    /// A read is on the blocking pool: a slow disk is not a slow client.
+    reading: bool,
+    /// The watchdog shut the connection down.
+    timed_out: bool,
+    /// The watchdog released a buffer: this client is slow, read for it a slice at a time.
+    slow: bool,
+}
+
+/// `length` bytes of `file` from `offset`, as described at the top of this module.
+/// `socket` is the connection's, when known (without it, no watchdog).
+pub fn sized_file_body(
+    file: File,
+    offset: u64,
+    length: u64,
+    socket: Option<ConnectionSocket>,
+) -> SizedStream<FileChunks> {
+    let shared = Rc::new(RefCell::new(Shared {
+        buffered: Bytes::new(),
+        share: None,
+        last_asked: Instant::now(),
+        reading: false,
+        timed_out: false,
+        slow: false,
+    }));
+    // Only a real connection has a socket, and it is served on an actix worker, where local
+    // tasks can be spawned.
+    let watchdog = socket.map(|socket| actix_web::rt::spawn(watch(Rc::clone(&shared), socket)));
+    let body = FileBody {
+        file: Arc::new(file),
+        next_unsent: offset,
+        end: offset + length,
+        shared,
+        read: None,
+        pending_share: None,
+        read_inline: length <= CHUNK,
+        watchdog,
+    };
+    SizedStream::new(length, Box::pin(body))
+}
+
+async fn watch(shared: Rc<RefCell<Shared>>, ConnectionSocket(fd): ConnectionSocket) {
+    loop {
+        actix_web::rt::time::sleep(IDLE_RELEASE).await;
+        let mut state = shared.borrow_mut();
+        if state.reading {
+            continue;
         }
-    });
-    SizedStream::new(length, Box::pin(chunks))
+        let idle = state.last_asked.elapsed();
+        if idle >= IDLE_RELEASE && !state.buffered.is_empty() {
+            state.buffered = Bytes::new();
+            state.share = None;
+            state.slow = true;
+        }
+        if idle >= SEND_TIMEOUT {
+            state.timed_out = true;
+            // The body (and so this task, aborted when the body drops) lives inside the
+            // connection, on this thread: while it runs, `fd` is still that connection's.
+            // SAFETY: shutdown(2) takes no memory; on a live socket it only ends its
+            // connection, which the connection's owner then sees as a failed write.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            tracing::info!(
+                idle_secs = idle.as_secs(),
+                "closed a download the client stopped reading"
+            );
+            return;
+        }
+    }
+}
+
+struct FileBody {
+    file: Arc<File>,
+    /// File offset of the next byte to hand over.
+    next_unsent: u64,
+    end: u64,
+    shared: Rc<RefCell<Shared>>,
+    read: Option<JoinHandle<std::io::Result<Bytes>>>,
+    /// The budget the read in flight was started under.
+    pending_share: Option<BudgetShare>,
+    /// The whole body fits one read: read it right here, which is cheaper than a hop to the
+    /// blocking pool when the page cache has the file (it usually does); in slices too, when
+    /// the read-ahead budget is spent.
+    read_inline: bool,
+    watchdog: Option<actix_web::rt::task::JoinHandle<()>>,
+}
+
+impl Drop for FileBody {
+    fn drop(&mut self) {
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.abort();
+        }
+    }
+}
+
+impl Stream for FileBody {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            {
+                let mut shared = this.shared.borrow_mut();
+                shared.last_asked = Instant::now();
+                if shared.timed_out {
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ))));
+                }
+                if !shared.buffered.is_empty() {
+                    let take = shared.buffered.len().min(SLICE);
+                    let slice = shared.buffered.split_to(take);
+                    if shared.buffered.is_empty() {
+                        shared.share = None;
+                    }
+                    this.next_unsent += slice.len() as u64;
+                    return Poll::Ready(Some(Ok(slice)));
+                }
+            }
+            if let Some(read) = this.read.as_mut() {
+                let result = match Pin::new(read).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(joined) => joined
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                        .and_then(|r| r),
+                };
+                this.read = None;
+                let mut shared = this.shared.borrow_mut();
+                shared.reading = false;
+                shared.share = this.pending_share.take();
+                match result {
+                    Ok(bytes) => shared.buffered = bytes,
+                    Err(e) => {
+                        // End the stream after the error: the client sees a cut-off body.
+                        this.end = this.next_unsent;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                continue;
+            }
+            if this.next_unsent >= this.end {
+                return Poll::Ready(None);
+            }
+            let (file, position) = (Arc::clone(&this.file), this.next_unsent);
+            let left = this.end - position;
+            let big = (left.min(CHUNK) as usize).max(SLICE);
+            let share = if this.shared.borrow().slow {
+                None
+            } else {
+                BudgetShare::take(big)
+            };
+            let want = match share {
+                Some(_) => left.min(CHUNK),
+                None => left.min(SLICE as u64),
+            };
+            if this.read_inline {
+                match read_exact_at(&file, position, want) {
+                    Ok(bytes) => {
+                        let mut shared = this.shared.borrow_mut();
+                        shared.buffered = bytes;
+                        shared.share = share;
+                    }
+                    Err(e) => {
+                        this.end = this.next_unsent;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                continue;
+            }
+            this.shared.borrow_mut().reading = true;
+            this.pending_share = share;
+            this.read = Some(tokio::task::spawn_blocking(move || {
+                read_exact_at(&file, position, want)
+            }));
+        }
+    }
 }
 
 fn read_exact_at(file: &File, position: u64, want: u64) -> std::io::Result<Bytes> {
@@ -98,7 +305,7 @@ mod tests {
         tmp.write_all(&data).unwrap();
         let offset = CHUNK - 5;
         let length = CHUNK * 2 + 9;
-        let body = sized_file_body(tmp, offset, length);
+        let body = sized_file_body(tmp, offset, length, None);
         assert_eq!(body.size(), BodySize::Sized(length));
         let read = actix_web::body::to_bytes(body).await.unwrap();
         assert_eq!(read, &data[offset as usize..(offset + length) as usize]);
@@ -108,7 +315,7 @@ mod tests {
     async fn a_file_that_shrinks_ends_the_stream_with_an_error() {
         let mut tmp = tempfile::tempfile().unwrap();
         tmp.write_all(&[1u8; 100]).unwrap();
-        let body = sized_file_body(tmp, 0, 200);
+        let body = sized_file_body(tmp, 0, 200, None);
         assert!(actix_web::body::to_bytes(body).await.is_err());
     }
 }

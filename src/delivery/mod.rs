@@ -15,6 +15,7 @@
 //! never keep a private file and the access check runs on every request.
 
 mod body;
+pub use body::ConnectionSocket;
 pub mod presentation;
 mod remote;
 
@@ -150,7 +151,12 @@ fn serve_file(
         && let Some((offset, length)) = body::span_of(&response)
     {
         response = response
-            .set_body(body::sized_file_body(std_file, offset, length))
+            .set_body(body::sized_file_body(
+                std_file,
+                offset,
+                length,
+                req.conn_data::<body::ConnectionSocket>().copied(),
+            ))
             .map_into_boxed_body();
     }
     Ok(response)

@@ -11,6 +11,7 @@ mod pages;
 mod s3;
 mod s3_server;
 mod scale_out;
+mod slow_clients;
 mod symlink_race;
 mod traversal;
 mod uploads;
