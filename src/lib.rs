@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod cache_control;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -1,5 +1,6 @@
 mod access;
 mod admin_ux;
+mod caching;
 mod cli;
 mod csrf;
 mod downloads;
