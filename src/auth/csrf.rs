@@ -36,12 +36,15 @@ pub async fn protect(
     if req.method().is_safe() {
         return next.call(req).await.map(|r| r.map_into_left_body());
     }
-    let expected = TypedSession::from_request(req.request()).existing_csrf_token();
     let refuse = |req: ServiceRequest, error: AppError| {
         let response = error.error_response();
         Ok(req.into_response(response).map_into_right_body())
     };
-    let matches = |given: &str| expected.as_deref().is_some_and(|e| tokens_match(e, given));
+    // A session without a token has never been shown a form: no body can match, so none is read.
+    let Some(expected) = TypedSession::from_request(req.request()).existing_csrf_token() else {
+        return refuse(req, AppError::Csrf);
+    };
+    let matches = |given: &str| tokens_match(&expected, given);
 
     if let Some(given) = req.headers().get(HEADER) {
         return match given.to_str() {
