@@ -121,17 +121,95 @@ impl ResponseError for AppError {
             }
             return response;
         }
-        if status.is_server_error() {
-            let mut chain = self.to_string();
-            let mut source = std::error::Error::source(self);
-            while let Some(cause) = source {
-                chain.push_str(": ");
-                chain.push_str(&cause.to_string());
-                source = cause.source();
+        match Loudness::of(status) {
+            Loudness::ServerFault => {
+                tracing::error!(error = %self.cause_chain(), "request failed");
+                ErrorPage::for_status(status, None).into_response()
             }
-            tracing::error!(error = %chain, "request failed");
-            return ErrorPage::for_status(status, None).into_response();
+            Loudness::ClientMistake => {
+                tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+                ErrorPage::for_status(status, Some(self.to_string())).into_response()
+            }
         }
-        ErrorPage::for_status(status, Some(self.to_string())).into_response()
+    }
+}
+
+impl AppError {
+    /// The error and every cause under it, on one line: the one log line a fault gets.
+    fn cause_chain(&self) -> String {
+        let mut chain = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        chain
+    }
+}
+
+/// How loud a failed request is in the log. Only server faults are errors (someone has to
+/// look); a client's mistakes are theirs to fix, logged at debug so that a flood of them
+/// (scanners, broken scripts) cannot bury the real errors. The access log line (info) records
+/// every request anyway.
+#[derive(Debug, PartialEq, Eq)]
+enum Loudness {
+    ServerFault,
+    ClientMistake,
+}
+
+impl Loudness {
+    fn of(status: StatusCode) -> Self {
+        if status.is_server_error() {
+            Loudness::ServerFault
+        } else {
+            Loudness::ClientMistake
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_server_faults_are_logged_as_errors() {
+        for code in [400, 403, 404, 405, 413, 415, 422, 429] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(Loudness::of(status), Loudness::ClientMistake, "{code}");
+        }
+        for code in [500, 502, 503] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(Loudness::of(status), Loudness::ServerFault, "{code}");
+        }
+    }
+
+    #[test]
+    fn every_client_error_of_the_app_is_a_client_mistake() {
+        let client_errors = [
+            AppError::Forbidden,
+            AppError::NotFound,
+            AppError::Csrf,
+            AppError::BadRequest("malformed".into()),
+            AppError::PayloadTooLarge("form".into()),
+        ];
+        for error in client_errors {
+            assert_eq!(
+                Loudness::of(error.status_code()),
+                Loudness::ClientMistake,
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cause_chain_names_every_cause() {
+        let io = std::io::Error::other("disk on fire");
+        let error = AppError::Storage(crate::storage::StorageError::Io(io));
+        assert!(
+            error.cause_chain().contains("disk on fire"),
+            "{}",
+            error.cause_chain()
+        );
     }
 }

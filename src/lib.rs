@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod cache_control;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -21,6 +22,7 @@ pub mod delivery;
 pub mod error;
 pub mod html;
 pub mod ids;
+pub mod logging;
 pub mod routes;
 pub mod secret;
 pub mod startup;

@@ -1,9 +1,7 @@
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use private_media::cli::Cli;
-use tracing_subscriber::EnvFilter;
 
 /// glibc raises its mmap threshold to the size of the largest block freed so far. One argon2
 /// hash (19 MiB) would lift it that high, and every later argon2 run and 1 MiB download chunk
@@ -26,13 +24,7 @@ fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     let default_level = if cli.is_server() { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("PRIVATE_MEDIA_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    private_media::logging::init(default_level);
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -210,6 +210,7 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
                     .default_handler_client(html_error_page)
                     .default_handler_server(html_error_page),
             )
+            .wrap(from_fn(crate::cache_control::apply))
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(crate::routes::configure)

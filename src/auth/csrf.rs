@@ -1,9 +1,11 @@
-//! CSRF protection for every POST: the token lives in the session and must come back either
-//! in an `X-CSRF-Token` header (scripts) or as the `csrf_token` field of a urlencoded form.
-//!
-//! Multipart uploads cannot be buffered here without reading whole files into memory, so for
-//! them this middleware only marks the request as `CsrfPending`; the upload handler must call
-//! `CsrfPending::verify` on the first part before it reads any file.
+//! CSRF protection for every request that is not safe (POST above all), checked here, before
+//! any handler runs, so no handler can forget it. The token lives in the session and must come
+//! back in an `X-CSRF-Token` header (scripts, any body), or as the `csrf_token` field of the
+//! form: urlencoded (the body is small and read here) or multipart (read up to the token
+//! through a `Tee`, then handed on whole). Any other body without the header is refused.
+
+mod multipart;
+mod tee;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -20,24 +22,11 @@ pub const FIELD: &str = "csrf_token";
 pub const HEADER: &str = "x-csrf-token";
 /// Largest urlencoded body the middleware reads to find the token; forms here are small.
 const MAX_FORM_BYTES: usize = 256 * 1024;
+/// How much of a multipart body may come before its token ends; forms put it first.
+const MAX_MULTIPART_HEAD: usize = 64 * 1024;
 
 fn tokens_match(expected: &str, given: &str) -> bool {
     !expected.is_empty() && expected.as_bytes().ct_eq(given.as_bytes()).into()
-}
-
-/// Present on a multipart POST whose token the handler still has to check.
-#[derive(Clone)]
-pub struct CsrfPending {
-    expected: Option<String>,
-}
-
-impl CsrfPending {
-    pub fn verify(&self, given: &str) -> Result<(), AppError> {
-        match &self.expected {
-            Some(expected) if tokens_match(expected, given) => Ok(()),
-            _ => Err(AppError::Csrf),
-        }
-    }
 }
 
 pub async fn protect(
@@ -47,54 +36,63 @@ pub async fn protect(
     if req.method().is_safe() {
         return next.call(req).await.map(|r| r.map_into_left_body());
     }
-    let expected = TypedSession::from_request(req.request()).existing_csrf_token();
     let refuse = |req: ServiceRequest, error: AppError| {
         let response = error.error_response();
         Ok(req.into_response(response).map_into_right_body())
     };
+    // A session without a token has never been shown a form: no body can match, so none is read.
+    let Some(expected) = TypedSession::from_request(req.request()).existing_csrf_token() else {
+        return refuse(req, AppError::Csrf);
+    };
+    let matches = |given: &str| tokens_match(&expected, given);
 
-    if let Some(given) = req.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
-        return match &expected {
-            Some(expected) if tokens_match(expected, given) => {
-                next.call(req).await.map(|r| r.map_into_left_body())
-            }
+    if let Some(given) = req.headers().get(HEADER) {
+        return match given.to_str() {
+            Ok(given) if matches(given) => next.call(req).await.map(|r| r.map_into_left_body()),
             _ => refuse(req, AppError::Csrf),
         };
     }
 
-    let content_type = req.content_type().to_ascii_lowercase();
-    if content_type == "multipart/form-data" {
-        req.extensions_mut().insert(CsrfPending { expected });
-        return next.call(req).await.map(|r| r.map_into_left_body());
-    }
-    if content_type != "application/x-www-form-urlencoded" {
-        return refuse(req, AppError::Csrf);
-    }
-
-    let mut payload = req.take_payload();
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(_) => {
-                return refuse(
-                    req,
-                    AppError::BadRequest("the request body broke off".into()),
-                );
+    match req.content_type().to_ascii_lowercase().as_str() {
+        "multipart/form-data" => {
+            let body = tee::Tee::new(req.take_payload(), MAX_MULTIPART_HEAD);
+            match multipart::find_token(req.headers(), body.reader()).await {
+                Ok(given) if matches(&given) => {
+                    req.set_payload(body.replay());
+                    next.call(req).await.map(|r| r.map_into_left_body())
+                }
+                Ok(_) => refuse(req, AppError::Csrf),
+                Err(reason) => {
+                    tracing::debug!(%reason, "multipart POST refused");
+                    refuse(req, AppError::Csrf)
+                }
             }
-        };
-        if body.len() + chunk.len() > MAX_FORM_BYTES {
-            return refuse(req, AppError::PayloadTooLarge("form".into()));
         }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
-    let given = form_urlencoded_field(&body, FIELD);
-    match (&expected, given) {
-        (Some(expected), Some(given)) if tokens_match(expected, &given) => {
-            req.set_payload(Payload::from(body));
-            next.call(req).await.map(|r| r.map_into_left_body())
+        "application/x-www-form-urlencoded" => {
+            let mut payload = req.take_payload();
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let Ok(chunk) = chunk else {
+                    return refuse(
+                        req,
+                        AppError::BadRequest("the request body broke off".into()),
+                    );
+                };
+                if body.len() + chunk.len() > MAX_FORM_BYTES {
+                    return refuse(req, AppError::PayloadTooLarge("form".into()));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let body = body.freeze();
+            match form_urlencoded_field(&body, FIELD) {
+                Some(given) if matches(&given) => {
+                    req.set_payload(Payload::from(body));
+                    next.call(req).await.map(|r| r.map_into_left_body())
+                }
+                _ => refuse(req, AppError::Csrf),
+            }
         }
+        // JSON, text, no body at all: only the header can carry the token.
         _ => refuse(req, AppError::Csrf),
     }
 }

@@ -35,7 +35,6 @@ pub use presentation::Presentation;
 /// Files up to this size keep NamedFile's own body: one synchronous read of at most 64 KiB
 /// (no hop to the blocking pool), the fastest way to send a small file from the page cache.
 const SMALL_FILE: u64 = 64 * 1024;
-const CACHE_CONTROL: &str = "private, no-cache";
 /// What a download may do if a browser renders it: nothing but show itself.
 const DOWNLOAD_CSP: &str = "default-src 'none'; img-src 'self'; media-src 'self'; \
                             object-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'";
@@ -108,7 +107,7 @@ fn add_download_headers(response: &mut HttpResponse) {
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
+        HeaderValue::from_static(crate::cache_control::DOWNLOAD),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

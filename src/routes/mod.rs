@@ -1,5 +1,9 @@
-//! The route table, in one function. Handlers parse input into typed values and call domain
-//! code; they live one area per file.
+//! The route table, in one list. Handlers parse input into typed values and call domain code;
+//! they live one area per file.
+//!
+//! `endpoints` is the only place routes are declared: `configure` registers exactly what it
+//! lists and `table` reads the same list, so the tests that walk every route (CSRF on every
+//! POST, caching headers) cannot miss one.
 
 mod admin;
 mod assets;
@@ -8,58 +12,121 @@ mod files;
 mod health;
 mod login;
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
 use crate::error::AppError;
 
+/// The two download routes; their answers, errors included, are cached as downloads.
+pub const DOWNLOAD_BY_ID: &str = "/files/{id}/download";
+pub const DOWNLOAD_BY_PATH: &str = "/private-media/{key:.*}";
+
+/// One route of the table: a method and the path pattern it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+}
+
+/// A path and what each method runs there.
+struct Endpoint {
+    path: &'static str,
+    routes: Vec<(Method, Route)>,
+}
+
+fn at(path: &'static str) -> Endpoint {
+    Endpoint {
+        path,
+        routes: Vec::new(),
+    }
+}
+
+impl Endpoint {
+    fn on<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.routes
+            .push((method.clone(), web::method(method).to(handler)));
+        self
+    }
+}
+
+fn endpoints() -> Vec<Endpoint> {
+    use admin::{files as admin_files, upload, users};
+    let (get, head, post) = (Method::GET, Method::HEAD, Method::POST);
+    vec![
+        at("/").on(get.clone(), root),
+        at("/healthz").on(get.clone(), health::healthz),
+        at("/static/{name}").on(get.clone(), assets::asset),
+        at("/login")
+            .on(get.clone(), login::form)
+            .on(post.clone(), login::submit),
+        at("/logout").on(post.clone(), login::logout),
+        at("/files").on(get.clone(), files::list),
+        // HEAD runs the same handler; actix-web sends the headers without the body.
+        at(DOWNLOAD_BY_ID)
+            .on(get.clone(), download::by_id)
+            .on(head.clone(), download::by_id),
+        at(DOWNLOAD_BY_PATH)
+            .on(get.clone(), download::by_path)
+            .on(head, download::by_path),
+        at("/admin").on(get.clone(), admin::redirect_to_index),
+        at("/admin/").on(get.clone(), admin::index),
+        at("/admin/files")
+            .on(get.clone(), admin_files::list)
+            .on(post.clone(), upload::create),
+        at("/admin/files/new").on(get.clone(), upload::new),
+        at("/admin/files/{id}")
+            .on(get.clone(), admin_files::detail)
+            .on(post.clone(), admin_files::update),
+        at("/admin/files/{id}/delete")
+            .on(get.clone(), admin_files::confirm_delete)
+            .on(post.clone(), admin_files::delete),
+        at("/admin/users")
+            .on(get.clone(), users::list)
+            .on(post.clone(), users::create),
+        at("/admin/users/{id}")
+            .on(get, users::edit)
+            .on(post.clone(), users::update),
+        at("/admin/users/{id}/password").on(post, users::set_password),
+    ]
+}
+
 /// Every path is a resource, so a known path with the wrong method answers 405, not 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").get(root))
-        .service(web::resource("/healthz").get(health::healthz))
-        .service(web::resource("/static/{name}").get(assets::asset))
-        .service(web::resource("/login").get(login::form).post(login::submit))
-        .service(web::resource("/logout").post(login::logout))
-        .service(web::resource("/files").get(files::list))
-        // HEAD runs the same handler; actix-web sends the headers without the body.
-        .service(
-            web::resource("/files/{id}/download")
-                .get(download::by_id)
-                .head(download::by_id),
-        )
-        .service(
-            web::resource("/private-media/{key:.*}")
-                .get(download::by_path)
-                .head(download::by_path),
-        )
-        .service(web::resource("/admin").get(admin::redirect_to_index))
-        .service(web::resource("/admin/").get(admin::index))
-        .service(
-            web::resource("/admin/files")
-                .get(admin::files::list)
-                .post(admin::upload::create),
-        )
-        .service(web::resource("/admin/files/new").get(admin::upload::new))
-        .service(
-            web::resource("/admin/files/{id}")
-                .get(admin::files::detail)
-                .post(admin::files::update),
-        )
-        .service(
-            web::resource("/admin/files/{id}/delete")
-                .get(admin::files::confirm_delete)
-                .post(admin::files::delete),
-        )
-        .service(
-            web::resource("/admin/users")
-                .get(admin::users::list)
-                .post(admin::users::create),
-        )
-        .service(
-            web::resource("/admin/users/{id}")
-                .get(admin::users::edit)
-                .post(admin::users::update),
-        )
-        .service(web::resource("/admin/users/{id}/password").post(admin::users::set_password));
+    for endpoint in endpoints() {
+        let resource = endpoint
+            .routes
+            .into_iter()
+            .fold(web::resource(endpoint.path), |resource, (_, route)| {
+                resource.route(route)
+            });
+        cfg.service(resource);
+    }
+}
+
+/// Every route `configure` registers, in order.
+pub fn table() -> Vec<RouteInfo> {
+    endpoints()
+        .into_iter()
+        .flat_map(|endpoint| {
+            endpoint
+                .routes
+                .into_iter()
+                .map(move |(method, _)| RouteInfo {
+                    method,
+                    path: endpoint.path,
+                })
+        })
+        .collect()
+}
+
+/// Whether `pattern` (as the router matched it) is one of the download routes.
+pub fn is_download(pattern: &str) -> bool {
+    pattern == DOWNLOAD_BY_ID || pattern == DOWNLOAD_BY_PATH
 }
 
 async fn root() -> HttpResponse {
@@ -71,4 +138,32 @@ async fn root() -> HttpResponse {
 /// Anything no route matched.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_of_the_table_is_declared_once() {
+        // actix-web would let a second resource with the same path shadow the first silently.
+        let mut paths: Vec<&str> = endpoints().iter().map(|e| e.path).collect();
+        let declared = paths.len();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), declared);
+    }
+
+    #[test]
+    fn the_table_lists_every_method_of_a_path() {
+        let table = table();
+        assert!(table.contains(&RouteInfo {
+            method: Method::POST,
+            path: "/admin/files/{id}/delete",
+        }));
+        assert!(table.contains(&RouteInfo {
+            method: Method::HEAD,
+            path: DOWNLOAD_BY_ID,
+        }));
+    }
 }

@@ -1,7 +1,9 @@
 mod access;
 mod admin_ux;
+mod caching;
 mod cli;
 mod crash;
+mod csrf;
 mod downloads;
 mod helpers;
 mod listing;

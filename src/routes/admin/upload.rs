@@ -1,7 +1,8 @@
 //! The upload form and the multipart POST that stores files (SPEC 5 and 7).
 //!
-//! Parts are read in order: `csrf_token` must come first (it is checked before any file byte
-//! is read), then `title`, `access`, `owner`, `users`, then one or more `file` parts. Each
+//! The CSRF middleware has checked the token (header, or the form's first fields) before this
+//! handler runs. Parts are read in order: `title`, `access`, `owner`, `users`, then one or
+//! more `file` parts (the `csrf_token` part is skipped like any unknown one). Each
 //! file streams into a pending storage upload; only when the whole request has been read and
 //! its fields are valid are the accepted files committed and their rows written. A request
 //! that breaks off therefore stores nothing: its pending uploads are dropped with it.
@@ -10,14 +11,13 @@ use std::sync::Arc;
 
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::access::AccessRule;
-use crate::auth::csrf::{self, CsrfPending};
 use crate::auth::middleware::{CurrentUser, StaffUser};
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, NewFile};
@@ -197,18 +197,12 @@ pub async fn create(
     state: web::Data<AppState>,
     mut multipart: Multipart,
 ) -> Result<HttpResponse, AppError> {
-    let pending_csrf = req
-        .extensions()
-        .get::<CsrfPending>()
-        .cloned()
-        .ok_or(AppError::Csrf)?;
     let storage_name = state.settings.upload.storage.clone();
     let storage =
         state.storages.get(&storage_name).cloned().ok_or_else(|| {
             AppError::Internal(format!("upload storage `{storage_name}` is missing"))
         })?;
 
-    let mut csrf_checked = false;
     let mut fields = Fields::default();
     let mut slots: Vec<Slot> = Vec::new();
     let mut parts = 0;
@@ -220,15 +214,6 @@ pub async fn create(
             return Err(AppError::PayloadTooLarge("number of form fields".into()));
         }
         let name = field.name().unwrap_or_default().to_owned();
-        if !csrf_checked {
-            // Nothing, and no file byte above all, is read before the token checks out.
-            if name != csrf::FIELD {
-                return Err(AppError::Csrf);
-            }
-            pending_csrf.verify(&read_text(&mut field).await?)?;
-            csrf_checked = true;
-            continue;
-        }
         match name.as_str() {
             "title" => fields.title = read_text(&mut field).await?.trim().to_owned(),
             "access" => fields.access = Some(read_text(&mut field).await?.trim().to_owned()),
@@ -276,10 +261,6 @@ pub async fn create(
             }
         }
     }
-    if !csrf_checked {
-        return Err(AppError::Csrf);
-    }
-
     let refuse = |message: String| {
         let state = state.clone();
         let current = current.clone();

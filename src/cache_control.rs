@@ -1,0 +1,53 @@
+//! The caching policy, for every answer in one place: downloads (their errors and redirects
+//! included) are `private, no-cache`, so no shared cache keeps them and the access check runs
+//! on every request; everything else (pages, login, redirects, errors) is `no-store`, because
+//! pages name files and users and carry CSRF tokens. An answer that chose its own policy (a
+//! served download, the static assets) keeps it.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+
+use crate::routes;
+
+pub const DOWNLOAD: &str = "private, no-cache";
+pub const PAGE: &str = "no-store";
+
+/// The policy for an answer to a request whose path matched `pattern` in the route table.
+fn policy(pattern: Option<&str>) -> &'static str {
+    match pattern {
+        Some(pattern) if routes::is_download(pattern) => DOWNLOAD,
+        _ => PAGE,
+    }
+}
+
+pub async fn apply(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // Matched against the table here, not taken from routing: a request refused before
+    // routing (CSRF) is still a download's.
+    let pattern = req.resource_map().match_pattern(req.path());
+    let value = policy(pattern.as_deref());
+    let mut response = next.call(req).await?;
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downloads_are_private_and_everything_else_is_not_stored() {
+        assert_eq!(policy(Some(routes::DOWNLOAD_BY_ID)), DOWNLOAD);
+        assert_eq!(policy(Some(routes::DOWNLOAD_BY_PATH)), DOWNLOAD);
+        assert_eq!(policy(Some("/files")), PAGE);
+        assert_eq!(policy(Some("/admin/files/{id}")), PAGE);
+        assert_eq!(policy(None), PAGE);
+    }
+}
