@@ -11,6 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::db::DbError;
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod display;
 pub mod error;
 pub mod html;
 pub mod ids;

@@ -1,6 +1,7 @@
 mod access;
 mod admin_ux;
 mod cli;
+mod display;
 mod downloads;
 mod helpers;
 mod listing;

@@ -152,7 +152,7 @@ async fn proxy_mode_streams_with_ranges_head_and_conditional_requests() {
     assert_eq!(headers["content-type"], "application/octet-stream");
     assert_eq!(
         headers["content-disposition"],
-        "attachment; filename=\"data.bin\""
+        "attachment; filename=\"data.bin\"; filename*=UTF-8''data.bin"
     );
     assert!(headers.get("last-modified").is_some());
     let etag = headers["etag"].to_str().expect("etag").to_owned();
