@@ -22,6 +22,7 @@ pub mod display;
 pub mod error;
 pub mod html;
 pub mod ids;
+pub mod limits;
 pub mod routes;
 pub mod secret;
 pub mod startup;

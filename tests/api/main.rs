@@ -4,6 +4,7 @@ mod cli;
 mod display;
 mod downloads;
 mod helpers;
+mod limits;
 mod listing;
 mod login;
 mod nginx;
