@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::header;
@@ -60,7 +60,8 @@ impl BodyPolicy {
 
 /// A request body that fails once it misses its deadline.
 pub struct BoundedBody<S> {
-    inner: S,
+    /// `None` once given up: the stream then lives in `abandoned`.
+    inner: Option<S>,
     policy: BodyPolicy,
     /// Time spent waiting for the client, finished waits only.
     waited: Duration,
@@ -68,29 +69,63 @@ pub struct BoundedBody<S> {
     waiting_since: Option<Instant>,
     received: u64,
     timer: Pin<Box<Sleep>>,
-    /// Set when the deadline was missed; the middleware reads it after the handler.
-    timed_out: Rc<Cell<bool>>,
+    shared: Rc<Shared<S>>,
     finished: bool,
 }
 
+/// What a body tells the middleware once the handler is done with it.
+pub struct Shared<S> {
+    timed_out: Cell<bool>,
+    /// The inner stream of a body given up or dropped before its end, kept so that the
+    /// answer can hold it until it is sent (see `ClosingBody`).
+    abandoned: Cell<Option<S>>,
+}
+
+impl<S> Default for Shared<S> {
+    fn default() -> Self {
+        Self {
+            timed_out: Cell::new(false),
+            abandoned: Cell::new(None),
+        }
+    }
+}
+
+impl<S> Shared<S> {
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.get()
+    }
+
+    pub fn take_abandoned(&self) -> Option<S> {
+        self.abandoned.take()
+    }
+}
+
+impl<S> Drop for BoundedBody<S> {
+    fn drop(&mut self) {
+        if !self.finished || self.shared.timed_out.get() {
+            self.shared.abandoned.set(self.inner.take());
+        }
+    }
+}
+
 impl<S> BoundedBody<S> {
-    pub fn new(inner: S, policy: BodyPolicy, timed_out: Rc<Cell<bool>>) -> Self {
+    pub fn new(inner: S, policy: BodyPolicy, shared: Rc<Shared<S>>) -> Self {
         let now = Instant::now();
         Self {
-            inner,
+            inner: Some(inner),
             policy,
             waited: Duration::ZERO,
             waiting_since: None,
             received: 0,
             timer: Box::pin(sleep_until(policy.deadline(now, Duration::ZERO, 0))),
-            timed_out,
+            shared,
             finished: false,
         }
     }
 
     fn give_up(&mut self) -> Poll<Option<Result<Bytes, PayloadError>>> {
         self.finished = true;
-        self.timed_out.set(true);
+        self.shared.timed_out.set(true);
         Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "the request body stalled or came too slowly",
@@ -106,10 +141,10 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.finished {
+        let Some(inner) = this.inner.as_mut().filter(|_| !this.finished) else {
             return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.inner).poll_next(cx) {
+        };
+        match Pin::new(inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.received += chunk.len() as u64;
                 if let Some(since) = this.waiting_since.take() {
@@ -156,30 +191,68 @@ pub async fn bound<B: MessageBody + 'static>(
     policy: BodyPolicy,
     mut req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<B, ClosingBody<Payload>>>, actix_web::Error> {
     if !has_body(&req) {
         return next.call(req).await.map(|r| r.map_into_left_body());
     }
-    let timed_out = Rc::new(Cell::new(false));
-    let body = BoundedBody::new(req.take_payload(), policy, Rc::clone(&timed_out));
+    let shared = Rc::new(Shared::default());
+    let body = BoundedBody::new(req.take_payload(), policy, Rc::clone(&shared));
     req.set_payload(Payload::Stream {
         payload: Box::pin(body),
     });
     // The request is not cloned here: routing still needs it to itself.
     let result = next.call(req).await;
-    if !timed_out.get() {
-        return result.map(|r| r.map_into_left_body());
-    }
-    // Whatever the handler made of the broken body (400, a refused upload…), the truth is a
-    // timeout; the error also closes the connection.
-    match result {
-        Ok(response) => {
+    let abandoned = shared.take_abandoned();
+    let response = match (result, shared.timed_out()) {
+        (Ok(response), false) => match abandoned {
+            None => return Ok(response.map_into_left_body()),
+            Some(payload) => response
+                .map_into_boxed_body()
+                .map_body(|_, page| ClosingBody::new(page, Some(payload))),
+        },
+        (Err(e), false) => return Err(e),
+        // Whatever the handler made of the broken body (400, a refused upload…), the truth
+        // is a timeout.
+        (Ok(response), true) => {
             let (http_req, _) = response.into_parts();
             tracing::info!(path = %http_req.path(), "a request body stalled; answered 408");
-            let response = AppError::RequestTimeout.error_response();
-            Ok(ServiceResponse::new(http_req, response).map_into_right_body())
+            ServiceResponse::new(http_req, AppError::RequestTimeout.error_response())
+                .map_body(|_, page| ClosingBody::new(page, abandoned))
         }
-        Err(_) => Err(AppError::RequestTimeout.into()),
+        (Err(_), true) => return Err(AppError::RequestTimeout.into()),
+    };
+    Ok(response.map_into_right_body())
+}
+
+/// An answer that holds the request body it did not read until it is sent. actix-web closes
+/// a connection whose request body is unread when the answer ends, but *drains* a chunked
+/// body that was dropped, and a stalled one never ends: held, it counts as unread.
+pub struct ClosingBody<S> {
+    page: BoxBody,
+    _unread: Option<S>,
+}
+
+impl<S> ClosingBody<S> {
+    pub fn new(page: BoxBody, unread: Option<S>) -> Self {
+        Self {
+            page,
+            _unread: unread,
+        }
+    }
+}
+
+impl<S: Unpin> MessageBody for ClosingBody<S> {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.page.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().page).poll_next(cx)
     }
 }
 
@@ -216,7 +289,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_handler_that_reads_slowly_does_not_make_the_client_look_slow() {
-        let flag = Rc::new(Cell::new(false));
+        let shared = Rc::new(Shared::default());
         // A client that sends each chunk 10 ms after it is asked for it.
         let chunks = futures_util::stream::unfold(0, |n| async move {
             actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -227,7 +300,7 @@ mod tests {
             grace: Duration::from_millis(50),
             min_rate: 1024 * 1024,
         };
-        let mut body = BoundedBody::new(Box::pin(chunks), policy, Rc::clone(&flag));
+        let mut body = BoundedBody::new(Box::pin(chunks), policy, Rc::clone(&shared));
         let mut count = 0;
         while let Some(chunk) = body.next().await {
             chunk.unwrap();
@@ -236,19 +309,24 @@ mod tests {
             actix_web::rt::time::sleep(Duration::from_millis(120)).await;
         }
         assert_eq!(count, 3);
-        assert!(!flag.get());
+        assert!(!shared.timed_out());
+        drop(body);
+        assert!(
+            shared.take_abandoned().is_none(),
+            "a finished body is not kept"
+        );
     }
 
     #[actix_web::test]
     async fn a_body_that_stalls_fails_with_a_timeout() {
-        let flag = Rc::new(Cell::new(false));
+        let shared = Rc::new(Shared::default());
         let stalled = futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))])
             .chain(futures_util::stream::pending());
         let policy = BodyPolicy {
             idle: Duration::from_millis(100),
             ..policy()
         };
-        let mut body = BoundedBody::new(Box::pin(stalled), policy, Rc::clone(&flag));
+        let mut body = BoundedBody::new(Box::pin(stalled), policy, Rc::clone(&shared));
         assert_eq!(body.next().await.unwrap().unwrap(), "abc");
         let started = std::time::Instant::now();
         let error = body.next().await.unwrap().unwrap_err();
@@ -256,25 +334,35 @@ mod tests {
             matches!(error, PayloadError::Io(ref e) if e.kind() == std::io::ErrorKind::TimedOut)
         );
         assert!(started.elapsed() < Duration::from_secs(2));
-        assert!(flag.get());
+        assert!(shared.timed_out());
         assert!(body.next().await.is_none());
+        drop(body);
+        assert!(
+            shared.take_abandoned().is_some(),
+            "the stream is handed over"
+        );
     }
 
     #[actix_web::test]
     async fn a_body_that_keeps_coming_is_left_alone() {
-        let flag = Rc::new(Cell::new(false));
+        let shared = Rc::new(Shared::default());
         let chunks = futures_util::stream::iter((0..5).map(|_| Ok(Bytes::from(vec![0u8; 4096]))));
         let policy = BodyPolicy {
             idle: Duration::from_millis(100),
             grace: Duration::from_millis(1),
             min_rate: 1,
         };
-        let mut body = BoundedBody::new(Box::pin(chunks), policy, Rc::clone(&flag));
+        let mut body = BoundedBody::new(Box::pin(chunks), policy, Rc::clone(&shared));
         let mut total = 0;
         while let Some(chunk) = body.next().await {
             total += chunk.unwrap().len();
         }
         assert_eq!(total, 5 * 4096);
-        assert!(!flag.get());
+        assert!(!shared.timed_out());
+        drop(body);
+        assert!(
+            shared.take_abandoned().is_none(),
+            "a finished body is not kept"
+        );
     }
 }

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use actix_web::ResponseError;
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use actix_web::{HttpMessage, ResponseError};
 
+use super::body::ClosingBody;
 use crate::error::AppError;
 
 /// Paths that are never refused.
@@ -55,15 +56,19 @@ impl Gate {
 /// Middleware: refuses requests past the limit with 503.
 pub async fn admit<B: MessageBody + 'static>(
     gate: Gate,
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<B, ClosingBody<Payload>>>, actix_web::Error> {
     if ALWAYS_ADMITTED.contains(&req.path()) {
         return next.call(req).await.map(|r| r.map_into_left_body());
     }
     let Some(_place) = gate.admit() else {
         tracing::warn!(limit = gate.limit, path = %req.path(), "overloaded; answered 503");
-        let response = AppError::Overloaded.error_response();
+        // Held unread until the 503 is sent, so the connection closes (see `ClosingBody`).
+        let unread = req.take_payload();
+        let response = AppError::Overloaded
+            .error_response()
+            .map_body(|_, page| ClosingBody::new(page, Some(unread)));
         return Ok(req.into_response(response).map_into_right_body());
     };
     next.call(req).await.map(|r| r.map_into_left_body())

@@ -214,3 +214,30 @@ async fn with_300_stalled_clients_health_checks_still_answer_and_the_rest_get_50
         );
     }
 }
+
+#[tokio::test]
+async fn a_stalled_chunked_body_gets_408_and_its_connection_closed() {
+    let app = spawn_app_with(|s| s.server.body_idle_timeout = Duration::from_secs(1)).await;
+    let head = "POST /login HTTP/1.1\r\nHost: test\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked";
+    let mut stream = send_partial(&app, head, b"a\r\nusername=a\r\n").await;
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_chunked_body_refused_with_503_loses_its_connection() {
+    let app = spawn_app_with(|s| {
+        s.server.body_idle_timeout = Duration::from_secs(60);
+        s.server.max_requests = Some(1);
+    })
+    .await;
+    let head = "POST /login HTTP/1.1\r\nHost: test\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked";
+    let _held = send_partial(&app, head, b"a\r\nusername=a\r\n").await;
+    // Give the server a moment to take the first one in.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut refused = send_partial(&app, head, b"a\r\nusername=a\r\n").await;
+    let answer = read_until_closed(&mut refused).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+}
