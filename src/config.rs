@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytesize::ByteSize;
 use figment::Figment;
@@ -50,6 +51,23 @@ pub struct Settings {
     pub upload: UploadSettings,
     pub delivery: DeliverySettings,
     pub access: AccessSettings,
+    pub server: ServerSettings,
+}
+
+/// How long a request body may take, and how many connections and requests are served at
+/// once (`[server]`; README: "Slow clients and overload").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// A body that sends nothing for this long is answered 408.
+    pub body_idle_timeout: Duration,
+    /// After `body_rate_grace`, a body averaging fewer bytes per second than this is answered
+    /// 408; 0 turns the check off.
+    pub body_min_rate: u64,
+    pub body_rate_grace: Duration,
+    /// Open connections; `None`: sized from the file-descriptor limit at start.
+    pub max_connections: Option<usize>,
+    /// Requests handled at once before new ones get 503; `None`: derived from the connections.
+    pub max_requests: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +234,8 @@ struct Raw {
     delivery: RawDelivery,
     #[serde(default)]
     access: RawAccess,
+    #[serde(default)]
+    server: RawServer,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,6 +274,19 @@ struct RawDelivery {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawServer {
+    /// Seconds.
+    body_idle_timeout: Option<u64>,
+    /// Per second, in human units.
+    body_min_rate: Option<ByteSize>,
+    /// Seconds.
+    body_rate_grace: Option<u64>,
+    max_connections: Option<usize>,
+    max_requests: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawAccess {
     path_rule: Option<String>,
 }
@@ -261,6 +294,9 @@ struct RawAccess {
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_STORAGE: &str = "local";
+pub const DEFAULT_BODY_IDLE_SECS: u64 = 30;
+pub const DEFAULT_BODY_MIN_RATE: u64 = 1024;
+pub const DEFAULT_BODY_RATE_GRACE_SECS: u64 = 10;
 
 impl Settings {
     /// Loads from `./private-media.toml` (or `PRIVATE_MEDIA_CONFIG`) and the process environment.
@@ -400,6 +436,7 @@ impl Raw {
         let upload = self.upload.validate(&storages)?;
         let delivery = self.delivery.validate()?;
         let access = self.access.validate()?;
+        let server = self.server.validate()?;
         Ok(Settings {
             data_dir,
             database,
@@ -410,6 +447,37 @@ impl Raw {
             upload,
             delivery,
             access,
+            server,
+        })
+    }
+}
+
+impl RawServer {
+    fn validate(self) -> Result<ServerSettings, ConfigError> {
+        let seconds = |value: Option<u64>, default: u64, key: &str| match value.unwrap_or(default) {
+            0 => Err(ConfigError::new(key, "must be at least 1 second")),
+            n => Ok(Duration::from_secs(n)),
+        };
+        let at_least_one = |value: Option<usize>, key: &str| match value {
+            Some(0) => Err(ConfigError::new(key, "must be at least 1")),
+            other => Ok(other),
+        };
+        Ok(ServerSettings {
+            body_idle_timeout: seconds(
+                self.body_idle_timeout,
+                DEFAULT_BODY_IDLE_SECS,
+                "server.body_idle_timeout",
+            )?,
+            body_min_rate: self
+                .body_min_rate
+                .map_or(DEFAULT_BODY_MIN_RATE, |rate| rate.as_u64()),
+            body_rate_grace: seconds(
+                self.body_rate_grace,
+                DEFAULT_BODY_RATE_GRACE_SECS,
+                "server.body_rate_grace",
+            )?,
+            max_connections: at_least_one(self.max_connections, "server.max_connections")?,
+            max_requests: at_least_one(self.max_requests, "server.max_requests")?,
         })
     }
 }
@@ -712,6 +780,30 @@ mod tests {
         assert_eq!(s.upload.max_file_size, DEFAULT_MAX_FILE_SIZE);
         assert_eq!(s.delivery.server, DeliveryServer::App);
         assert_eq!(s.access.path_rule, PathRule::Superuser);
+        assert_eq!(s.server.body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(s.server.body_min_rate, 1024);
+        assert_eq!(s.server.max_connections, None);
+    }
+
+    #[test]
+    fn server_limits_are_read_and_checked() {
+        let s = from_toml(
+            "[server]\nbody_idle_timeout = 5\nbody_min_rate = \"4KiB\"\nmax_connections = 100\nmax_requests = 80",
+        )
+        .unwrap();
+        assert_eq!(s.server.body_idle_timeout, Duration::from_secs(5));
+        assert_eq!(s.server.body_min_rate, 4096);
+        assert_eq!(s.server.max_connections, Some(100));
+        assert_eq!(s.server.max_requests, Some(80));
+        for (toml, key) in [
+            (
+                "[server]\nbody_idle_timeout = 0",
+                "server.body_idle_timeout",
+            ),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+        ] {
+            assert_eq!(from_toml(toml).unwrap_err().key, key, "{toml}");
+        }
     }
 
     #[test]

@@ -5,12 +5,16 @@
 //! Server faults (5xx) are logged once, here, with their whole cause chain, and the page says
 //! only that something went wrong. Nothing a client sends makes the process panic.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::db::DbError;
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+
+/// What an overloaded instance asks a client to wait before it tries again.
+const OVERLOAD_RETRY_AFTER_SECS: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -26,6 +30,12 @@ pub enum AppError {
     BadRequest(String),
     #[error("the {0} is too large")]
     PayloadTooLarge(String),
+    /// The request body stalled or came too slowly (`limits`).
+    #[error("the request took too long to arrive; please try again")]
+    RequestTimeout,
+    /// More requests at once than this instance takes (`limits`).
+    #[error("the server is busy right now; please try again in a moment")]
+    Overloaded,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -103,6 +113,8 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            AppError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Db(_)
             | AppError::Storage(_)
@@ -118,6 +130,22 @@ impl ResponseError for AppError {
             let mut response = HttpResponse::SeeOther().finish();
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, value);
+            }
+            return response;
+        }
+        if matches!(self, AppError::RequestTimeout | AppError::Overloaded) {
+            // Not a fault of ours (no error log: under attack it would flood), and the
+            // connection is closed so a slow or surplus client holds nothing afterwards.
+            let mut response =
+                ErrorPage::for_status(status, Some(self.to_string())).into_response();
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            if let AppError::Overloaded = self {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(OVERLOAD_RETRY_AFTER_SECS),
+                );
             }
             return response;
         }

@@ -20,6 +20,7 @@ use crate::auth::throttle::{LoginThrottle, ThrottlePolicy};
 use crate::config::{SecretKey, Settings};
 use crate::db::{Db, DbError};
 use crate::error::{AppError, ErrorPage};
+use crate::limits::{self, Gate, Limits};
 use crate::secret::{self, SecretError};
 use crate::state::AppState;
 use crate::storage::{StorageError, Storages};
@@ -178,7 +179,18 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
         throttle: LoginThrottle::new(ThrottlePolicy::default()),
         storages,
     });
+    let limits = Limits::from_settings(&settings.server);
+    let gate = Gate::new(limits.max_requests);
+    let body_policy = limits.body;
+    // actix-web's default, made explicit: its connection limit is per worker.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tracing::info!(
+        max_connections = limits.max_connections,
+        max_requests = limits.max_requests,
+        "connection limits"
+    );
     let server = HttpServer::new(move || {
+        let gate = gate.clone();
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_name(SESSION_COOKIE.to_owned())
             .cookie_secure(secure)
@@ -204,12 +216,20 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
             .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
             // Order matters: the last `wrap` runs first. CSRF needs the session.
             .wrap(from_fn(csrf::protect))
+            // Outside CSRF, which reads form bodies.
+            .wrap(from_fn(move |req, next| {
+                limits::body::bound(body_policy, req, next)
+            }))
             .wrap(session)
             .wrap(
                 ErrorHandlers::new()
                     .default_handler_client(html_error_page)
                     .default_handler_server(html_error_page),
             )
+            // Before sessions are decrypted: a refused request costs next to nothing.
+            .wrap(from_fn(move |req, next| {
+                limits::gate::admit(gate.clone(), req, next)
+            }))
             .wrap(from_fn(crate::cache_control::apply))
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
@@ -226,6 +246,8 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
     // actix leaves Nagle on; small responses would wait for a delayed ACK (PERFORMANCE.md).
     .tcp_nodelay(true)
     .worker_max_blocking_threads(MAX_BLOCKING_THREADS)
+    .workers(workers)
+    .max_connections(limits.connections_per_worker(workers))
     .listen(listener)?
     .run();
     Ok(server)

@@ -24,6 +24,16 @@
   list.setAttribute("aria-live", "polite");
   form.parentNode.insertBefore(list, form.nextSibling);
 
+  // Bidi controls and invisible characters as visible [U+XXXX] markers, as the pages show
+  // them (src/display.rs): a name like "invoice\u202Efdp.exe" cannot pass for a PDF.
+  var INVISIBLE = /[\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E\u2060-\u2069\uFEFF\uFFF9-\uFFFB]/g;
+  function shown(text) {
+    return String(text).replace(INVISIBLE, function (c) {
+      var hex = c.charCodeAt(0).toString(16).toUpperCase();
+      return "[U+" + ("0000" + hex).slice(-4) + "]";
+    });
+  }
+
   function human(bytes) {
     var units = ["B", "KiB", "MiB", "GiB", "TiB"];
     var i = 0;
@@ -38,11 +48,11 @@
       row.className = "upload waiting";
       var name = document.createElement("span");
       name.className = "name";
-      name.textContent = file.name + " (" + human(file.size) + ")";
+      name.textContent = shown(file.name) + " (" + human(file.size) + ")";
       var bar = document.createElement("progress");
       bar.max = 100;
       bar.value = 0;
-      bar.setAttribute("aria-label", "Upload of " + file.name);
+      bar.setAttribute("aria-label", "Upload of " + shown(file.name));
       var status = document.createElement("span");
       status.className = "status";
       status.textContent = "waiting";
@@ -58,7 +68,7 @@
   function finish(item, ok, text, link) {
     item.row.className = "upload " + (ok ? "stored" : "refused");
     item.bar.value = 100;
-    item.status.textContent = text;
+    item.status.textContent = shown(text);
     if (link) {
       var a = document.createElement("a");
       a.href = link;

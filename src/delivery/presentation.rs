@@ -1,16 +1,26 @@
 //! How a download presents itself to the browser: the `Content-Type` it is sent as and its
 //! `Content-Disposition` (SPEC 6). This is where stored XSS through an upload is stopped:
-//! anything a browser could run (HTML, SVG, XML, scripts) is always an `attachment` sent as
-//! `application/octet-stream`, whatever was asked for.
+//! anything a browser could run (HTML, SVG, XML, scripts, style sheets) is always an
+//! `attachment` sent as `application/octet-stream`, whatever was asked for. Such content is
+//! recognised by its stored (sniffed) type *and* by its name: a script is plain text to the
+//! sniffer, and a browser or the desktop may go by the extension of the saved file.
 
 use actix_web::http::header::{Charset, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::http::header::{ExtendedValue, HeaderValue};
 use mime::Mime;
 
+use crate::display::is_invisible_control;
+
 /// Shown when a name has nothing left after sanitising.
 const FALLBACK_NAME: &str = "download";
 /// Longest name we send; browsers and file systems cut longer ones anyway.
 const MAX_NAME_CHARS: usize = 200;
+/// Extensions of active content that a type guess from the name may not know (or knows
+/// under a harmless-looking type), compared case-insensitively.
+const ACTIVE_EXTENSIONS: &[&str] = &[
+    "js", "mjs", "cjs", "jsx", "html", "htm", "shtml", "xhtml", "xht", "mht", "mhtml", "svg",
+    "svgz", "xml", "xsl", "xslt", "rss", "atom", "css", "swf", "wasm",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presentation {
@@ -22,12 +32,14 @@ pub struct Presentation {
 
 impl Presentation {
     /// Decides type and disposition for a stored content type and original name;
-    /// `want_inline` is the user's `?inline=1`.
+    /// `want_inline` is the user's `?inline=1`. Active content by either the type or the
+    /// name is an octet-stream attachment.
     pub fn decide(stored_type: &str, original_name: &str, want_inline: bool) -> Self {
         let parsed: Option<Mime> = stored_type.parse().ok();
         let file_name = sanitize_name(original_name);
+        let named_active = is_active_name(original_name) || is_active_name(&file_name);
         match parsed {
-            Some(mime) if !is_active_content(&mime) => Self {
+            Some(mime) if !named_active && !is_active_content(&mime) => Self {
                 inline: want_inline && is_inline_safe(&mime),
                 content_type: with_utf8_charset(mime),
                 file_name,
@@ -40,24 +52,24 @@ impl Presentation {
         }
     }
 
-    /// RFC 6266: an ASCII `filename` fallback and the exact name as `filename*=UTF-8''…`.
+    /// RFC 6266: an ASCII `filename` fallback and the exact name as `filename*=UTF-8''…`,
+    /// both always, so every client reads the same name whichever parameter it prefers.
     pub fn content_disposition(&self) -> ContentDisposition {
         let ascii = ascii_fallback(&self.file_name);
-        let mut parameters = vec![DispositionParam::Filename(ascii.clone())];
-        if ascii != self.file_name {
-            parameters.push(DispositionParam::FilenameExt(ExtendedValue {
-                charset: Charset::Ext("UTF-8".to_owned()),
-                language_tag: None,
-                value: self.file_name.as_bytes().to_vec(),
-            }));
-        }
         ContentDisposition {
             disposition: if self.inline {
                 DispositionType::Inline
             } else {
                 DispositionType::Attachment
             },
-            parameters,
+            parameters: vec![
+                DispositionParam::Filename(ascii),
+                DispositionParam::FilenameExt(ExtendedValue {
+                    charset: Charset::Ext("UTF-8".to_owned()),
+                    language_tag: None,
+                    value: self.file_name.as_bytes().to_vec(),
+                }),
+            ],
         }
     }
 
@@ -67,6 +79,20 @@ impl Presentation {
         HeaderValue::from_str(&self.content_disposition().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
     }
+}
+
+/// Whether a name says it is active content: by the types guessed from its extension, or by
+/// the extension itself. Trailing dots and spaces are ignored, as Windows ignores them.
+fn is_active_name(name: &str) -> bool {
+    let name = name.trim_end_matches(['.', ' ']);
+    let Some((_, extension)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let extension = extension.to_ascii_lowercase();
+    ACTIVE_EXTENSIONS.contains(&extension.as_str())
+        || mime_guess::from_ext(&extension)
+            .iter()
+            .any(|guess| is_active_content(&guess))
 }
 
 /// Types a browser would render or run as a page or script: never shown inline, never sent
@@ -117,21 +143,15 @@ fn with_utf8_charset(mime: Mime) -> Mime {
     }
 }
 
-fn is_bidi_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-    )
-}
-
 /// The original name without anything that could break the header or fool the user: no
-/// control characters (CR, LF, NUL…), quotes, slashes, backslashes or bidi controls.
+/// control characters (CR, LF, NUL…), quotes, slashes, backslashes, bidi controls or other
+/// invisible characters.
 pub fn sanitize_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| match c {
             '"' | '/' | '\\' => '_',
-            c if c.is_control() || is_bidi_control(c) => '_',
+            c if is_invisible_control(c) => '_',
             c => c,
         })
         .take(MAX_NAME_CHARS)
@@ -186,7 +206,10 @@ mod tests {
         assert!(cd.starts_with("attachment; filename=\"Heizolruckstossabdampfung.txt\"; "));
         assert!(cd.contains("filename*=UTF-8''Heiz%C3%B6lr%C3%BCcksto%C3%9Fabd%C3%A4mpfung.txt"));
         let (_, cd) = header("text/plain", "plain.txt", false);
-        assert_eq!(cd, "attachment; filename=\"plain.txt\"");
+        assert_eq!(
+            cd,
+            "attachment; filename=\"plain.txt\"; filename*=UTF-8''plain.txt"
+        );
     }
 
     #[test]
@@ -244,6 +267,39 @@ mod tests {
     }
 
     #[test]
+    fn active_content_is_recognised_by_its_name_too() {
+        for (stored, name) in [
+            ("text/plain", "app.js"),
+            ("text/plain", "module.MJS"),
+            ("text/plain", "evil.html"),
+            ("text/plain", "evil.htm"),
+            ("text/plain", "page.xhtml"),
+            ("text/plain", "style.css"),
+            ("text/plain", "feed.xml"),
+            ("text/plain", "t.xsl"),
+            ("image/png", "image.svg"),
+            ("application/octet-stream", "movie.swf"),
+            ("application/octet-stream", "code.wasm"),
+            ("text/plain", "trailing.html. ."),
+            ("image/png", "rtl\u{202E}lmth.png.html"),
+        ] {
+            let p = Presentation::decide(stored, name, true);
+            assert_eq!(p.content_type, mime::APPLICATION_OCTET_STREAM, "{name}");
+            assert!(!p.inline, "{name}");
+        }
+        for (stored, name) in [
+            ("text/plain", "notes.txt"),
+            ("image/png", "photo.png"),
+            ("application/pdf", "html.pdf"),
+            ("text/plain", "README"),
+            ("text/plain", "js"),
+        ] {
+            let p = Presentation::decide(stored, name, true);
+            assert!(p.inline, "{name}");
+        }
+    }
+
+    #[test]
     fn inline_only_when_asked_and_safe() {
         assert!(Presentation::decide("image/png", "a.png", true).inline);
         assert!(!Presentation::decide("image/png", "a.png", false).inline);
@@ -259,5 +315,49 @@ mod tests {
             Presentation::decide("application/zip", "a.zip", true).content_type,
             "application/zip"
         );
+    }
+
+    mod properties {
+        use super::*;
+        use actix_web::http::header::DispositionParam;
+        use proptest::prelude::*;
+
+        /// Names with the characters that break headers or fool people, and anything else.
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "\\PC{0,60}",
+                "[a-zA-Z0-9 ._%;,='\"\\\\/\r\n\t\0\u{202E}\u{2066}\u{200B}é日-]{0,40}",
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn every_name_gives_a_clean_header_that_parses_back_to_it(
+                name in name(),
+                inline in any::<bool>(),
+            ) {
+                let p = Presentation::decide("text/plain", &name, inline);
+                let value = p.content_disposition_value();
+                let text = value.to_str().expect("a visible-ASCII header");
+                prop_assert!(text.bytes().all(|b| (b' '..=b'~').contains(&b)), "{text:?}");
+                prop_assert!(text.contains("; filename=\""), "{text}");
+                prop_assert!(text.contains("; filename*=UTF-8''"), "{text}");
+                prop_assert!(!p.file_name.is_empty());
+                prop_assert!(!p.file_name.chars().any(|c| is_invisible_control(c)
+                    || matches!(c, '"' | '/' | '\\')), "{:?}", p.file_name);
+
+                let parsed = ContentDisposition::from_raw(&value).expect("it parses");
+                let fallback = ascii_fallback(&p.file_name);
+                prop_assert_eq!(parsed.get_filename(), Some(fallback.as_str()));
+                let exact = parsed.parameters.iter().find_map(|param| match param {
+                    DispositionParam::FilenameExt(ext) => Some(ext.value.clone()),
+                    _ => None,
+                });
+                prop_assert_eq!(exact, Some(p.file_name.as_bytes().to_vec()));
+            }
+        }
     }
 }

@@ -100,26 +100,18 @@ pub async fn serve(
             .and_then(|r| r.to_str().ok())
         && range_applies(req, &etag, &meta)
     {
-        match http_range::HttpRange::parse(range, meta.size) {
-            Ok(ranges) => {
-                if let [one] = ranges.as_slice()
-                    && one.length > 0
-                {
-                    span = ByteRange {
-                        start: one.start,
-                        end: one.start + one.length - 1,
-                    };
-                    partial = true;
-                }
-                // Several ranges: the whole file (SPEC 6 allows it).
+        match choose_range(range, meta.size) {
+            RangeChoice::Whole => {}
+            RangeChoice::Part(one) => {
+                span = one;
+                partial = true;
             }
-            Err(http_range::HttpRangeParseError::NoOverlap) => {
+            RangeChoice::NotSatisfiable => {
                 return Ok(HttpResponse::RangeNotSatisfiable()
                     .insert_header((header::CONTENT_RANGE, format!("bytes */{}", meta.size)))
                     .insert_header((header::ETAG, etag))
                     .finish());
             }
-            Err(http_range::HttpRangeParseError::InvalidRange) => {}
         }
     }
     if partial {
@@ -145,6 +137,37 @@ pub async fn serve(
         std::io::Error::other(e.to_string())
     });
     Ok(response.body(SizedStream::new(length, body)))
+}
+
+/// What a `Range` header gets from an object of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeChoice {
+    /// 200 with the whole object: no usable range, several ranges (SPEC 6 allows it), or a
+    /// header that does not parse (ignored, RFC 9110 14.2).
+    Whole,
+    /// 206 with these bytes, always inside the object.
+    Part(ByteRange),
+    /// 416: no range overlaps the object.
+    NotSatisfiable,
+}
+
+fn choose_range(range: &str, size: u64) -> RangeChoice {
+    match http_range::HttpRange::parse(range, size) {
+        Ok(ranges) => match ranges.as_slice() {
+            [one] if one.length > 0 => match one.start.checked_add(one.length - 1) {
+                // The parser clamps to the object; checked again so a parser change can
+                // never make us ask the storage for bytes past its end.
+                Some(end) if end < size => RangeChoice::Part(ByteRange {
+                    start: one.start,
+                    end,
+                }),
+                _ => RangeChoice::Whole,
+            },
+            _ => RangeChoice::Whole,
+        },
+        Err(http_range::HttpRangeParseError::NoOverlap) => RangeChoice::NotSatisfiable,
+        Err(http_range::HttpRangeParseError::InvalidRange) => RangeChoice::Whole,
+    }
 }
 
 fn missing(key: &StorageKey) -> AppError {
@@ -202,5 +225,65 @@ fn precondition_failed(req: &HttpRequest, etag: &EntityTag, meta: &ObjectMeta) -
             }
             None => false,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ranges_are_chosen_as_the_rfc_says() {
+        let part = |start, end| RangeChoice::Part(ByteRange { start, end });
+        assert_eq!(choose_range("bytes=0-9", 100), part(0, 9));
+        assert_eq!(choose_range("bytes=90-", 100), part(90, 99));
+        assert_eq!(choose_range("bytes=-10", 100), part(90, 99));
+        assert_eq!(choose_range("bytes=50-5000", 100), part(50, 99));
+        assert_eq!(choose_range("bytes=-500", 100), part(0, 99));
+        assert_eq!(choose_range("bytes=100-", 100), RangeChoice::NotSatisfiable);
+        assert_eq!(choose_range("bytes=0-", 0), RangeChoice::NotSatisfiable);
+        assert_eq!(choose_range("bytes=-5", 0), RangeChoice::Whole);
+        assert_eq!(choose_range("bytes=0-1,5-6", 100), RangeChoice::Whole);
+        assert_eq!(choose_range("bytes=9-1", 100), RangeChoice::Whole);
+        assert_eq!(choose_range("items=0-1", 100), RangeChoice::Whole);
+        assert_eq!(choose_range("", 100), RangeChoice::Whole);
+    }
+
+    /// Range headers as clients send them, and as attackers do.
+    fn range_header() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            Just(String::new()),
+            (0u64..2048).prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            Just("18446744073709551616".to_owned()),
+            Just("-1".to_owned()),
+        ];
+        let spec = (number.clone(), number).prop_map(|(a, b)| format!("{a}-{b}"));
+        prop_oneof![
+            proptest::collection::vec(spec, 1..4)
+                .prop_map(|specs| format!("bytes={}", specs.join(","))),
+            "\\PC{0,40}",
+            "bytes=[0-9, -]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn a_chosen_range_always_lies_inside_the_object(
+            size in prop_oneof![Just(0u64), 0u64..4096, any::<u64>()],
+            range in range_header(),
+        ) {
+            match choose_range(&range, size) {
+                RangeChoice::Part(span) => {
+                    prop_assert!(span.start <= span.end, "{range:?} of {size}: {span:?}");
+                    prop_assert!(span.end < size, "{range:?} of {size}: {span:?}");
+                    prop_assert!(span.byte_count() <= size);
+                }
+                RangeChoice::Whole | RangeChoice::NotSatisfiable => {}
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use crate::auth::middleware::CurrentUser;
 use crate::db::models::file::{FileRow, ListQuery, Sort};
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
 use crate::state::AppState;

@@ -9,6 +9,7 @@ use crate::auth::password;
 use crate::auth::session::TypedSession;
 use crate::db::models::session::EndedSession;
 use crate::db::models::user::{User, Username};
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
 use crate::html::{self, Nav};
 use crate::state::AppState;

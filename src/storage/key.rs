@@ -262,4 +262,72 @@ mod tests {
         }
         assert!(StorageKey::parse("2026/03/07/report_x1.pdf").is_ok());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::path::{Component, Path};
+
+        /// Key-like text: mostly the characters that matter to paths, now and then anything.
+        fn key_like() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z./\\\\\0%_-]{0,24}",
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just("..".to_owned()),
+                        Just(".".to_owned()),
+                        Just(String::new()),
+                        Just(".tmp".to_owned()),
+                        "[a-zA-Z0-9._-]{1,8}",
+                    ],
+                    1..6
+                )
+                .prop_map(|segments| segments.join("/")),
+                "\\PC{0,30}",
+            ]
+        }
+
+        /// Whether `key`, joined to a root, names a path below it.
+        fn stays_below_the_root(key: &str) -> bool {
+            Path::new(key)
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn no_accepted_key_leaves_the_root(value in key_like()) {
+                if let Ok(key) = StorageKey::parse(&value) {
+                    let key = key.as_str();
+                    prop_assert!(stays_below_the_root(key), "{key:?}");
+                    prop_assert!(!key.contains('\0') && !key.contains('\\'), "{key:?}");
+                    prop_assert!(!key.starts_with('/'), "{key:?}");
+                    prop_assert!(key.split('/').all(|s| !s.is_empty() && !s.starts_with('.')),
+                        "{key:?}");
+                    prop_assert!(key.len() <= MAX_KEY_BYTES);
+                }
+            }
+
+            #[test]
+            fn every_upload_gets_a_key_that_parse_accepts(
+                upload_to in prop_oneof![
+                    Just("%Y/%m/%d".to_owned()),
+                    Just("users/{user}/%Y".to_owned()),
+                    "[a-z%{}./\\\\ YmdUuser-]{0,30}",
+                    "\\PC{0,40}",
+                ],
+                username in prop_oneof!["[a-zA-Z0-9@.+_-]{1,20}", "\\PC{0,20}"],
+                name in prop_oneof![key_like(), any::<String>()],
+                seconds in 0i64..4_102_444_800,
+            ) {
+                let now = DateTime::from_timestamp(seconds, 0).expect("a date");
+                let key = StorageKey::for_upload(&upload_to, now, &username, &name);
+                prop_assert_eq!(StorageKey::parse(key.as_str()), Ok(key.clone()));
+                let fresh = key.with_unique_suffix();
+                prop_assert_eq!(StorageKey::parse(fresh.as_str()), Ok(fresh.clone()));
+            }
+        }
+    }
 }

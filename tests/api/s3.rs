@@ -152,7 +152,7 @@ async fn proxy_mode_streams_with_ranges_head_and_conditional_requests() {
     assert_eq!(headers["content-type"], "application/octet-stream");
     assert_eq!(
         headers["content-disposition"],
-        "attachment; filename=\"data.bin\""
+        "attachment; filename=\"data.bin\"; filename*=UTF-8''data.bin"
     );
     assert!(headers.get("last-modified").is_some());
     let etag = headers["etag"].to_str().expect("etag").to_owned();
@@ -689,4 +689,48 @@ async fn old_temporary_objects_are_swept_at_start() {
         "a fresh temporary object is someone's upload"
     );
     assert!(old_file.exists(), "objects outside .tmp/ are never swept");
+}
+
+/// A script is plain text to the sniffer; by its name it is active content, presigned or
+/// proxied, with or without `?inline=1`.
+#[tokio::test]
+async fn a_script_from_s3_is_an_octet_stream_attachment_in_both_modes() {
+    let server = S3Server::start().await;
+    for querystring_auth in [true, false] {
+        let app = s3_app(&server, querystring_auth).await;
+        let staff = app.logged_in("stella", Role::Staff).await;
+        let script = b"fetch('/admin/users', {method: 'POST'})";
+        let file = upload_file(&app, &staff, "app.js", script, "staff", None, &[]).await;
+        for query in ["", "?inline=1"] {
+            let response = staff
+                .get(&format!("/files/{}/download{query}", file.id))
+                .await;
+            let response = if querystring_auth {
+                assert_eq!(response.status(), StatusCode::FOUND);
+                plain_client()
+                    .get(location(&response))
+                    .send()
+                    .await
+                    .expect("fetch")
+            } else {
+                response
+            };
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{querystring_auth} {query}"
+            );
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/octet-stream",
+                "{querystring_auth} {query}"
+            );
+            assert_eq!(
+                response.headers()["content-disposition"],
+                "attachment; filename=\"app.js\"; filename*=UTF-8''app.js",
+                "{querystring_auth} {query}"
+            );
+            assert_eq!(response.bytes().await.expect("body"), &script[..]);
+        }
+    }
 }

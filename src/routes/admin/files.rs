@@ -10,6 +10,7 @@ use crate::auth::middleware::StaffUser;
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, ListQuery, Sort};
 use crate::db::models::user::{User, Username};
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
 use crate::state::AppState;

@@ -8,6 +8,7 @@ use askama::Template;
 use crate::auth::middleware::StaffUser;
 use crate::db::models::file::FileRow;
 use crate::db::models::user::User;
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
 use crate::html::{self, Nav};
 use crate::state::AppState;

@@ -23,6 +23,7 @@ use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, NewFile};
 use crate::db::models::pending_upload::PendingKey;
 use crate::db::models::user::{User, Username};
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
 use crate::html::{self, Nav};
 use crate::routes::admin::files::{RuleOption, resolve_readers, rule_options};

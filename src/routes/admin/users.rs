@@ -11,6 +11,7 @@ use crate::auth::middleware::{CurrentUser, Superuser};
 use crate::auth::password::NewPassword;
 use crate::auth::session::TypedSession;
 use crate::db::models::user::{NewUser, Role, User, UserError, Username};
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
 use crate::html::{self, Nav};
 use crate::ids::FileId;
