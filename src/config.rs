@@ -14,6 +14,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
+use crate::client_addr::TrustedProxies;
+
 /// The largest object S3 copies in one request.
 const S3_MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -50,6 +52,13 @@ pub struct Settings {
     pub upload: UploadSettings,
     pub delivery: DeliverySettings,
     pub access: AccessSettings,
+    pub server: ServerSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +225,37 @@ struct Raw {
     delivery: RawDelivery,
     #[serde(default)]
     access: RawAccess,
+    #[serde(default)]
+    server: RawServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    trusted_proxies: Option<OneOrMany>,
+}
+
+/// A list from TOML (`["10.0.0.1", "10.0.0.0/8"]`) or the environment, where figment reads
+/// `[10.0.0.1, 10.0.0.0/8]` as a list but a lone `10.0.0.1` or `10.0.0.1,10.0.0.2` as a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl OneOrMany {
+    fn into_items(self) -> Vec<String> {
+        match self {
+            Self::Many(items) => items,
+            Self::One(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -400,6 +440,7 @@ impl Raw {
         let upload = self.upload.validate(&storages)?;
         let delivery = self.delivery.validate()?;
         let access = self.access.validate()?;
+        let server = self.server.validate()?;
         Ok(Settings {
             data_dir,
             database,
@@ -410,7 +451,20 @@ impl Raw {
             upload,
             delivery,
             access,
+            server,
         })
+    }
+}
+
+impl RawServer {
+    fn validate(self) -> Result<ServerSettings, ConfigError> {
+        let entries = self
+            .trusted_proxies
+            .map(OneOrMany::into_items)
+            .unwrap_or_default();
+        let trusted_proxies = TrustedProxies::parse(&entries)
+            .map_err(|p| ConfigError::new("server.trusted_proxies", p))?;
+        Ok(ServerSettings { trusted_proxies })
     }
 }
 
@@ -762,6 +816,12 @@ mod tests {
                 "storages.media.kms_key_id",
             ),
             ("[storages.media]\nkind = \"s3\"", "storages.media.bucket"),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "server.trusted_proxies",
+            ),
+            ("[server]\ntrusted_proxies = 7", "server.trusted_proxies"),
+            ("[server]\ntrusted = []", "server.trusted"),
         ];
         for (toml, key) in cases {
             let err = from_toml(toml).expect_err(toml);
@@ -780,6 +840,21 @@ mod tests {
         assert_eq!(s3.querystring_expire, 300);
         assert_eq!(s3.location, "x");
         assert!(!s3.file_overwrite);
+    }
+
+    #[test]
+    fn trusted_proxies_take_a_list_or_one_comma_separated_string() {
+        let s = from_toml("[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]").unwrap();
+        assert_eq!(
+            s.server.trusted_proxies.to_string(),
+            "127.0.0.1/32, 10.0.0.0/8"
+        );
+        let s = from_toml("[server]\ntrusted_proxies = \"127.0.0.1, ::1\"").unwrap();
+        assert_eq!(
+            s.server.trusted_proxies.to_string(),
+            "127.0.0.1/32, ::1/128"
+        );
+        assert!(from_toml("").unwrap().server.trusted_proxies.is_empty());
     }
 
     #[test]

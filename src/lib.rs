@@ -15,6 +15,7 @@
 pub mod access;
 pub mod auth;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod db;
 pub mod delivery;

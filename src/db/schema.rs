@@ -47,7 +47,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_failures (id) {
+        id -> Text,
+        username -> Text,
+        address -> Nullable<Text>,
+        cleared -> Bool,
+        failed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(file_readers -> files (file_id));
 diesel::joinable!(file_readers -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, files, file_readers, ended_sessions);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    files,
+    file_readers,
+    ended_sessions,
+    login_failures
+);

@@ -10,6 +10,7 @@ mod pages;
 mod s3;
 mod s3_server;
 mod scale_out;
+mod throttle;
 mod traversal;
 mod uploads;
 mod users_admin;
