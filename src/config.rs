@@ -11,16 +11,15 @@ use std::path::{Path, PathBuf};
 
 use bytesize::ByteSize;
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use serde::Deserialize;
+
+mod sources;
 
 use crate::client_addr::TrustedProxies;
 
 /// The largest object S3 copies in one request.
 const S3_MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
-
-/// Environment variables that share the `PRIVATE_MEDIA_` prefix but are not configuration keys.
-const NON_CONFIG_VARS: &[&str] = &["config", "admin_password", "log"];
 
 /// A configuration problem, always tied to the key that caused it.
 #[derive(Debug, thiserror::Error)]
@@ -325,20 +324,23 @@ impl Settings {
         if let Some(file) = &file {
             figment = figment.merge(Toml::file(file));
         }
+        for name in sources::service_links_in_environment() {
+            tracing::warn!(
+                variable = %name,
+                "ignoring {name}: Kubernetes sets it for a service named private-media; it is \
+                 not configuration (`enableServiceLinks: false` in the pod spec turns these off)"
+            );
+        }
         let figment = figment
-            .merge(
-                Env::prefixed("PRIVATE_MEDIA_")
-                    .split("__")
-                    .ignore(NON_CONFIG_VARS),
-            )
-            .merge(Env::raw().only(&["database_url"]));
+            .merge(sources::NamedEnv::prefixed())
+            .merge(sources::NamedEnv::database_url());
         Self::from_figment(figment)
     }
 
     /// Builds settings from any figment (tests use TOML strings and explicit values).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let raw: Raw = figment.extract().map_err(figment_error)?;
-        raw.validate()
+        raw.validate().map_err(|e| e.with_source_from(&figment))
     }
 
     /// Settings for a data dir with every other value at its default.
@@ -373,26 +375,43 @@ impl Settings {
     }
 }
 
-fn figment_error(error: figment::Error) -> ConfigError {
-    let key = if error.path.is_empty() {
-        match &error.kind {
-            figment::error::Kind::UnknownField(field, _) => field.clone(),
-            _ => "(top level)".to_owned(),
+impl ConfigError {
+    /// Adds where the offending value came from (the environment variable, or the file), when
+    /// the key held a value; a missing key has no source to name.
+    fn with_source_from(mut self, figment: &Figment) -> Self {
+        let figment_key = match self.key.as_str() {
+            "DATABASE_URL" => "database_url".to_owned(),
+            key => key.to_owned(),
+        };
+        if let Some(metadata) = figment.find_metadata(&figment_key) {
+            let path: Vec<String> = figment_key.split('.').map(str::to_owned).collect();
+            let source = sources::describe(metadata, figment.profile(), &path);
+            self.problem.push_str(&source);
         }
-    } else {
-        error.path.join(".")
-    };
+        self
+    }
+}
+
+fn figment_error(error: figment::Error) -> ConfigError {
+    let mut path = error.path.clone();
+    if let figment::error::Kind::UnknownField(field, _) = &error.kind
+        && path.last() != Some(field)
+    {
+        path.push(field.clone());
+    }
     let source = error
         .metadata
         .as_ref()
-        .map(|m| match &m.source {
-            Some(source) => format!(" (from {source})"),
-            None => format!(" (from {})", m.name),
-        })
+        .map(|m| sources::describe(m, &error.profile.clone().unwrap_or_default(), &path))
         .unwrap_or_default();
     let problem = match &error.kind {
         figment::error::Kind::UnknownField(_, _) => "unknown key".to_owned(),
-        kind => kind.to_string(),
+        kind => sources::one_line(&kind.to_string()),
+    };
+    let key = if path.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        path.join(".")
     };
     ConfigError::new(key, format!("{problem}{source}"))
 }

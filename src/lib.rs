@@ -22,6 +22,7 @@ pub mod delivery;
 pub mod error;
 pub mod html;
 pub mod ids;
+pub mod logging;
 pub mod routes;
 pub mod secret;
 pub mod startup;

@@ -1,9 +1,8 @@
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use private_media::cli::Cli;
-use tracing_subscriber::EnvFilter;
+use private_media::logging;
 
 /// glibc raises its mmap threshold to the size of the largest block freed so far. One argon2
 /// hash (19 MiB) would lift it that high, and every later argon2 run and 1 MiB download chunk
@@ -26,13 +25,13 @@ fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     let default_level = if cli.is_server() { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("PRIVATE_MEDIA_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    match logging::filter(default_level) {
+        Ok(filter) => logging::init(filter),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -366,3 +366,151 @@ fn an_unreachable_postgres_is_one_clear_line() {
         "the password leaked: {stderr}"
     );
 }
+
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (env, variable) in [
+        (
+            ("PRIVATE_MEDIA_BIND", "not-an-address"),
+            "PRIVATE_MEDIA_BIND",
+        ),
+        (
+            ("PRIVATE_MEDIA_UPLOAD__MAX_FILE_SIZE", "lots"),
+            "PRIVATE_MEDIA_UPLOAD__MAX_FILE_SIZE",
+        ),
+        (
+            ("PRIVATE_MEDIA_UPLOADS__STORAGE", "x"),
+            "PRIVATE_MEDIA_UPLOADS__STORAGE",
+        ),
+        (
+            ("PRIVATE_MEDIA_SECURE_COOKIES", "maybe"),
+            "PRIVATE_MEDIA_SECURE_COOKIES",
+        ),
+        (
+            ("DATABASE_URL", "mysql://db"),
+            "environment variable DATABASE_URL",
+        ),
+        (
+            (
+                "PRIVATE_MEDIA_SERVER__TRUSTED_PROXIES",
+                "[127.0.0.1, 10.0.0.0/33]",
+            ),
+            "PRIVATE_MEDIA_SERVER__TRUSTED_PROXIES",
+        ),
+    ] {
+        let output = run_cli(dir.path(), &["migrate"], None, &[env]);
+        assert_eq!(output.status.code(), Some(1), "{env:?}");
+        let stderr = text(&output.stderr);
+        assert_one_clear_line(&stderr);
+        assert!(stderr.contains(variable), "{env:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_value_from_the_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("private-media.toml"),
+        "bind = \"nowhere\"\n",
+    )
+    .unwrap();
+    let output = run_cli(dir.path(), &["migrate"], None, &[]);
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("`bind`"), "{stderr}");
+    assert!(stderr.contains("private-media.toml"), "{stderr}");
+    assert!(!stderr.contains("environment"), "{stderr}");
+}
+
+#[test]
+fn a_toml_syntax_error_is_one_line_with_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("private-media.toml"),
+        "data_dir = \"data\"\nbind = \"127.0.0.1:8000\n",
+    )
+    .unwrap();
+    let output = run_cli(dir.path(), &["migrate"], None, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("line 2, column"), "{stderr}");
+    assert!(stderr.contains("private-media.toml"), "{stderr}");
+}
+
+#[test]
+fn kubernetes_service_variables_are_ignored_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[
+            ("PRIVATE_MEDIA_PORT", "tcp://127.0.0.1:8000"),
+            ("PRIVATE_MEDIA_PORT_8000_TCP_ADDR", "127.0.0.1"),
+            ("PRIVATE_MEDIA_SERVICE_HOST", "127.0.0.1"),
+            ("PRIVATE_MEDIA_SERVICE_PORT", "8000"),
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    for variable in ["PRIVATE_MEDIA_PORT", "PRIVATE_MEDIA_SERVICE_HOST"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains(&format!("ignoring {variable}:"))),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("enableServiceLinks"), "{stderr}");
+    // Other unknown keys are still errors.
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_PORTS", "1")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn trusted_proxies_come_from_the_environment_as_a_list() {
+    let dir = tempfile::tempdir().unwrap();
+    for value in [
+        "[127.0.0.1, ::1, 10.0.0.0/8]",
+        "127.0.0.1,10.0.0.0/8",
+        "127.0.0.1",
+    ] {
+        let output = run_cli(
+            dir.path(),
+            &["migrate"],
+            None,
+            &[("PRIVATE_MEDIA_SERVER__TRUSTED_PROXIES", value)],
+        );
+        assert!(output.status.success(), "{value}: {}", text(&output.stderr));
+    }
+}
+
+#[test]
+fn an_invalid_log_filter_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_LOG", "private_media=loud")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("PRIVATE_MEDIA_LOG"), "{stderr}");
+    assert!(!dir.path().join("private-media.sqlite3").exists());
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_LOG", "debug")],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
