@@ -205,10 +205,16 @@ fn check(settings: Settings) -> Result<(), CliError> {
         for (name, config) in &settings.storages {
             let kind = match config {
                 StorageSettings::Filesystem { root } if !root.exists() => {
-                    println!(
-                        "storage `{name}` (filesystem): {} not created yet (the first start makes it)",
-                        root.display()
-                    );
+                    match creatable(root) {
+                        Ok(()) => println!(
+                            "storage `{name}` (filesystem): {} not created yet (the first start makes it)",
+                            root.display()
+                        ),
+                        Err(problem) => {
+                            failures += 1;
+                            println!("storage `{name}` (filesystem): FAILED: {problem}");
+                        }
+                    }
                     continue;
                 }
                 StorageSettings::Filesystem { .. } => "filesystem",
@@ -231,6 +237,19 @@ fn check(settings: Settings) -> Result<(), CliError> {
         return Err(CliError::Check(failures));
     }
     Ok(())
+}
+
+/// Whether a folder that does not exist yet could be made: its nearest existing ancestor must
+/// be a folder (a file in the way would fail the first start).
+fn creatable(path: &std::path::Path) -> Result<(), String> {
+    match path.ancestors().skip(1).find(|a| a.exists()) {
+        Some(existing) if !existing.is_dir() => Err(format!(
+            "cannot create {}: {} is not a folder",
+            path.display(),
+            existing.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// On an empty database, creates the superuser `admin` so one command gives a working app.
