@@ -111,8 +111,11 @@ impl Cli {
             }
             Command::Migrate => {
                 let prepared = startup::prepare(settings)?;
-                drop(prepared);
-                println!("migrations are up to date");
+                match prepared.applied_migrations {
+                    0 => println!("no migrations pending: the database is up to date"),
+                    1 => println!("applied 1 migration"),
+                    n => println!("applied {n} migrations"),
+                }
                 Ok(())
             }
             Command::Check => check(settings),
@@ -125,21 +128,67 @@ impl Cli {
 }
 
 fn serve(settings: Settings) -> Result<(), CliError> {
+    if let Some(warning) = startup::plain_http_warning(&settings) {
+        tracing::warn!("{warning}");
+    }
     let prepared = startup::prepare(settings)?;
-    create_first_superuser(&prepared.db)?;
+    let db = prepared.db.clone();
     let bind = prepared.settings.bind;
     actix_web::rt::System::new().block_on(async move {
+        // Listening first: a taken port must fail before a generated password is printed
+        // for an `admin` nobody could then log in as.
         let app = Application::build(prepared)?;
+        create_first_superuser(&db)?;
+        warn_without_superuser(&db)?;
         tracing::info!("serving on http://{}:{}/", bind.ip(), app.port());
         app.run_until_stopped().await.map_err(CliError::Server)
     })
 }
 
+/// Users but no active superuser: the app works, but nobody can manage users in it.
+fn warn_without_superuser(db: &Db) -> Result<(), CliError> {
+    let mut conn = db.get()?;
+    if User::count(&mut conn)? > 0 && User::count_active_superusers(&mut conn)? == 0 {
+        tracing::warn!(
+            "there are users but no active superuser, so nobody can manage users from the web: \
+             create one with `private-media user add NAME --superuser` (or activate one)"
+        );
+    }
+    Ok(())
+}
+
+/// Reads and probes, and creates nothing: a data dir, database file or storage folder that
+/// does not exist yet is reported as such (the first `serve` or `migrate` makes it).
 fn check(settings: Settings) -> Result<(), CliError> {
     println!("configuration: ok");
+    let data_dir = &settings.data_dir;
+    let made = |path: &std::path::Path| {
+        if path.exists() {
+            ""
+        } else {
+            " (not created yet)"
+        }
+    };
+    println!("data dir: {}{}", data_dir.display(), made(data_dir));
+    let proxies = &settings.server.trusted_proxies;
+    if proxies.is_empty() {
+        println!("trusted proxies: none");
+    } else {
+        println!("trusted proxies: {proxies}");
+    }
+    if let Some(warning) = startup::plain_http_warning(&settings) {
+        println!("warning: {warning}");
+    }
     let mut failures = 0;
-    match Db::connect(&settings.database, 1) {
-        Ok(db) => match db.pending_migrations() {
+    println!("database url: {}", settings.database.redacted());
+    let missing_sqlite = settings.sqlite_path().filter(|path| !path.exists());
+    let connected = match missing_sqlite {
+        Some(_) => None,
+        None => Some(Db::connect(&settings.database, 1)),
+    };
+    match connected {
+        None => println!("database: not created yet (`private-media migrate` creates it)"),
+        Some(Ok(db)) => match db.pending_migrations() {
             Ok(0) => println!("database: ok"),
             Ok(n) => println!("database: ok ({n} migrations pending: run `private-media migrate`)"),
             Err(e) => {
@@ -147,7 +196,7 @@ fn check(settings: Settings) -> Result<(), CliError> {
                 println!("database: FAILED: {e}");
             }
         },
-        Err(e) => {
+        Some(Err(e)) => {
             failures += 1;
             println!("database: FAILED: {e}");
         }
@@ -155,6 +204,19 @@ fn check(settings: Settings) -> Result<(), CliError> {
     actix_web::rt::System::new().block_on(async {
         for (name, config) in &settings.storages {
             let kind = match config {
+                StorageSettings::Filesystem { root } if !root.exists() => {
+                    match creatable(root) {
+                        Ok(()) => println!(
+                            "storage `{name}` (filesystem): {} not created yet (the first start makes it)",
+                            root.display()
+                        ),
+                        Err(problem) => {
+                            failures += 1;
+                            println!("storage `{name}` (filesystem): FAILED: {problem}");
+                        }
+                    }
+                    continue;
+                }
                 StorageSettings::Filesystem { .. } => "filesystem",
                 StorageSettings::S3(_) => "s3",
             };
@@ -175,6 +237,19 @@ fn check(settings: Settings) -> Result<(), CliError> {
         return Err(CliError::Check(failures));
     }
     Ok(())
+}
+
+/// Whether a folder that does not exist yet could be made: its nearest existing ancestor must
+/// be a folder (a file in the way would fail the first start).
+fn creatable(path: &std::path::Path) -> Result<(), String> {
+    match path.ancestors().skip(1).find(|a| a.exists()) {
+        Some(existing) if !existing.is_dir() => Err(format!(
+            "cannot create {}: {} is not a folder",
+            path.display(),
+            existing.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// On an empty database, creates the superuser `admin` so one command gives a working app.

@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use serde::Deserialize;
+
+mod sources;
+
+use crate::client_addr::TrustedProxies;
 
 /// The largest object S3 copies in one request.
 const S3_MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
-
-/// Environment variables that share the `PRIVATE_MEDIA_` prefix but are not configuration keys.
-const NON_CONFIG_VARS: &[&str] = &["config", "admin_password", "log"];
 
 /// A configuration problem, always tied to the key that caused it.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,8 @@ pub struct ServerSettings {
     pub max_connections: Option<usize>,
     /// Requests handled at once before new ones get 503; `None`: derived from the connections.
     pub max_requests: Option<usize>,
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +80,14 @@ pub enum DatabaseUrl {
 }
 
 impl DatabaseUrl {
+    /// The URL to show a person: a PostgreSQL password is replaced by `***`.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => redact_postgres(url),
+        }
+    }
+
     pub fn parse(url: &str) -> Result<Self, String> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
@@ -89,6 +100,36 @@ impl DatabaseUrl {
             Err("expected `sqlite://PATH` or `postgres://…`".into())
         }
     }
+}
+
+/// `postgres://user:secret@host/db?password=secret` → `postgres://user:***@host/db?password=***`.
+fn redact_postgres(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Key material for session cookies and signed links: at least 64 characters.
@@ -238,6 +279,29 @@ struct Raw {
     server: RawServer,
 }
 
+/// A list from TOML (`["10.0.0.1", "10.0.0.0/8"]`) or the environment, where figment reads
+/// `[10.0.0.1, 10.0.0.0/8]` as a list but a lone `10.0.0.1` or `10.0.0.1,10.0.0.2` as a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl OneOrMany {
+    fn into_items(self) -> Vec<String> {
+        match self {
+            Self::Many(items) => items,
+            Self::One(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
@@ -283,6 +347,7 @@ struct RawServer {
     body_rate_grace: Option<u64>,
     max_connections: Option<usize>,
     max_requests: Option<usize>,
+    trusted_proxies: Option<OneOrMany>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -321,20 +386,23 @@ impl Settings {
         if let Some(file) = &file {
             figment = figment.merge(Toml::file(file));
         }
+        for name in sources::service_links_in_environment() {
+            tracing::warn!(
+                variable = %name,
+                "ignoring {name}: Kubernetes sets it for a service named private-media; it is \
+                 not configuration (`enableServiceLinks: false` in the pod spec turns these off)"
+            );
+        }
         let figment = figment
-            .merge(
-                Env::prefixed("PRIVATE_MEDIA_")
-                    .split("__")
-                    .ignore(NON_CONFIG_VARS),
-            )
-            .merge(Env::raw().only(&["database_url"]));
+            .merge(sources::NamedEnv::prefixed())
+            .merge(sources::NamedEnv::database_url());
         Self::from_figment(figment)
     }
 
     /// Builds settings from any figment (tests use TOML strings and explicit values).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let raw: Raw = figment.extract().map_err(figment_error)?;
-        raw.validate()
+        raw.validate().map_err(|e| e.with_source_from(&figment))
     }
 
     /// Settings for a data dir with every other value at its default.
@@ -369,26 +437,43 @@ impl Settings {
     }
 }
 
-fn figment_error(error: figment::Error) -> ConfigError {
-    let key = if error.path.is_empty() {
-        match &error.kind {
-            figment::error::Kind::UnknownField(field, _) => field.clone(),
-            _ => "(top level)".to_owned(),
+impl ConfigError {
+    /// Adds where the offending value came from (the environment variable, or the file), when
+    /// the key held a value; a missing key has no source to name.
+    fn with_source_from(mut self, figment: &Figment) -> Self {
+        let figment_key = match self.key.as_str() {
+            "DATABASE_URL" => "database_url".to_owned(),
+            key => key.to_owned(),
+        };
+        if let Some(metadata) = figment.find_metadata(&figment_key) {
+            let path: Vec<String> = figment_key.split('.').map(str::to_owned).collect();
+            let source = sources::describe(metadata, figment.profile(), &path);
+            self.problem.push_str(&source);
         }
-    } else {
-        error.path.join(".")
-    };
+        self
+    }
+}
+
+fn figment_error(error: figment::Error) -> ConfigError {
+    let mut path = error.path.clone();
+    if let figment::error::Kind::UnknownField(field, _) = &error.kind
+        && path.last() != Some(field)
+    {
+        path.push(field.clone());
+    }
     let source = error
         .metadata
         .as_ref()
-        .map(|m| match &m.source {
-            Some(source) => format!(" (from {source})"),
-            None => format!(" (from {})", m.name),
-        })
+        .map(|m| sources::describe(m, &error.profile.clone().unwrap_or_default(), &path))
         .unwrap_or_default();
     let problem = match &error.kind {
         figment::error::Kind::UnknownField(_, _) => "unknown key".to_owned(),
-        kind => kind.to_string(),
+        kind => sources::one_line(&kind.to_string()),
+    };
+    let key = if path.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        path.join(".")
     };
     ConfigError::new(key, format!("{problem}{source}"))
 }
@@ -454,6 +539,12 @@ impl Raw {
 
 impl RawServer {
     fn validate(self) -> Result<ServerSettings, ConfigError> {
+        let entries = self
+            .trusted_proxies
+            .map(OneOrMany::into_items)
+            .unwrap_or_default();
+        let trusted_proxies = TrustedProxies::parse(&entries)
+            .map_err(|p| ConfigError::new("server.trusted_proxies", p))?;
         let seconds = |value: Option<u64>, default: u64, key: &str| match value.unwrap_or(default) {
             0 => Err(ConfigError::new(key, "must be at least 1 second")),
             n => Ok(Duration::from_secs(n)),
@@ -478,6 +569,7 @@ impl RawServer {
             )?,
             max_connections: at_least_one(self.max_connections, "server.max_connections")?,
             max_requests: at_least_one(self.max_requests, "server.max_requests")?,
+            trusted_proxies,
         })
     }
 }
@@ -854,6 +946,12 @@ mod tests {
                 "storages.media.kms_key_id",
             ),
             ("[storages.media]\nkind = \"s3\"", "storages.media.bucket"),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "server.trusted_proxies",
+            ),
+            ("[server]\ntrusted_proxies = 7", "server.trusted_proxies"),
+            ("[server]\ntrusted = []", "server.trusted"),
         ];
         for (toml, key) in cases {
             let err = from_toml(toml).expect_err(toml);
@@ -872,6 +970,40 @@ mod tests {
         assert_eq!(s3.querystring_expire, 300);
         assert_eq!(s3.location, "x");
         assert!(!s3.file_overwrite);
+    }
+
+    #[test]
+    fn trusted_proxies_take_a_list_or_one_comma_separated_string() {
+        let s = from_toml("[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]").unwrap();
+        assert_eq!(
+            s.server.trusted_proxies.to_string(),
+            "127.0.0.1/32, 10.0.0.0/8"
+        );
+        let s = from_toml("[server]\ntrusted_proxies = \"127.0.0.1, ::1\"").unwrap();
+        assert_eq!(
+            s.server.trusted_proxies.to_string(),
+            "127.0.0.1/32, ::1/128"
+        );
+        assert!(from_toml("").unwrap().server.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        let shown = |url: &str| DatabaseUrl::parse(url).unwrap().redacted();
+        assert_eq!(
+            shown("postgres://media:s3cret@db:5432/media?sslmode=require"),
+            "postgres://media:***@db:5432/media?sslmode=require"
+        );
+        assert_eq!(
+            shown("postgresql://db/media?user=m&password=s3cret"),
+            "postgresql://db/media?user=m&password=***"
+        );
+        assert_eq!(
+            shown("postgres://media@db/media"),
+            "postgres://media@db/media"
+        );
+        assert_eq!(shown("postgres://a:b:c@db"), "postgres://a:***@db");
+        assert_eq!(shown("sqlite://data/x.sqlite3"), "sqlite://data/x.sqlite3");
     }
 
     #[test]

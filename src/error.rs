@@ -26,6 +26,14 @@ pub enum AppError {
     NotFound,
     #[error("the form had expired or did not come from this site; reload the page and try again")]
     Csrf,
+    #[error(
+        "this site's session cookie is sent only over HTTPS, and this page was reached over \
+         plain HTTP, so your browser kept the cookie to itself and the form could not be \
+         checked; open the site with an https:// address (its administrator may need to serve \
+         it through an HTTPS proxy listed in trusted_proxies, or set secure_cookies = false \
+         for a plain-HTTP test setup)"
+    )]
+    CookieNeedsHttps,
     #[error("{0}")]
     BadRequest(String),
     #[error("the {0} is too large")]
@@ -109,7 +117,9 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Csrf | AppError::CookieNeedsHttps => {
+                StatusCode::FORBIDDEN
+            }
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

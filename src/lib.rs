@@ -16,6 +16,7 @@ pub mod access;
 pub mod auth;
 pub mod cache_control;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod db;
 pub mod delivery;

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use private_media::cli::Cli;
+use private_media::logging;
 
 /// glibc raises its mmap threshold to the size of the largest block freed so far. One argon2
 /// hash (19 MiB) would lift it that high, and every later argon2 run and 1 MiB download chunk
@@ -24,7 +25,13 @@ fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     let default_level = if cli.is_server() { "info" } else { "warn" };
-    private_media::logging::init(default_level);
+    match logging::filter(default_level) {
+        Ok(filter) => logging::init(filter),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -55,13 +55,15 @@ pub enum StartupError {
 /// a migrated database.
 pub struct Prepared {
     pub settings: Arc<Settings>,
+    /// How many migrations this start applied.
+    pub applied_migrations: usize,
     pub secret: SecretKey,
     pub db: Db,
     pub storages: Storages,
 }
 
 pub fn prepare(settings: Settings) -> Result<Prepared, StartupError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+    create_private_dir(&settings.data_dir).map_err(|source| StartupError::DataDir {
         path: settings.data_dir.display().to_string(),
         source,
     })?;
@@ -71,13 +73,46 @@ pub fn prepare(settings: Settings) -> Result<Prepared, StartupError> {
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
+    db.check_writable()?;
     let storages = Storages::from_settings(&settings)?;
     Ok(Prepared {
         settings: Arc::new(settings),
+        applied_migrations: applied,
         secret,
         db,
         storages,
     })
+}
+
+/// The data dir holds the database, the secret key and the files: folders it creates are
+/// for the app's user alone (an existing folder keeps the mode it has).
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Why the configuration would keep browsers from logging in, if it would: the app speaks
+/// plain HTTP, and a `Secure` cookie is never sent back over plain HTTP, so a non-loopback
+/// address with secure cookies works only behind an HTTPS proxy.
+pub fn plain_http_warning(settings: &Settings) -> Option<String> {
+    if !settings.cookies_secure() || settings.bind.ip().is_loopback() {
+        return None;
+    }
+    let behind = if settings.server.trusted_proxies.is_empty() {
+        "no [server] trusted_proxies are set, so "
+    } else {
+        ""
+    };
+    Some(format!(
+        "serving plain HTTP on {} with Secure session cookies: browsers can log in only through \
+         an HTTPS proxy in front of the app ({behind}a browser that reaches this address \
+         directly will not send the cookie back); set secure_cookies = false only for a \
+         plain-HTTP test setup",
+        settings.bind
+    ))
 }
 
 pub struct Application {
@@ -167,6 +202,7 @@ fn html_error_page<B: MessageBody + 'static>(
 fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
     let Prepared {
         settings,
+        applied_migrations: _,
         secret,
         db,
         storages,
@@ -251,4 +287,26 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(bind: &str, secure: Option<bool>) -> Settings {
+        let mut s = Settings::for_data_dir(std::path::Path::new("data")).expect("defaults");
+        s.set_bind(bind).expect("bind");
+        s.secure_cookies = secure;
+        s
+    }
+
+    #[test]
+    fn plain_http_on_a_public_address_with_secure_cookies_is_warned_about() {
+        let warning = plain_http_warning(&settings("0.0.0.0:8000", None)).expect("a warning");
+        assert!(warning.contains("0.0.0.0:8000"), "{warning}");
+        assert!(warning.contains("trusted_proxies"), "{warning}");
+        assert!(plain_http_warning(&settings("127.0.0.1:8000", None)).is_none());
+        assert!(plain_http_warning(&settings("127.0.0.1:8000", Some(true))).is_none());
+        assert!(plain_http_warning(&settings("0.0.0.0:8000", Some(false))).is_none());
+    }
 }

@@ -11,12 +11,14 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web::BytesMut;
-use actix_web::{HttpMessage, ResponseError};
+use actix_web::{HttpMessage, ResponseError, web};
 use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
 
 use crate::auth::session::TypedSession;
+use crate::client_addr;
 use crate::error::AppError;
+use crate::state::AppState;
 
 pub const FIELD: &str = "csrf_token";
 pub const HEADER: &str = "x-csrf-token";
@@ -36,12 +38,20 @@ pub async fn protect(
     if req.method().is_safe() {
         return next.call(req).await.map(|r| r.map_into_left_body());
     }
+    let expected = TypedSession::from_request(req.request()).existing_csrf_token();
+    let no_session = expected.is_none();
     let refuse = |req: ServiceRequest, error: AppError| {
+        let error = match error {
+            AppError::Csrf if no_session && cookie_lost_to_plain_http(&req) => {
+                AppError::CookieNeedsHttps
+            }
+            other => other,
+        };
         let response = error.error_response();
         Ok(req.into_response(response).map_into_right_body())
     };
     // A session without a token has never been shown a form: no body can match, so none is read.
-    let Some(expected) = TypedSession::from_request(req.request()).existing_csrf_token() else {
+    let Some(expected) = expected else {
         return refuse(req, AppError::Csrf);
     };
     let matches = |given: &str| tokens_match(&expected, given);
@@ -95,6 +105,24 @@ pub async fn protect(
         // JSON, text, no body at all: only the header can carry the token.
         _ => refuse(req, AppError::Csrf),
     }
+}
+
+/// A POST without any session, to an app whose cookie is `Secure`, over plain HTTP (no TLS
+/// here, and no trusted proxy saying `X-Forwarded-Proto: https`): the browser never sent the
+/// cookie back, so "the form expired" would send the user in circles.
+fn cookie_lost_to_plain_http(req: &ServiceRequest) -> bool {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return false;
+    };
+    if !state.settings.cookies_secure() {
+        return false;
+    }
+    !client_addr::is_https(
+        req.app_config().secure(),
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        &state.settings.server.trusted_proxies,
+    )
 }
 
 fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {

@@ -5,6 +5,7 @@ pub mod models;
 pub mod schema;
 
 use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -42,6 +43,10 @@ pub enum DbError {
     Migration(String),
     #[error("the database task was cancelled")]
     Cancelled,
+    #[error(
+        "the database cannot be written to ({0}); check its permissions, or the database user's"
+    )]
+    ReadOnly(String),
 }
 
 impl DbError {
@@ -129,13 +134,16 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens a pool of `size` connections. A SQLite file and its folder are created as needed.
+    /// Opens a pool of `size` connections. A SQLite file and its folder are created as needed,
+    /// the file readable by its owner only (SQLite gives its -wal and -shm files the same mode).
     pub fn connect(url: &DatabaseUrl, size: u32) -> Result<Self, DbError> {
-        if let DatabaseUrl::Sqlite(path) = url
-            && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| DbError::Connect(format!("{}: {e}", parent.display())))?;
+        if let DatabaseUrl::Sqlite(path) = url {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| DbError::Connect(format!("{}: {e}", parent.display())))?;
+            }
+            create_private_file(path)
+                .map_err(|e| DbError::Connect(format!("{}: {e}", path.display())))?;
         }
         let manager = Manager { url: url.clone() };
         // One connection up front: a clear error for a bad path or an unreachable server.
@@ -193,6 +201,29 @@ impl Db {
         applied
     }
 
+    /// Fails when the database can be read but not written (a read-only file or mount, a
+    /// read-only PostgreSQL user or replica), so that a start finds it rather than the first
+    /// login. The probe row is rolled back.
+    pub fn check_writable(&self) -> Result<(), DbError> {
+        use diesel::result::Error as DieselError;
+        let mut conn = self.get()?;
+        let probe = conn.transaction::<(), DieselError, _>(|c| {
+            diesel::insert_into(schema::login_failures::table)
+                .values((
+                    schema::login_failures::id.eq(crate::ids::random_id()),
+                    schema::login_failures::username.eq(""),
+                    schema::login_failures::cleared.eq(true),
+                    schema::login_failures::failed_at.eq(chrono::Utc::now().naive_utc()),
+                ))
+                .execute(c)?;
+            Err(DieselError::RollbackTransaction)
+        });
+        match probe {
+            Ok(()) | Err(DieselError::RollbackTransaction) => Ok(()),
+            Err(e) => Err(DbError::ReadOnly(e.to_string())),
+        }
+    }
+
     /// How many migrations have not run yet.
     pub fn pending_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;
@@ -228,6 +259,21 @@ impl Db {
             Ok(())
         })
         .await
+    }
+}
+
+/// Creates an empty file with mode 0600 unless one exists (SQLite keeps a file it finds).
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -56,6 +56,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_failures (id) {
+        id -> Text,
+        username -> Text,
+        address -> Nullable<Text>,
+        cleared -> Bool,
+        failed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(file_readers -> files (file_id));
 diesel::joinable!(file_readers -> users (user_id));
 
@@ -64,5 +74,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     files,
     file_readers,
     ended_sessions,
+    login_failures,
     pending_uploads
 );

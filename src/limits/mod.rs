@@ -112,6 +112,7 @@ mod tests {
             body_rate_grace: std::time::Duration::from_secs(10),
             max_connections: Some(100),
             max_requests: Some(20),
+            trusted_proxies: Default::default(),
         };
         let limits = Limits::from_settings(&settings);
         assert_eq!((limits.max_connections, limits.max_requests), (100, 20));

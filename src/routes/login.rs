@@ -3,10 +3,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use chrono::Utc;
 use serde::Deserialize;
 
 use crate::auth::password;
 use crate::auth::session::TypedSession;
+use crate::client_addr::client_address;
 use crate::db::models::session::EndedSession;
 use crate::db::models::user::{User, Username};
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
@@ -83,7 +85,12 @@ pub async fn submit(
     let next = safe_next(next.as_deref());
     // Bounded, so a flood of huge names cannot grow the throttle's memory.
     let throttle_name: String = typed_name.chars().take(Username::MAX_LEN + 1).collect();
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = client_address(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        &state.settings.server.trusted_proxies,
+    );
+    let throttle = state.throttle;
     let again = |status: StatusCode, error: String| {
         html::render(
             status,
@@ -97,7 +104,12 @@ pub async fn submit(
         )
     };
 
-    if let Some(wait) = state.throttle.blocked_for(&throttle_name, address) {
+    let name = throttle_name.clone();
+    let blocked = state
+        .db
+        .run(move |c| throttle.blocked_for(c, &name, address, Utc::now()))
+        .await?;
+    if let Some(wait) = blocked {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let mut response = again(
             StatusCode::TOO_MANY_REQUESTS,
@@ -131,7 +143,11 @@ pub async fn submit(
 
     match user {
         Some(user) if verified && user.is_active => {
-            state.throttle.record_success(&throttle_name);
+            let name = throttle_name.clone();
+            state
+                .db
+                .run(move |c| throttle.record_success(c, &name))
+                .await?;
             session
                 .log_in(&user)
                 .map_err(|e| AppError::Internal(format!("cannot store the session: {e}")))?;
@@ -143,8 +159,13 @@ pub async fn submit(
                 .finish())
         }
         _ => {
-            state.throttle.record_failure(&throttle_name, address);
-            tracing::info!(username = %throttle_name, address = ?address, "failed login");
+            let name = throttle_name.clone();
+            state
+                .db
+                .run(move |c| throttle.record_failure(c, &name, address, Utc::now()))
+                .await?;
+            let shown = address.map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(username = %throttle_name, address = %shown, "failed login");
             again(StatusCode::OK, GENERIC_ERROR.to_owned())
         }
     }

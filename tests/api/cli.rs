@@ -199,6 +199,13 @@ fn migrate_creates_the_data_dir_and_a_private_secret_key() {
     let mode = std::fs::metadata(&key).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     assert!(std::fs::read_to_string(&key).unwrap().len() >= 64);
+    let mode_of = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode_of(&data), 0o700, "the data dir");
+    assert_eq!(
+        mode_of(&data.join("private-media.sqlite3")),
+        0o600,
+        "the database"
+    );
     // A second run keeps the key.
     let before = std::fs::read(&key).unwrap();
     run_cli(
@@ -215,6 +222,8 @@ pub struct Served {
     pub child: Child,
     pub port: u16,
     pub stdout: Vec<String>,
+    /// What it logged up to and including the "serving on" line.
+    pub stderr: Vec<String>,
 }
 
 impl Drop for Served {
@@ -231,6 +240,7 @@ pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
         child: command.spawn().expect("serve"),
         port: 0,
         stdout: Vec::new(),
+        stderr: Vec::new(),
     };
     let (tx, rx) = mpsc::channel();
     let stdout = served.child.stdout.take().unwrap();
@@ -252,7 +262,10 @@ pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
             .expect("serve did not start");
         if is_stdout {
             served.stdout.push(line);
-        } else if let Some(rest) = line.split("serving on http://127.0.0.1:").nth(1) {
+            continue;
+        }
+        served.stderr.push(line.clone());
+        if let Some(rest) = line.split("serving on http://127.0.0.1:").nth(1) {
             served.port = rest.trim_end_matches('/').parse().expect("port");
             // Whatever the app printed went out before this log line, but stdout and stderr
             // are read by two threads: give the stdout reader time to catch up.
@@ -364,5 +377,310 @@ fn an_unreachable_postgres_is_one_clear_line() {
     assert!(
         !stderr.contains("secret-pw"),
         "the password leaked: {stderr}"
+    );
+}
+
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (env, variable) in [
+        (
+            ("PRIVATE_MEDIA_BIND", "not-an-address"),
+            "PRIVATE_MEDIA_BIND",
+        ),
+        (
+            ("PRIVATE_MEDIA_UPLOAD__MAX_FILE_SIZE", "lots"),
+            "PRIVATE_MEDIA_UPLOAD__MAX_FILE_SIZE",
+        ),
+        (
+            ("PRIVATE_MEDIA_UPLOADS__STORAGE", "x"),
+            "PRIVATE_MEDIA_UPLOADS__STORAGE",
+        ),
+        (
+            ("PRIVATE_MEDIA_SECURE_COOKIES", "maybe"),
+            "PRIVATE_MEDIA_SECURE_COOKIES",
+        ),
+        (
+            ("DATABASE_URL", "mysql://db"),
+            "environment variable DATABASE_URL",
+        ),
+        (
+            (
+                "PRIVATE_MEDIA_SERVER__TRUSTED_PROXIES",
+                "[127.0.0.1, 10.0.0.0/33]",
+            ),
+            "PRIVATE_MEDIA_SERVER__TRUSTED_PROXIES",
+        ),
+    ] {
+        let output = run_cli(dir.path(), &["migrate"], None, &[env]);
+        assert_eq!(output.status.code(), Some(1), "{env:?}");
+        let stderr = text(&output.stderr);
+        assert_one_clear_line(&stderr);
+        assert!(stderr.contains(variable), "{env:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_value_from_the_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("private-media.toml"),
+        "bind = \"nowhere\"\n",
+    )
+    .unwrap();
+    let output = run_cli(dir.path(), &["migrate"], None, &[]);
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("`bind`"), "{stderr}");
+    assert!(stderr.contains("private-media.toml"), "{stderr}");
+    assert!(!stderr.contains("environment"), "{stderr}");
+}
+
+#[test]
+fn a_toml_syntax_error_is_one_line_with_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("private-media.toml"),
+        "data_dir = \"data\"\nbind = \"127.0.0.1:8000\n",
+    )
+    .unwrap();
+    let output = run_cli(dir.path(), &["migrate"], None, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("line 2, column"), "{stderr}");
+    assert!(stderr.contains("private-media.toml"), "{stderr}");
+}
+
+#[test]
+fn kubernetes_service_variables_are_ignored_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[
+            ("PRIVATE_MEDIA_PORT", "tcp://127.0.0.1:8000"),
+            ("PRIVATE_MEDIA_PORT_8000_TCP_ADDR", "127.0.0.1"),
+            ("PRIVATE_MEDIA_SERVICE_HOST", "127.0.0.1"),
+            ("PRIVATE_MEDIA_SERVICE_PORT", "8000"),
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    for variable in ["PRIVATE_MEDIA_PORT", "PRIVATE_MEDIA_SERVICE_HOST"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains(&format!("ignoring {variable}:"))),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("enableServiceLinks"), "{stderr}");
+    // Other unknown keys are still errors.
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_PORTS", "1")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn trusted_proxies_come_from_the_environment_as_a_list() {
+    let dir = tempfile::tempdir().unwrap();
+    for value in [
+        "[127.0.0.1, ::1, 10.0.0.0/8]",
+        "127.0.0.1,10.0.0.0/8",
+        "127.0.0.1",
+    ] {
+        let output = run_cli(
+            dir.path(),
+            &["migrate"],
+            None,
+            &[("PRIVATE_MEDIA_SERVER__TRUSTED_PROXIES", value)],
+        );
+        assert!(output.status.success(), "{value}: {}", text(&output.stderr));
+    }
+}
+
+#[test]
+fn an_invalid_log_filter_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_LOG", "private_media=loud")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    assert!(stderr.contains("PRIVATE_MEDIA_LOG"), "{stderr}");
+    assert!(!dir.path().join("private-media.sqlite3").exists());
+    let output = run_cli(
+        dir.path(),
+        &["migrate"],
+        None,
+        &[("PRIVATE_MEDIA_LOG", "debug")],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+#[test]
+fn serve_on_a_taken_port_creates_no_admin_and_prints_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = run_cli(dir.path(), &["serve", "--bind", &addr], None, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("cannot listen on"));
+    let stdout = text(&output.stdout);
+    assert!(!stdout.contains("password"), "a lost password: {stdout}");
+    let list = text(&run_cli(dir.path(), &["user", "list"], None, &[]).stdout);
+    assert!(!list.contains("admin"), "{list}");
+    // The next start, on a free port, creates admin and shows its password.
+    let served = serve(dir.path(), &[]);
+    assert!(
+        served.stdout.iter().any(|l| l.contains("password")),
+        "{:?}",
+        served.stdout
+    );
+}
+
+#[test]
+fn serve_says_when_users_exist_but_no_superuser() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["user", "add", "alice", "--staff", "--password-stdin"],
+        Some("a good password\n"),
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let served = serve(dir.path(), &[]);
+    assert!(
+        served.stdout.is_empty(),
+        "admin was created: {:?}",
+        served.stdout
+    );
+    assert!(
+        served
+            .stderr
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("no active superuser")),
+        "{:?}",
+        served.stderr
+    );
+    drop(served);
+    // With a superuser, nothing is said.
+    run_cli(
+        dir.path(),
+        &["user", "add", "root", "--superuser", "--password-stdin"],
+        Some("a good password\n"),
+        &[],
+    );
+    let served = serve(dir.path(), &[]);
+    assert!(
+        !served.stderr.iter().any(|l| l.contains("superuser")),
+        "{:?}",
+        served.stderr
+    );
+}
+
+#[test]
+fn migrate_says_how_many_migrations_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_cli(dir.path(), &["migrate"], None, &[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    let applied: usize = stdout
+        .trim()
+        .strip_prefix("applied ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(applied >= 4, "{stdout}");
+    let again = text(&run_cli(dir.path(), &["migrate"], None, &[]).stdout);
+    assert!(again.contains("no migrations pending"), "{again}");
+}
+
+#[test]
+fn check_creates_nothing_and_shows_what_it_resolved() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("fresh");
+    let env = [("PRIVATE_MEDIA_DATA_DIR", data.to_str().unwrap())];
+    let output = run_cli(parent.path(), &["check"], None, &env);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(!data.exists(), "check created the data dir: {stdout}");
+    assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+    assert!(
+        stdout.contains(&format!("data dir: {} (not created yet)", data.display())),
+        "{stdout}"
+    );
+    let sqlite = data.join("private-media.sqlite3");
+    assert!(
+        stdout.contains(&format!("database url: sqlite://{}", sqlite.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("database: not created yet"), "{stdout}");
+
+    // After a migrate, check finds everything; a PostgreSQL password is never shown.
+    run_cli(parent.path(), &["migrate"], None, &env);
+    let output = run_cli(parent.path(), &["check"], None, &env);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("database: ok"), "{stdout}");
+    let output = run_cli(
+        parent.path(),
+        &["check"],
+        None,
+        &[
+            env[0],
+            (
+                "DATABASE_URL",
+                "postgres://media:secret-pw@127.0.0.1:1/media",
+            ),
+        ],
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("database url: postgres://media:***@127.0.0.1:1/media"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("secret-pw"), "{stdout}");
+}
+
+#[test]
+fn a_read_only_database_is_found_at_start() {
+    // Root writes to any file, so SQLite cannot be made read-only here; a PostgreSQL session
+    // that is read-only by default stands in for a read-only user or a replica.
+    let database = crate::helpers::TestDatabase::fresh();
+    let Some(url) = database.url.clone() else {
+        eprintln!("skipped: needs TEST_DATABASE_URL");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = run_cli(dir.path(), &["migrate"], None, &[("DATABASE_URL", &url)]);
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    let read_only = format!("{url}%20-c%20default_transaction_read_only%3Don");
+    let output = run_cli(
+        dir.path(),
+        &["serve", "--bind", "127.0.0.1:0"],
+        None,
+        &[
+            ("DATABASE_URL", &read_only),
+            ("PRIVATE_MEDIA_ADMIN_PASSWORD", PASSWORD),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_one_clear_line(&stderr);
+    // The migration step finds it on PostgreSQL; the write probe after it, where migrations
+    // write nothing.
+    assert!(
+        stderr.contains("read-only") || stderr.contains("cannot be written to"),
+        "{stderr}"
     );
 }

@@ -321,3 +321,58 @@ async fn the_session_cookie_is_encrypted() {
     );
     assert!(!cookie.contains("uid"), "{cookie}");
 }
+
+#[tokio::test]
+async fn a_login_over_plain_http_with_secure_cookies_says_why_it_failed() {
+    let app = spawn_app_with(|s| s.secure_cookies = Some(true)).await;
+    app.add_user("alice", Role::User);
+    // The page comes with a token and a Secure cookie, which a browser does not send back over
+    // plain HTTP (this test client would, so the POST goes out without it, as a browser's does).
+    let token = app.browser().csrf_token("/login").await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/login", app.base))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("only over HTTPS"), "{page}");
+    assert!(!page.contains("expired"), "{page}");
+}
+
+#[tokio::test]
+async fn a_missing_session_over_https_is_the_plain_csrf_refusal() {
+    // Behind a trusted proxy that says the client used HTTPS, a missing cookie is not the
+    // transport's fault.
+    let app = spawn_app_with(|s| {
+        s.secure_cookies = Some(true);
+        s.server.trusted_proxies =
+            private_media::client_addr::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let response = app
+        .browser()
+        .client
+        .post(format!("{}/login", app.base))
+        .header("x-forwarded-proto", "https")
+        .form(&[("csrf_token", "x"), ("username", "a"), ("password", "b")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("expired"), "{page}");
+    // Without secure cookies the old message stays too.
+    let plain = spawn_app().await;
+    let response = plain
+        .browser()
+        .post_form("/login", &[("csrf_token", "x"), ("username", "a")])
+        .await;
+    let page = response.text().await.unwrap();
+    assert!(page.contains("expired"), "{page}");
+}

@@ -17,6 +17,7 @@ mod s3_server;
 mod scale_out;
 mod slow_clients;
 mod symlink_race;
+mod throttle;
 mod traversal;
 mod uploads;
 mod users_admin;

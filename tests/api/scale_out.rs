@@ -201,3 +201,22 @@ fn instances_starting_together_on_an_empty_database_all_start() {
             .expect("every instance starts");
     }
 }
+
+#[tokio::test]
+async fn failed_logins_on_one_instance_count_on_the_other() {
+    let site = two_instances().await;
+    let (one, two) = (&site.one, &site.two);
+    one.add_user("alice", Role::User);
+    one.add_user("bob", Role::User);
+    for i in 0..5 {
+        let instance = if i % 2 == 0 { one } else { two };
+        let response = instance.browser().login("alice", "wrong guess", None).await;
+        assert_eq!(response.status(), StatusCode::OK, "attempt {i}");
+    }
+    for instance in [one, two] {
+        let blocked = instance.browser().login("alice", PASSWORD, None).await;
+        assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+        let bob = instance.browser().login("bob", PASSWORD, None).await;
+        assert_eq!(bob.status(), StatusCode::SEE_OTHER);
+    }
+}

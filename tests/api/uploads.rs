@@ -633,6 +633,7 @@ async fn staff_edit_the_title_and_the_rule() {
 #[test]
 fn check_passes_and_fails_as_it_should() {
     let dir = tempfile::tempdir().unwrap();
+    crate::helpers::run_cli(dir.path(), &["migrate"], None, &[]);
     let ok = crate::helpers::run_cli(dir.path(), &["check"], None, &[]);
     assert!(
         ok.status.success(),

@@ -1,4 +1,5 @@
 pub mod file;
+pub mod login_failure;
 pub mod pending_upload;
 pub mod session;
 pub mod user;

@@ -221,6 +221,15 @@ impl User {
         Ok(users::table.count().get_result(conn)?)
     }
 
+    /// Superusers who can log in: without one, nobody can manage users from the web.
+    pub fn count_active_superusers(conn: &mut DbConn) -> Result<i64, DbError> {
+        Ok(users::table
+            .filter(users::is_superuser.eq(true))
+            .filter(users::is_active.eq(true))
+            .count()
+            .get_result(conn)?)
+    }
+
     /// Sets a new password and ends every session of the user.
     pub fn set_password(
         conn: &mut DbConn,
