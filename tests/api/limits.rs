@@ -18,7 +18,16 @@ fn address(app: &TestApp) -> String {
 }
 
 /// Connects and sends `head` (request line and headers, without the blank line) and `body`.
+/// A head without a cookie gets an anonymous session's, as a browser that opened the login
+/// page has: without any session a POST is refused before its body is read.
 async fn send_partial(app: &TestApp, head: &str, body: &[u8]) -> TcpStream {
+    let head = if head.contains("Cookie:") {
+        head.to_owned()
+    } else {
+        let browser = app.browser();
+        browser.get("/login").await;
+        format!("{head}\r\nCookie: {}", browser.cookie_header())
+    };
     let mut stream = TcpStream::connect(address(app)).await.expect("connect");
     stream
         .write_all(format!("{head}\r\n\r\n").as_bytes())
