@@ -18,16 +18,28 @@ import asyncio
 import collections
 import hashlib
 import os
+import pickle
 import random
 import re
+import select
+import signal
 import socket
 import sqlite3
 import sys
+import threading
 import time
 
 OP_TIMEOUT = 30.0  # seconds for any single connect / write / read of a well-behaved client
 GRACE = 45.0  # after the deadline: time left for requests in flight before everything is cancelled
-KEEPALIVE_IDLE = 4.5  # actix closes idle keep-alive connections after 5 s
+# actix closes a keep-alive connection 5 s after it wrote the last answer (and a new one 5 s
+# after the accept if no request head came). The driver only sees when its own event loop got
+# to the answer's head, up to its loop lag later, and a big answer sits in socket buffers long
+# after the server finished writing it; so a connection that was quiet for 2 s or more from
+# the driver's point of view may have been idle for 5 s from the server's.
+KEEPALIVE_IDLE = 2.0
+# Like any pooling client (an idle timeout under the server's), a connection quiet for this
+# long is not reused: the next request opens a new one (counted, not a failure).
+REUSE_LIMIT = 1.5
 BOUNDARY = "----private-media-soak-boundary"
 TOKEN_RE = re.compile(rb'name="csrf_token" value="([^"]*)"')
 ID_RE = re.compile(r"^/admin/files/([0-9a-f]{32})$")
@@ -46,6 +58,10 @@ class Stats:
         self.bytes_out = 0
         self.latency = collections.defaultdict(list)
         self.retries = 0
+        self.reconnects = 0
+        self.retry_idle = []
+        self.note408 = []  # (reused?, quiet seconds) of 408 answers not retried
+        self.retry_kinds = collections.Counter()
         self.uploads = []  # (id, sha256 hex, size)
         self.slow = collections.Counter()  # outcome -> count
 
@@ -76,6 +92,7 @@ class Conn:
         self.last = time.monotonic()
 
     async def connect(self):
+        began = time.monotonic()  # the server cannot have accepted before this
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
@@ -91,7 +108,7 @@ class Conn:
             sock.close()
             raise
         self.used = False
-        self.last = time.monotonic()
+        self.last = began
 
     def close(self):
         if self.writer is not None:
@@ -155,39 +172,69 @@ class Conn:
 
     async def request(self, method, path, headers=(), body=b"", sink=None, idempotent=True):
         """One request on this connection (reconnecting if needed). Returns (status, headers,
-        body bytes, body length). A GET on a reused connection that the server closed while it
-        sat idle past the keep-alive timeout is retried once on a new connection (what any
-        HTTP client does); anything else that goes wrong raises HttpError."""
+        body bytes, body length). A request that found a reused connection closed (FIN or RST)
+        before any byte of an answer, or answered 408, is retried once on a new connection, as
+        browsers do (RFC 9112 9.3.1: the server may close an idle connection at any time), and
+        counted; so is one on a new connection quiet for KEEPALIVE_IDLE (the head timeout). An
+        early answer to a request whose body the server stopped reading is returned. Anything
+        else that goes wrong raises HttpError."""
         for attempt in (0, 1):
+            if self.writer is not None and time.monotonic() - self.last >= REUSE_LIMIT:
+                STATS.reconnects += 1
+                self.close()
             if self.writer is None:
                 try:
                     await self.connect()
                 except (OSError, asyncio.TimeoutError) as e:
                     raise HttpError("connect: " + describe(e, False)) from e
-            reused, idle = self.used, time.monotonic() - self.last
+            idle = time.monotonic() - self.last  # an upper bound of the server's idle time
             head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
             head += list(headers)
             if body or method == "POST":
                 head.append(f"Content-Length: {len(body)}")
             data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
             got_any = False
+            self.nreq = getattr(self, "nreq", 0) + 1
+            reused = self.used
             try:
-                await self.send(data)
+                try:
+                    await self.send(data)
+                except (ConnectionError, OSError) as e:
+                    # The server may have answered early (and closed): read that answer.
+                    try:
+                        status, resp_headers = await asyncio.wait_for(self.read_head(), 2)
+                    except Exception:
+                        raise e from None
+                    self.close()
+                    return status, resp_headers, b"", 0
                 status, resp_headers = await self.read_head()
                 got_any = True
+                self.last = time.monotonic()
                 if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
                     payload, length = b"", 0
                 else:
                     payload, length = await self.read_body(resp_headers, sink)
             except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError) as e:
                 self.close()
-                if (attempt == 0 and reused and idempotent and not got_any
-                        and idle >= KEEPALIVE_IDLE and not isinstance(e, asyncio.TimeoutError)):
+                if (attempt == 0 and not got_any and (reused or idle >= KEEPALIVE_IDLE)
+                        and not isinstance(e, asyncio.TimeoutError)):
                     STATS.retries += 1
+                    STATS.retry_idle.append(idle)
+                    STATS.retry_kinds[describe(e, False).split(" before")[0]] += 1
                     continue
-                raise HttpError(describe(e, got_any)) from e
+                raise HttpError(f"{describe(e, got_any)} ({method} {path.split('/')[1]}, "
+                                f"{'reused' if self.used else 'new'} connection, "
+                                f"{idle:.1f} s since the last answer)") from e
+            if status == 408 and attempt == 0 and (reused or idle >= KEEPALIVE_IDLE):
+                # "408: the server would like to close this unused connection" (RFC 9110).
+                self.close()
+                STATS.retries += 1
+                STATS.retry_idle.append(idle)
+                STATS.retry_kinds["408 answer"] += 1
+                continue
+            if status == 408:
+                STATS.note408.append((reused, idle))
             self.used = True
-            self.last = time.monotonic()
             if "close" in ",".join(resp_headers.get("connection", [])).lower():
                 self.close()
             return status, resp_headers, payload, length
@@ -314,7 +361,7 @@ class Run:
         async def loop():
             try:
                 while self.running():
-                    name = rng.choices(names, weights=[55, 35, 10])[0]
+                    name = rng.choices(names, weights=[75, 22, 3])[0]
                     fid, data, digest = self.files[name]
                     size = len(data)
                     path = f"/files/{fid}/download"
@@ -353,6 +400,7 @@ class Run:
                             continue
                     cookies_from(h, jar)
                     STATS.ok(kind, started)
+                    await asyncio.sleep(rng.uniform(0.05, 0.5))  # think time: keeps the driver's CPU bounded
             finally:
                 conn.close()
 
@@ -381,6 +429,7 @@ class Run:
                         STATS.fail("login", f"{user}: /files after login answered {status}")
                         continue
                     STATS.ok("login", started)
+                    await asyncio.sleep(rng.uniform(0.2, 1.0))
             finally:
                 conn.close()
 
@@ -391,7 +440,7 @@ class Run:
         system allows it (so the per-address throttle never reaches well-behaved logins).
         200 (the form again) and 429 (throttled) are both the expected answers."""
         self.wrong_seq += 1
-        if self.wrong_source is None and self.wrong_seq > 25:
+        if self.wrong_source is None and self.wrong_seq > 25 // self.args.procs:
             return  # no second address: stay under the 30-per-address limit
         conn = self.conn(source=self.wrong_source)
         started = time.monotonic()
@@ -431,7 +480,7 @@ class Run:
                     self.upload_seq += 1
                     size = rng.randrange(1, max_size + 1)
                     start = rng.randrange(len(self.pool) - size + 1)
-                    prefix = f"soak {n} {self.upload_seq} ".encode()
+                    prefix = f"soak {os.getpid()} {n} {self.upload_seq} ".encode()
                     data = (prefix + self.pool[start:start + size])[:max(size, len(prefix))]
                     digest = hashlib.sha256(data).hexdigest()
                     body = multipart(m.group(1).decode(), f"soak-{n}-{self.upload_seq}.bin", data)
@@ -446,6 +495,7 @@ class Run:
                         continue
                     STATS.uploads.append((m.group(1), digest, len(data)))
                     STATS.ok("upload", started)
+                    await asyncio.sleep(rng.uniform(0.1, 0.5))
             finally:
                 conn.close()
 
@@ -487,7 +537,7 @@ class Run:
                 if not piece:
                     return "cut off by the server"
                 got += len(piece)
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.5)
             return "gave up (as planned)"
         finally:
             conn.close()
@@ -510,9 +560,9 @@ class Run:
             until = min(self.deadline, time.monotonic() + rng.uniform(5, 20))
             sent = 0
             while time.monotonic() < until:
-                await conn.send(body[sent:sent + 20])
-                sent += 20
-                await asyncio.sleep(0.2)
+                await conn.send(body[sent:sent + 50])
+                sent += 50
+                await asyncio.sleep(0.5)
                 if conn.reader.at_eof():
                     return "cut off by the server"
             return "gave up mid-body (as planned)"
@@ -530,7 +580,7 @@ class Run:
                 if time.monotonic() >= until:
                     return "gave up (as planned)"
                 await conn.send(head[i:i + 1])
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.5)
                 if conn.reader.at_eof() or conn.reader._buffer:
                     status, _ = await conn.read_head()
                     return f"answered {status}"
@@ -587,7 +637,8 @@ class Run:
         finally:
             probe.close()
 
-    async def sample_rss(self, stop, samples):
+    def sample_rss(self, stop, samples):
+        """A thread, so that the 100 ms stay 100 ms however busy the event loop is."""
         path = f"/proc/{self.args.pid}/status"
         while not stop.is_set():
             try:
@@ -598,14 +649,44 @@ class Run:
                 samples.append((time.monotonic(), rss, fds))
             except (OSError, AttributeError):
                 samples.append((time.monotonic(), None, None))
-            try:
-                await asyncio.wait_for(stop.wait(), 0.1)
-            except asyncio.TimeoutError:
-                pass
+            stop.wait(0.1)
 
-    async def main(self):
+    async def watch_lag(self):
+        """How late the event loop runs a 50 ms sleep: the driver's own saturation."""
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.05)
+            self.max_lag = max(self.max_lag, time.monotonic() - t - 0.05)
+
+    async def load(self, specs):
+        """Runs this process's share of the clients until the deadline (+ GRACE at most)."""
+        self.max_lag = 0.0
+        lag = asyncio.create_task(self.watch_lag())
+        fns = {"download": self.downloader, "login": self.login_loop,
+               "upload": self.uploader, "slow": self.slow_client}
+        n = self.args.connections
+
+        async def staggered(i, coro):  # spread the connects over the first 3 s
+            await asyncio.sleep(max(0.0, self.start + 3.0 * i / n - time.monotonic()))
+            await coro
+
+        tasks = [asyncio.create_task(staggered(i, fns[kind](k))) for i, kind, k in specs]
+        done, pending = await asyncio.wait(tasks, timeout=self.deadline + GRACE - time.monotonic())
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+            STATS.fail("run", f"{len(pending)} clients still busy {GRACE:.0f} s after the deadline")
+        for t in done:
+            if not t.cancelled() and t.exception():
+                STATS.fail("run", f"client crashed: {t.exception()!r}")
+        lag.cancel()
+
+    def main(self):
+        """Set-up here, then the clients in PROCS forked processes (so that the driver gets
+        more than one core's share on a busy machine), the RSS sampler in a thread here."""
         a = self.args
-        await self.setup()
+        asyncio.run(self.setup())
         n = a.connections
         counts = {
             "download": n * 70 // 100,
@@ -614,34 +695,69 @@ class Run:
         }
         counts["slow"] = n - sum(counts.values())
         self.counts = counts
-        start = time.monotonic()
-        self.deadline = start + a.duration
-        stop = asyncio.Event()
-        samples = []
-        sampler = asyncio.create_task(self.sample_rss(stop, samples))
-
-        async def staggered(i, coro):  # spread the connects over the first 2 s
-            await asyncio.sleep(2.0 * i / n)
-            await coro
-
-        tasks, i = [], 0
-        for kind, fn in (("download", self.downloader), ("login", self.login_loop),
-                         ("upload", self.uploader), ("slow", self.slow_client)):
+        specs, i = [], 0
+        for kind in ("download", "login", "upload", "slow"):
             for k in range(counts[kind]):
-                tasks.append(asyncio.create_task(staggered(i, fn(k))))
+                specs.append((i, kind, k))
                 i += 1
-        done, pending = await asyncio.wait(tasks, timeout=a.duration + GRACE)
-        for t in pending:
-            t.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=5)
-            STATS.fail("run", f"{len(pending)} clients still busy {GRACE:.0f} s after the deadline")
-        for t in done:
-            if t.exception():
-                STATS.fail("run", f"client crashed: {t.exception()!r}")
-        self.elapsed = time.monotonic() - start
+        self.start = time.monotonic()
+        self.deadline = self.start + a.duration
+        children = []
+        for p in range(a.procs):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # a child: run its share, send its counters back, leave
+                os.close(r)
+                code = 0
+                try:
+                    random.seed(os.getpid())
+                    asyncio.run(self.load(specs[p::a.procs]))
+                    blob = pickle.dumps((STATS.__dict__, self.max_lag))
+                    with os.fdopen(w, "wb") as f:
+                        f.write(blob)
+                except BaseException as e:  # noqa: BLE001 - report anything, never return
+                    print(f"soak: driver process failed: {e!r}", file=sys.stderr)
+                    code = 3
+                os._exit(code)
+            os.close(w)
+            children.append((pid, r))
+        stop = threading.Event()
+        samples = []
+        sampler = threading.Thread(target=self.sample_rss, args=(stop, samples), daemon=True)
+        sampler.start()
+        self.max_lag = 0.0
+        hard = self.deadline + GRACE + 30
+        for pid, r in children:
+            data = b""
+            while True:
+                ready, _, _ = select.select([r], [], [], max(0.0, hard - time.monotonic()))
+                if not ready:
+                    os.kill(pid, signal.SIGKILL)
+                    STATS.fail("run", f"driver process {pid} did not finish; killed")
+                    break
+                piece = os.read(r, 1 << 20)
+                if not piece:
+                    break
+                data += piece
+            os.close(r)
+            os.waitpid(pid, 0)
+            if not data:
+                STATS.fail("run", f"driver process {pid} sent no results")
+                continue
+            theirs, lag = pickle.loads(data)
+            self.max_lag = max(self.max_lag, lag)
+            for k, v in theirs.items():
+                mine = getattr(STATS, k)
+                if isinstance(mine, (collections.Counter, list)):
+                    mine += v
+                elif isinstance(mine, dict):
+                    for kk, vv in v.items():
+                        mine[kk] += vv
+                else:
+                    setattr(STATS, k, mine + v)
+        self.elapsed = time.monotonic() - self.start
         stop.set()
-        await sampler
+        sampler.join()
         return samples
 
 
@@ -752,7 +868,17 @@ def report(run, samples, problems, checked, rows):
     for k, v in sorted(STATS.slow.items()):
         print(f"  {k:<44} {v:>6}")
     print(f"traffic: {STATS.bytes_in / 2**20:.0f} MiB in, {STATS.bytes_out / 2**20:.0f} MiB out; "
-          f"stale keep-alive retries: {STATS.retries}")
+          f"idle connections replaced: {STATS.reconnects}; "
+          f"requests retried after a keep-alive close: {STATS.retries}"
+          + (f" (quiet {min(STATS.retry_idle):.1f} s or more; "
+             + ", ".join(f"{v} {k}" for k, v in STATS.retry_kinds.items()) + ")"
+             if STATS.retry_idle else "")
+          + "; "
+          f"driver event-loop lag max {run.max_lag * 1000:.0f} ms")
+    if STATS.note408:
+        new = [q for r, q in STATS.note408 if not r]
+        print(f"408 answers not retried: {len(STATS.note408)}, {len(new)} on new connections "
+              f"(head sent {max(new or [0]):.1f} s at most after the connect began)")
     rss = [s[1] for s in samples if s[1] is not None]
     fds = [s[2] for s in samples if s[2] is not None]
     if rss:
@@ -789,16 +915,14 @@ def main():
     p.add_argument("--staff-users", type=lambda s: s.split(","), required=True)
     p.add_argument("--user-password", required=True)
     p.add_argument("--max-upload", type=int, default=3 << 20)
+    p.add_argument("--procs", type=int, default=2, help="driver processes sharing the clients")
     p.add_argument("--max-rss-mib", type=float, default=0, help="fail above this peak (0: report only)")
     a = p.parse_args()
     if a.connections < 20:
         p.error("--connections: at least 20")
     run = Run(a)
     try:
-        samples = asyncio.run(asyncio.wait_for(run.main(), a.duration + GRACE + 120))
-    except asyncio.TimeoutError:
-        print("soak: FAIL (the run did not finish in time)")
-        return 1
+        samples = run.main()
     except SystemExit as e:
         print(f"soak: {e}", file=sys.stderr)
         return 2
