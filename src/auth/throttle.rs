@@ -101,6 +101,50 @@ impl LoginThrottle {
         Ok(wait)
     }
 
+    /// Counts this attempt as a failure *before* its password is checked, then decides: an
+    /// attempt over a limit is refused (`Err(wait)`), any other gets the id of its record
+    /// (`Ok`), which a successful login takes back with `succeeded`. Counting first is what
+    /// makes the limits hold under concurrency: of many attempts racing at once, only the
+    /// first `per_name` can see a count within the limit.
+    pub fn begin_attempt(
+        &self,
+        conn: &mut DbConn,
+        username: &str,
+        address: Option<ClientAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<String, Duration>, DbError> {
+        let key = address.map(address_key);
+        let id = LoginFailure::record(
+            conn,
+            username,
+            key.as_deref(),
+            now.naive_utc(),
+            self.window_start(now),
+        )?;
+        let since = self.window_start(now);
+        let earlier = |mut counted: FailureCount| {
+            counted.count -= 1;
+            counted
+        };
+        let by_name = LoginFailure::of_name_since(conn, username, since)?;
+        let mut wait = self.wait(earlier(by_name), self.policy.per_name, now);
+        if let Some(key) = &key {
+            let by_address = LoginFailure::names_from_address_since(conn, key, since)?;
+            wait = wait.max(self.wait(earlier(by_address), self.policy.per_address, now));
+        }
+        Ok(match wait {
+            Some(wait) => Err(wait),
+            None => Ok(id),
+        })
+    }
+
+    /// The attempt `id` was a successful login: it is not a failure, and the name's earlier
+    /// failures stop counting against it.
+    pub fn succeeded(&self, conn: &mut DbConn, id: &str, username: &str) -> Result<(), DbError> {
+        LoginFailure::forget(conn, id)?;
+        self.record_success(conn, username)
+    }
+
     pub fn record_failure(
         &self,
         conn: &mut DbConn,
@@ -116,6 +160,7 @@ impl LoginThrottle {
             now.naive_utc(),
             self.window_start(now),
         )
+        .map(|_| ())
     }
 
     /// A successful login clears the name's counter (not the address's: one good password

@@ -105,27 +105,14 @@ pub async fn submit(
     };
 
     let name = throttle_name.clone();
-    let blocked = state
+    let attempt = state
         .db
-        .run(move |c| throttle.blocked_for(c, &name, address, Utc::now()))
+        .run(move |c| throttle.begin_attempt(c, &name, address, Utc::now()))
         .await?;
-    if let Some(wait) = blocked {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let mut response = again(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many failed login attempts. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            ),
-        )?;
-        if let Ok(value) = wait.as_secs().max(1).to_string().parse() {
-            response
-                .headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, value);
-        }
-        return Ok(response);
-    }
-
+    let attempt = match attempt {
+        Ok(attempt) => attempt,
+        Err(wait) => return too_many(again, wait),
+    };
     let user = match Username::parse(&typed_name) {
         Ok(name) => {
             state
@@ -146,7 +133,7 @@ pub async fn submit(
             let name = throttle_name.clone();
             state
                 .db
-                .run(move |c| throttle.record_success(c, &name))
+                .run(move |c| throttle.succeeded(c, &attempt, &name))
                 .await?;
             session
                 .log_in(&user)
@@ -159,16 +146,33 @@ pub async fn submit(
                 .finish())
         }
         _ => {
-            let name = throttle_name.clone();
-            state
-                .db
-                .run(move |c| throttle.record_failure(c, &name, address, Utc::now()))
-                .await?;
+            // The failure was recorded before the password was checked (`begin_attempt`).
             let shown = address.map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(username = %throttle_name, address = %shown, "failed login");
             again(StatusCode::OK, GENERIC_ERROR.to_owned())
         }
     }
+}
+
+/// The answer to an attempt over a limit: the form with a message, 429 and `Retry-After`.
+fn too_many(
+    again: impl Fn(StatusCode, String) -> Result<HttpResponse, AppError>,
+    wait: std::time::Duration,
+) -> Result<HttpResponse, AppError> {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let mut response = again(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "Too many failed login attempts. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        ),
+    )?;
+    if let Ok(value) = wait.as_secs().max(1).to_string().parse() {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+    Ok(response)
 }
 
 /// Ends the session in the browser and, by its id, everywhere else a copy of the cookie exists.

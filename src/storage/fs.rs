@@ -27,6 +27,8 @@ const TMP_DIR: &str = ".tmp";
 const LOCK_FILE: &str = "lock";
 /// Bytes gathered before one write to disk: few, large writes off the async threads.
 const WRITE_BUFFER: usize = 1024 * 1024;
+/// What an upload may hold before it is given the whole write buffer.
+const SMALL_BUFFER: usize = 64 * 1024;
 /// Chunk size when streaming a file out.
 const READ_CHUNK: usize = 256 * 1024;
 /// Tries at a fresh unique name before giving up (each clash is a 1 in 36^7 event after
@@ -152,7 +154,8 @@ impl Storage for FilesystemStorage {
         let temp = blocking(move || TempFile::create(tmp_dir)).await?;
         Ok(Box::new(FsUpload {
             temp: Some(temp),
-            buffer: BytesMut::with_capacity(WRITE_BUFFER),
+            // Grown only as bytes arrive: a slow or stalled upload holds little.
+            buffer: BytesMut::new(),
             root: Arc::clone(&self.root),
         }))
     }
@@ -296,6 +299,10 @@ impl FsUpload {
 #[async_trait]
 impl PendingUpload for FsUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        // Past the first few chunks, take the whole buffer at once rather than doubling up to it.
+        if self.buffer.len() + chunk.len() > SMALL_BUFFER && self.buffer.capacity() < WRITE_BUFFER {
+            self.buffer.reserve(WRITE_BUFFER - self.buffer.len());
+        }
         self.buffer.extend_from_slice(&chunk);
         if self.buffer.len() >= WRITE_BUFFER {
             self.flush().await?;

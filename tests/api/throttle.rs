@@ -125,3 +125,40 @@ async fn a_successful_login_clears_the_names_failures() {
     let ok = app.browser().login("alice", PASSWORD, None).await;
     assert_eq!(ok.status().as_u16(), 303);
 }
+
+#[tokio::test]
+async fn forty_wrong_passwords_at_once_get_no_more_than_the_limit_checked() {
+    let app = spawn_app().await;
+    app.add_user("alice", Role::User);
+    // Every attempt has its form ready first, then all are sent at once.
+    let mut ready = Vec::new();
+    for _ in 0..40 {
+        let browser = Browser::new(&app.base);
+        let token = browser.csrf_token("/login").await;
+        ready.push((browser, token));
+    }
+    let attempts = ready.iter().map(|(browser, token)| {
+        browser.client.post(browser.url("/login")).form(&[
+            ("csrf_token", token.as_str()),
+            ("username", "alice"),
+            ("password", "wrong password!"),
+        ])
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts.map(|a| a.send()))
+        .await
+        .into_iter()
+        .map(|r| r.expect("POST /login").status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s != 429).count();
+    assert!(
+        checked <= 5,
+        "{checked} passwords were checked: {statuses:?}"
+    );
+    // And now even the right password waits.
+    assert_eq!(
+        login_from(&app, "10.9.9.9", "alice", PASSWORD)
+            .await
+            .status(),
+        429
+    );
+}

@@ -25,18 +25,25 @@ impl LoginFailure {
         address: Option<&str>,
         at: NaiveDateTime,
         forget_before: NaiveDateTime,
-    ) -> Result<(), DbError> {
+    ) -> Result<String, DbError> {
         diesel::delete(login_failures::table.filter(login_failures::failed_at.lt(forget_before)))
             .execute(conn)?;
+        let id = crate::ids::random_id();
         diesel::insert_into(login_failures::table)
             .values((
-                login_failures::id.eq(crate::ids::random_id()),
+                login_failures::id.eq(&id),
                 login_failures::username.eq(username),
                 login_failures::address.eq(address),
                 login_failures::cleared.eq(false),
                 login_failures::failed_at.eq(at),
             ))
             .execute(conn)?;
+        Ok(id)
+    }
+
+    /// Takes back one recorded attempt (it turned out to be a successful login).
+    pub fn forget(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+        diesel::delete(login_failures::table.filter(login_failures::id.eq(id))).execute(conn)?;
         Ok(())
     }
 
