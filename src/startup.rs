@@ -216,6 +216,7 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
         storages,
     });
     let limits = Limits::from_settings(&settings.server);
+    crate::delivery::set_pressure_threshold(limits.max_connections / 2);
     let gate = Gate::new(limits.max_requests);
     let body_policy = limits.body;
     // actix-web's default, made explicit: its connection limit is per worker.

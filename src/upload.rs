@@ -245,6 +245,31 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Whether the object at `key` is the one an interrupted upload meant to put there (same
+/// size and SHA-256): anything else there is someone else's and stays.
+async fn is_the_uploaded_object(
+    storage: &dyn Storage,
+    key: &crate::storage::StorageKey,
+    size: i64,
+    sha256: &str,
+) -> bool {
+    match storage.metadata(key).await {
+        Ok(meta) if i64::try_from(meta.size).ok() == Some(size) => {}
+        _ => return false,
+    }
+    let Ok(mut stream) = storage.open(key, None).await else {
+        return false;
+    };
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => hasher.update(&chunk),
+            Err(_) => return false,
+        }
+    }
+    hex::encode(hasher.finalize()) == sha256
+}
+
 /// Removes what uploads cut short by a crash left between "object committed" and "row
 /// written": for every reserved key whose upload was abandoned (its instance is gone), the
 /// object if it exists, then the reservation. Returns how many went. Failures are logged
@@ -285,7 +310,10 @@ pub async fn reconcile_interrupted(
                 continue;
             }
         };
-        if !has_row && let Ok(key) = StorageKey::parse(&entry.storage_key) {
+        if !has_row
+            && let Ok(key) = StorageKey::parse(&entry.storage_key)
+            && is_the_uploaded_object(storage.as_ref(), &key, entry.size, &entry.sha256).await
+        {
             match storage.delete(&key).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}

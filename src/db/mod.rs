@@ -149,7 +149,19 @@ impl Db {
         // One connection up front: a clear error for a bad path or an unreachable server.
         let mut first = manager.establish()?;
         if let DbConn::Sqlite(conn) = &mut first {
-            conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+            // Switching a new database to WAL takes an exclusive lock, and SQLite answers
+            // "locked" at once (no busy wait) while another starting instance holds one.
+            let mut tries = 0;
+            loop {
+                match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+                    Ok(()) => break,
+                    Err(e) if tries < 50 && e.to_string().contains("locked") => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         let pool = Pool::builder()
             .max_size(size)

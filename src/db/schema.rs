@@ -52,6 +52,8 @@ diesel::table! {
         storage -> Text,
         storage_key -> Text,
         instance -> Text,
+        size -> BigInt,
+        sha256 -> Text,
         started_at -> Timestamp,
     }
 }

@@ -10,7 +10,8 @@
 //!   watchdog once the client has not asked for more for a second (and read again if it
 //!   does), so a stalled download holds about 100 KiB, not 1 MiB.
 //! - Time: a client that takes nothing for `SEND_TIMEOUT` (nginx's `send_timeout`) has its
-//!   connection shut down by the watchdog, which frees the connection and its descriptor.
+//!   connection shut down by the watchdog, which frees the connection and its descriptor;
+//!   when big downloads hold half the connections the server takes, after 5 s already.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -65,6 +66,26 @@ impl Drop for BudgetShare {
 const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// A client that takes no byte this long loses its connection.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Under pressure (more big downloads in flight than half the connections the server takes),
+/// a client that takes nothing for this long loses its connection instead, so stalled
+/// downloads cannot hold every connection (and keep `/healthz` out) for a whole minute.
+pub const PRESSED_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+static DOWNLOADS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static PRESSURE_AT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Sets the number of big downloads in flight past which `PRESSED_SEND_TIMEOUT` applies.
+pub fn set_pressure_threshold(downloads: usize) {
+    PRESSURE_AT.store(downloads.max(1), Ordering::Relaxed);
+}
+
+fn send_timeout() -> Duration {
+    if DOWNLOADS_IN_FLIGHT.load(Ordering::Relaxed) > PRESSURE_AT.load(Ordering::Relaxed) {
+        PRESSED_SEND_TIMEOUT
+    } else {
+        SEND_TIMEOUT
+    }
+}
 
 /// The socket a request came on, recorded at connect (see `startup.rs`), so the watchdog can
 /// shut a stalled connection down.
@@ -124,6 +145,7 @@ pub fn sized_file_body(
     // Only a real connection has a socket, and it is served on an actix worker, where local
     // tasks can be spawned.
     let watchdog = socket.map(|socket| actix_web::rt::spawn(watch(Rc::clone(&shared), socket)));
+    DOWNLOADS_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
     let body = FileBody {
         file: Arc::new(file),
         next_unsent: offset,
@@ -150,7 +172,7 @@ async fn watch(shared: Rc<RefCell<Shared>>, ConnectionSocket(fd): ConnectionSock
             state.share = None;
             state.slow = true;
         }
-        if idle >= SEND_TIMEOUT {
+        if idle >= send_timeout() {
             state.timed_out = true;
             // The body (and so this task, aborted when the body drops) lives inside the
             // connection, on this thread: while it runs, `fd` is still that connection's.
@@ -184,6 +206,7 @@ struct FileBody {
 
 impl Drop for FileBody {
     fn drop(&mut self) {
+        DOWNLOADS_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.abort();
         }

@@ -15,7 +15,7 @@
 //! never keep a private file and the access check runs on every request.
 
 mod body;
-pub use body::ConnectionSocket;
+pub use body::{ConnectionSocket, set_pressure_threshold};
 pub mod presentation;
 mod remote;
 

@@ -247,6 +247,59 @@ impl Root {
     }
 }
 
+/// The entries of the directory `dir` (`.` and `..` aside), each with whether it is a real
+/// directory (a symlink to one is not). Names that are not UTF-8 are left out: we make none.
+pub fn entries(dir: BorrowedFd<'_>) -> Result<Vec<(String, bool)>, Error> {
+    let mut found = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+        found.push((name.to_owned(), is_dir));
+    }
+    Ok(found)
+}
+
+/// Opens the directory `name` inside `dir`, refusing a symlink.
+pub fn open_subdir(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Error> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(refusal_as_not_found)
+}
+
+/// Opens the file `name` inside `dir` for reading, refusing a symlink.
+pub fn open_file_in(dir: BorrowedFd<'_>, name: &str) -> Result<File, Error> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(refusal_as_not_found)?;
+    Ok(File::from(fd))
+}
+
+/// Removes the entry `name` of `dir` (an empty directory when `is_dir`); a symlink is
+/// removed itself, never what it points to.
+pub fn remove_in(dir: BorrowedFd<'_>, name: &str, is_dir: bool) -> Result<(), Error> {
+    let flags = if is_dir {
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    rustix::fs::unlinkat(dir, name, flags).map_err(Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, SeekFrom, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use super::beneath::Root;
+use super::beneath::{self, Root};
 use super::{
     ByteRange, ByteStream, LocalObject, ObjectMeta, PendingUpload, Storage, StorageError,
     StorageKey,
@@ -52,11 +52,8 @@ impl FilesystemStorage {
     /// claims a temp folder for this one.
     pub fn open(root: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(root)?;
-        let root = root.canonicalize()?;
-        let tmp_base = root.join(TMP_DIR);
-        std::fs::create_dir_all(&tmp_base)?;
-        sweep_dead_instances(&tmp_base)?;
-        let root = Root::open(&root)?;
+        let root = Root::open(&root.canonicalize()?)?;
+        sweep_dead_instances(&root)?;
         let instance = crate::ids::random_id();
         let tmp_dir = root.open_dir(&format!("{TMP_DIR}/{instance}"), true)?;
         let lock = Root::create_new_in(tmp_dir.as_fd(), LOCK_FILE)?;
@@ -95,8 +92,8 @@ impl FilesystemStorage {
 }
 
 /// Whether the instance owning the temp folder `folder` still runs: it holds the lock.
-fn instance_alive(folder: &Path) -> Result<bool, std::io::Error> {
-    let lock = match File::open(folder.join(LOCK_FILE)) {
+fn instance_alive(folder: BorrowedFd<'_>) -> Result<bool, std::io::Error> {
+    let lock = match beneath::open_file_in(folder, LOCK_FILE) {
         Ok(lock) => lock,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
@@ -107,21 +104,41 @@ fn instance_alive(folder: &Path) -> Result<bool, std::io::Error> {
     ))
 }
 
-fn sweep_dead_instances(tmp_base: &Path) -> Result<(), StorageError> {
-    for entry in std::fs::read_dir(tmp_base)? {
-        let entry = entry?;
-        let path = entry.path();
-        if !entry.file_type()?.is_dir() {
-            std::fs::remove_file(&path)?;
+/// Removes the temp folders of instances that are gone, and anything else in the temp area.
+/// Every step works on directory handles opened beneath the root without following a
+/// symlink: a `.tmp` or an instance folder swapped for a symlink makes this fail (or removes
+/// the symlink itself), never removes anything elsewhere.
+fn sweep_dead_instances(root: &Root) -> Result<(), StorageError> {
+    let tmp = root.open_dir(TMP_DIR, true)?;
+    for (name, is_dir) in beneath::entries(tmp.as_fd())? {
+        if !is_dir {
+            beneath::remove_in(tmp.as_fd(), &name, false)?;
             continue;
         }
-        if !instance_alive(&path)? {
-            let leftovers = std::fs::read_dir(&path)?.count().saturating_sub(1);
-            // `remove_dir_all` does not follow symlinks inside the folder it removes.
-            std::fs::remove_dir_all(&path)?;
-            if leftovers > 0 {
-                tracing::info!(folder = %path.display(), leftovers, "removed temp files of an earlier run");
+        let folder = beneath::open_subdir(tmp.as_fd(), &name)?;
+        if instance_alive(folder.as_fd())? {
+            continue;
+        }
+        let mut leftovers = 0usize;
+        let mut kept = 0usize;
+        for (entry, entry_is_dir) in beneath::entries(folder.as_fd())? {
+            if entry_is_dir {
+                // We never make folders in there: leave whatever it is for a person to see.
+                kept += 1;
+                continue;
             }
+            beneath::remove_in(folder.as_fd(), &entry, false)?;
+            if entry != LOCK_FILE {
+                leftovers += 1;
+            }
+        }
+        if kept == 0 {
+            beneath::remove_in(tmp.as_fd(), &name, true)?;
+        } else {
+            tracing::warn!(folder = %name, kept, "a dead instance's temp folder holds folders; left in place");
+        }
+        if leftovers > 0 {
+            tracing::info!(folder = %name, leftovers, "removed temp files of an earlier run");
         }
     }
     Ok(())
@@ -213,8 +230,10 @@ impl Storage for FilesystemStorage {
         {
             return false;
         }
-        let folder = self.root.path().join(TMP_DIR).join(instance);
-        !instance_alive(&folder).unwrap_or(true)
+        match self.root.open_dir(&format!("{TMP_DIR}/{instance}"), false) {
+            Ok(folder) => !instance_alive(folder.as_fd()).unwrap_or(true),
+            Err(e) => e.kind() == ErrorKind::NotFound,
+        }
     }
 
     fn open_local(&self, key: &StorageKey) -> Result<Option<LocalObject>, StorageError> {
@@ -450,6 +469,44 @@ mod tests {
             let key = StorageKey::parse(key).unwrap();
             assert!(storage.open(&key, None).await.err().unwrap().is_not_found());
             assert!(storage.open_local(&key).err().unwrap().is_not_found());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_never_removes_anything_outside_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("victim.txt"), b"keep").unwrap();
+        std::fs::create_dir_all(outside.path().join("deadbeef")).unwrap();
+        std::fs::write(outside.path().join("deadbeef/lock"), b"").unwrap();
+        std::fs::write(outside.path().join("deadbeef/notes.txt"), b"keep").unwrap();
+
+        // `.tmp` itself a symlink: the start fails, nothing outside goes.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join(TMP_DIR)).unwrap();
+        assert!(FilesystemStorage::open(dir.path()).is_err());
+
+        // Symlinks inside `.tmp`: removed themselves, never followed.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(TMP_DIR)).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join(TMP_DIR).join("linked"))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("deadbeef"),
+            dir.path().join(TMP_DIR).join("cafe"),
+        )
+        .unwrap();
+        let _storage = FilesystemStorage::open(dir.path()).unwrap();
+        assert!(!dir.path().join(TMP_DIR).join("linked").exists());
+        for kept in ["victim.txt", "deadbeef/lock", "deadbeef/notes.txt"] {
+            assert_eq!(
+                std::fs::read(outside.path().join(kept)).unwrap(),
+                if kept.ends_with("lock") {
+                    &b""[..]
+                } else {
+                    &b"keep"[..]
+                },
+                "{kept}"
+            );
         }
     }
 }

@@ -201,8 +201,12 @@ async fn an_object_whose_upload_has_not_written_its_row_is_not_served_by_the_pat
     std::fs::create_dir_all(app.storage_root().join("x")).expect("folder");
     std::fs::write(app.storage_root().join("x/y.txt"), b"half-way").expect("object");
     let mut conn = app.db.get().expect("connection");
-    assert!(PendingKey::reserve(&mut conn, "local", "x/y.txt", "feed").expect("reserve"));
-    assert!(!PendingKey::reserve(&mut conn, "local", "x/y.txt", "beef").expect("reserve"));
+    assert!(
+        PendingKey::reserve(&mut conn, "local", "x/y.txt", "feed", (8, "00")).expect("reserve")
+    );
+    assert!(
+        !PendingKey::reserve(&mut conn, "local", "x/y.txt", "beef", (8, "00")).expect("reserve")
+    );
     assert_eq!(admin.get("/private-media/x/y.txt").await.status(), 404);
     PendingKey::release(&mut conn, "local", "x/y.txt").expect("release");
     assert_eq!(admin.get("/private-media/x/y.txt").await.status(), 200);

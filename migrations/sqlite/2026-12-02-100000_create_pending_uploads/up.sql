@@ -6,6 +6,10 @@ CREATE TABLE pending_uploads (
     storage TEXT NOT NULL,
     storage_key TEXT NOT NULL,
     instance TEXT NOT NULL,
+    -- What the upload will put there: a start removes an object only if it is this one, never
+    -- a file someone else put at the key.
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
     started_at TIMESTAMP NOT NULL,
     PRIMARY KEY (storage, storage_key)
 );

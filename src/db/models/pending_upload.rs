@@ -15,17 +15,20 @@ pub struct PendingKey {
     pub storage_key: String,
     /// The storage instance that reserved it (for a filesystem storage, its temp folder).
     pub instance: String,
+    pub size: i64,
+    pub sha256: String,
     pub started_at: NaiveDateTime,
 }
 
 impl PendingKey {
-    /// Reserves `key` in `storage` for an upload of `instance`; `false` when a file row or
-    /// another upload already holds it.
+    /// Reserves `key` in `storage` for an upload of `instance` that will put `object` (its
+    /// size and SHA-256) there; `false` when a file row or another upload already holds it.
     pub fn reserve(
         conn: &mut DbConn,
         storage: &str,
         key: &str,
         instance: &str,
+        object: (i64, &str),
     ) -> Result<bool, DbError> {
         // Two single statements, not a read-then-write transaction: SQLite answers "busy" at
         // once, without waiting, when a reading transaction of several writers tries to write.
@@ -34,6 +37,8 @@ impl PendingKey {
                 pending_uploads::storage.eq(storage),
                 pending_uploads::storage_key.eq(key),
                 pending_uploads::instance.eq(instance),
+                pending_uploads::size.eq(object.0),
+                pending_uploads::sha256.eq(object.1),
                 pending_uploads::started_at.eq(Utc::now().naive_utc()),
             ))
             .execute(conn)

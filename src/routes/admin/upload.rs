@@ -407,12 +407,17 @@ async fn store(
         &request.owner.username,
         &request.name,
     );
+    let object = (
+        i64::try_from(received.size).unwrap_or(i64::MAX),
+        received.sha256.clone(),
+    );
     let key = commit_reserved(
         &state,
         storage.as_ref(),
         &storage_name,
         received.pending,
         wanted,
+        &object,
     )
     .await?;
     let new = NewFile {
@@ -471,11 +476,22 @@ async fn commit_reserved(
     storage_name: &str,
     pending: Box<dyn crate::storage::PendingUpload>,
     wanted: StorageKey,
+    object: &(i64, String),
 ) -> Result<StorageKey, AppError> {
     let mut candidate = wanted;
     let mut reserved = false;
     for _ in 0..MAX_RESERVE_TRIES {
-        if reserve(state, storage, storage_name, &candidate).await? {
+        // A key with an object but no row (a file put there by hand) is passed over before it
+        // is reserved: a reservation must only ever cover what this upload puts there.
+        let taken = match storage.metadata(&candidate).await {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => {
+                pending.abort().await;
+                return Err(e.into());
+            }
+        };
+        if !taken && reserve(state, storage, storage_name, &candidate, object).await? {
             reserved = true;
             break;
         }
@@ -493,9 +509,9 @@ async fn commit_reserved(
         }
     };
     if key != candidate {
-        // The storage held an object without a row under the candidate (a file put there by
-        // hand) and chose a fresh name: move the reservation to it.
-        let moved = reserve(state, storage, storage_name, &key).await;
+        // A file was put at the candidate by hand in the moment since it was checked, and the
+        // storage chose a fresh name: move the reservation to it.
+        let moved = reserve(state, storage, storage_name, &key, object).await;
         release(state, storage_name, &candidate).await;
         if !matches!(moved, Ok(true)) {
             if let Err(e) = storage.delete(&key).await {
@@ -512,15 +528,17 @@ async fn reserve(
     storage: &dyn Storage,
     storage_name: &str,
     key: &StorageKey,
+    object: &(i64, String),
 ) -> Result<bool, AppError> {
     let (name, key, instance) = (
         storage_name.to_owned(),
         key.as_str().to_owned(),
         storage.instance().to_owned(),
     );
+    let (size, sha256) = (object.0, object.1.clone());
     Ok(state
         .db
-        .run(move |c| PendingKey::reserve(c, &name, &key, &instance))
+        .run(move |c| PendingKey::reserve(c, &name, &key, &instance, (size, &sha256)))
         .await?)
 }
 
