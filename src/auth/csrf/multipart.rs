@@ -39,10 +39,10 @@ where
     let mut multipart = Multipart::new(headers, body);
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(unreadable)?;
+        // A file part names itself with `filename`, `filename*` or both.
         if field
             .content_disposition()
-            .and_then(|d| d.get_filename())
-            .is_some()
+            .is_some_and(|d| d.get_filename().is_some() || d.get_filename_ext().is_some())
         {
             return Err(NoToken::FileFirst);
         }
@@ -108,6 +108,16 @@ mod tests {
     #[actix_web::test]
     async fn a_file_before_the_token_is_refused() {
         let found = find(&[file("a.txt"), text(FIELD, "tok")]).await;
+        assert_eq!(found, Err(NoToken::FileFirst));
+    }
+
+    #[actix_web::test]
+    async fn a_file_named_only_by_filename_star_before_the_token_is_refused() {
+        let sneaky = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename*=UTF-8''sneaky.bin\r\n\r\nbytes\r\n"
+        );
+        let found = find(&[sneaky, text(FIELD, "tok")]).await;
         assert_eq!(found, Err(NoToken::FileFirst));
     }
 
