@@ -108,6 +108,17 @@ fn instance_alive(folder: BorrowedFd<'_>) -> Result<bool, std::io::Error> {
 /// Every step works on directory handles opened beneath the root without following a
 /// symlink: a `.tmp` or an instance folder swapped for a symlink makes this fail (or removes
 /// the symlink itself), never removes anything elsewhere.
+/// A storage that closes leaves no temp folder behind (a `check`, a test, a clean stop).
+impl Drop for FilesystemStorage {
+    fn drop(&mut self) {
+        let _ = beneath::remove_in(self.tmp_dir.as_fd(), LOCK_FILE, false);
+        // Fails, and so keeps the folder, if an upload's temp file is somehow still there.
+        let _ = self
+            .root
+            .remove_empty_dir(&format!("{TMP_DIR}/{}", self.instance));
+    }
+}
+
 fn sweep_dead_instances(root: &Root) -> Result<(), StorageError> {
     let tmp = root.open_dir(TMP_DIR, true)?;
     for (name, is_dir) in beneath::entries(tmp.as_fd())? {
@@ -508,5 +519,17 @@ mod tests {
                 "{kept}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_closed_storage_leaves_no_temp_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FilesystemStorage::open(dir.path()).unwrap();
+        store(&storage, "k.txt", b"x").await;
+        drop(storage);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(),
+            0
+        );
     }
 }
