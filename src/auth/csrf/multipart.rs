@@ -39,11 +39,15 @@ where
     let mut multipart = Multipart::new(headers, body);
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(unreadable)?;
-        // A file part names itself with `filename`, `filename*` or both.
-        if field
-            .content_disposition()
-            .is_some_and(|d| d.get_filename().is_some() || d.get_filename_ext().is_some())
-        {
+        // A file part: the upload's `file` field whatever its parameters, or any part with a
+        // `filename`, `filename*` or continuation (`filename*0`) parameter.
+        let names_a_file = field.name() == Some(UPLOAD_FILE_FIELD)
+            || field.content_disposition().is_some_and(|d| {
+                d.get_filename().is_some()
+                    || d.get_filename_ext().is_some()
+                    || d.to_string().to_ascii_lowercase().contains("filename")
+            });
+        if names_a_file {
             return Err(NoToken::FileFirst);
         }
         let is_token = field.name() == Some(FIELD);
@@ -63,6 +67,9 @@ where
     }
     Err(NoToken::Missing)
 }
+
+/// The upload form's file field: a part by this name is a file even without a file name.
+const UPLOAD_FILE_FIELD: &str = "file";
 
 #[cfg(test)]
 mod tests {
@@ -119,6 +126,19 @@ mod tests {
         );
         let found = find(&[sneaky, text(FIELD, "tok")]).await;
         assert_eq!(found, Err(NoToken::FileFirst));
+    }
+
+    #[actix_web::test]
+    async fn a_file_field_without_a_file_name_or_with_a_continued_one_is_refused() {
+        for disposition in [
+            "form-data; name=\"file\"",
+            "form-data; name=\"other\"; filename*0=\"sneaky.bin\"",
+        ] {
+            let part =
+                format!("--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\nbytes\r\n");
+            let found = find(&[part, text(FIELD, "tok")]).await;
+            assert_eq!(found, Err(NoToken::FileFirst), "{disposition}");
+        }
     }
 
     #[actix_web::test]
