@@ -12,6 +12,7 @@ mod listing;
 mod login;
 mod nginx;
 mod pages;
+mod pipelining;
 mod s3;
 mod s3_server;
 mod scale_out;
