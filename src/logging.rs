@@ -73,8 +73,17 @@ const CLIENT_MISTAKES: &[&str] = &[
     "MAX_BUFFER_SIZE unprocessed data reached",
 ];
 
+/// A download the watchdog ended because its client took nothing (delivery/body.rs): actix
+/// reports it as a failed response body.
+const STALLED_DOWNLOAD: (&str, &str) = (
+    "Response payload stream error",
+    "the client stopped reading",
+);
+
 fn is_client_mistake(target: &str, message: &str) -> bool {
-    target.starts_with("actix_http::h1") && CLIENT_MISTAKES.iter().any(|m| message.starts_with(m))
+    target.starts_with("actix_http::h1")
+        && (CLIENT_MISTAKES.iter().any(|m| message.starts_with(m))
+            || (message.starts_with(STALLED_DOWNLOAD.0) && message.contains(STALLED_DOWNLOAD.1)))
 }
 
 struct DemotedCallsite;
@@ -207,6 +216,10 @@ mod tests {
                 "stream error: request parse error: invalid Header provided"
             );
             tracing::error!(target: "actix_http::h1::decoder", "MAX_BUFFER_SIZE unprocessed data reached, closing");
+            tracing::error!(
+                target: "actix_http::h1::dispatcher",
+                "Response payload stream error: Error {{ kind: Body, cause: Some(Custom {{ kind: TimedOut, error: \"the client stopped reading\" }}) }}"
+            );
         });
         assert_eq!(
             seen,
@@ -219,6 +232,10 @@ mod tests {
                     Level::WARN,
                     "MAX_BUFFER_SIZE unprocessed data reached, closing".to_owned()
                 ),
+                (
+                    Level::WARN,
+                    "Response payload stream error: Error { kind: Body, cause: Some(Custom { kind: TimedOut, error: \"the client stopped reading\" }) }".to_owned()
+                ),
             ]
         );
     }
@@ -227,11 +244,18 @@ mod tests {
     fn server_faults_stay_errors() {
         let seen = logged(|| {
             tracing::error!(target: "actix_http::h1::dispatcher", "stream error: body error: disk");
+            tracing::error!(
+                target: "actix_http::h1::dispatcher",
+                "Response payload stream error: the file became shorter while it was sent"
+            );
             tracing::error!(target: "private_media::error", "request failed");
             tracing::info!(target: "actix_http::h1::dispatcher", "stream error: request parse error");
         });
         let levels: Vec<Level> = seen.iter().map(|(level, _)| *level).collect();
-        assert_eq!(levels, vec![Level::ERROR, Level::ERROR, Level::INFO]);
+        assert_eq!(
+            levels,
+            vec![Level::ERROR, Level::ERROR, Level::ERROR, Level::INFO]
+        );
     }
 
     #[test]

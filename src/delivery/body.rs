@@ -118,8 +118,11 @@ struct Shared {
     share: Option<BudgetShare>,
     /// When the connection last asked for more.
     last_asked: Instant,
-    /// A read is on the blocking pool: a slow disk is not a slow client.
-    reading: bool,
+    /// The read on the blocking pool, if one was started. While it runs, a slow disk is not
+    /// a slow client; once it has finished, its bytes wait for a client that may never ask.
+    read: Option<JoinHandle<std::io::Result<Bytes>>>,
+    /// The budget the read in flight was started under.
+    pending_share: Option<BudgetShare>,
     /// The watchdog shut the connection down.
     timed_out: bool,
     /// The watchdog released a buffer: this client is slow, read for it a slice at a time.
@@ -138,7 +141,8 @@ pub fn sized_file_body(
         buffered: Bytes::new(),
         share: None,
         last_asked: Instant::now(),
-        reading: false,
+        read: None,
+        pending_share: None,
         timed_out: false,
         slow: false,
     }));
@@ -151,8 +155,6 @@ pub fn sized_file_body(
         next_unsent: offset,
         end: offset + length,
         shared,
-        read: None,
-        pending_share: None,
         read_inline: length <= CHUNK,
         watchdog,
     };
@@ -163,13 +165,17 @@ async fn watch(shared: Rc<RefCell<Shared>>, ConnectionSocket(fd): ConnectionSock
     loop {
         actix_web::rt::time::sleep(IDLE_RELEASE).await;
         let mut state = shared.borrow_mut();
-        if state.reading {
+        if state.read.as_ref().is_some_and(|read| !read.is_finished()) {
             continue;
         }
         let idle = state.last_asked.elapsed();
-        if idle >= IDLE_RELEASE && !state.buffered.is_empty() {
+        // A finished read counts as buffered: nobody polls for its bytes while the client
+        // takes nothing (dropping the handle drops them).
+        if idle >= IDLE_RELEASE && (!state.buffered.is_empty() || state.read.is_some()) {
             state.buffered = Bytes::new();
             state.share = None;
+            state.read = None;
+            state.pending_share = None;
             state.slow = true;
         }
         if idle >= send_timeout() {
@@ -194,9 +200,6 @@ struct FileBody {
     next_unsent: u64,
     end: u64,
     shared: Rc<RefCell<Shared>>,
-    read: Option<JoinHandle<std::io::Result<Bytes>>>,
-    /// The budget the read in flight was started under.
-    pending_share: Option<BudgetShare>,
     /// The whole body fits one read: read it right here, which is cheaper than a hop to the
     /// blocking pool when the page cache has the file (it usually does); in slices too, when
     /// the read-ahead budget is spent.
@@ -238,17 +241,16 @@ impl Stream for FileBody {
                     return Poll::Ready(Some(Ok(slice)));
                 }
             }
-            if let Some(read) = this.read.as_mut() {
+            let mut shared = this.shared.borrow_mut();
+            if let Some(read) = shared.read.as_mut() {
                 let result = match Pin::new(read).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(joined) => joined
                         .map_err(|e| std::io::Error::other(e.to_string()))
                         .and_then(|r| r),
                 };
-                this.read = None;
-                let mut shared = this.shared.borrow_mut();
-                shared.reading = false;
-                shared.share = this.pending_share.take();
+                shared.read = None;
+                shared.share = shared.pending_share.take();
                 match result {
                     Ok(bytes) => shared.buffered = bytes,
                     Err(e) => {
@@ -265,7 +267,7 @@ impl Stream for FileBody {
             let (file, position) = (Arc::clone(&this.file), this.next_unsent);
             let left = this.end - position;
             let big = (left.min(CHUNK) as usize).max(SLICE);
-            let share = if this.shared.borrow().slow {
+            let share = if shared.slow {
                 None
             } else {
                 BudgetShare::take(big)
@@ -277,7 +279,6 @@ impl Stream for FileBody {
             if this.read_inline {
                 match read_exact_at(&file, position, want) {
                     Ok(bytes) => {
-                        let mut shared = this.shared.borrow_mut();
                         shared.buffered = bytes;
                         shared.share = share;
                     }
@@ -288,9 +289,8 @@ impl Stream for FileBody {
                 }
                 continue;
             }
-            this.shared.borrow_mut().reading = true;
-            this.pending_share = share;
-            this.read = Some(tokio::task::spawn_blocking(move || {
+            shared.pending_share = share;
+            shared.read = Some(tokio::task::spawn_blocking(move || {
                 read_exact_at(&file, position, want)
             }));
         }

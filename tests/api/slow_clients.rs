@@ -1,7 +1,7 @@
 //! Clients that ask for a big download and then read nothing: each may hold only a little of
 //! the server's memory (measured on the real binary's RSS).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -21,13 +21,20 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_hundred_stalled_downloads_hold_little_memory() {
+/// A served binary with one `FILE_SIZE` file uploaded, and a logged-in admin.
+struct Setup {
+    served: crate::cli::Served,
+    admin: Browser,
+    addr: String,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve_one_big_file(env: &[(&str, &str)]) -> Setup {
     let dir = tempfile::tempdir().expect("data dir");
-    let served = serve(
-        dir.path(),
-        &[("PRIVATE_MEDIA_ADMIN_PASSWORD", ADMIN_PASSWORD)],
-    );
+    let mut env = env.to_vec();
+    env.push(("PRIVATE_MEDIA_ADMIN_PASSWORD", ADMIN_PASSWORD));
+    let served = serve(dir.path(), &env);
     let base = format!("http://127.0.0.1:{}", served.port);
     let admin = Browser::new(&base);
     assert_eq!(
@@ -57,36 +64,120 @@ async fn three_hundred_stalled_downloads_hold_little_memory() {
         .next()
         .expect("id")
         .to_owned();
-    drop(bytes);
-    let url = format!("/files/{id}/download");
-    // One whole download first, so pools and buffers a download needs exist already.
-    let whole = admin.get(&url).await.bytes().await.expect("download");
-    assert_eq!(whole.len(), FILE_SIZE);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(served.child.id());
+    Setup {
+        served,
+        admin,
+        addr: base.trim_start_matches("http://").to_owned(),
+        url: format!("/files/{id}/download"),
+        _dir: dir,
+    }
+}
 
-    let cookie = admin.cookie_header();
-    let addr = base.trim_start_matches("http://").to_owned();
-    let request = format!("GET {url} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n");
-    let stalled: Vec<TcpStream> = (0..STALLED)
+/// Connections that asked for the download and read nothing.
+fn stalled_downloads(setup: &Setup, count: usize) -> Vec<TcpStream> {
+    let cookie = setup.admin.cookie_header();
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+        setup.url, setup.addr
+    );
+    (0..count)
         .map(|_| {
-            let mut stream = TcpStream::connect(&addr).expect("connect");
+            let mut stream = TcpStream::connect(&setup.addr).expect("connect");
             stream.write_all(request.as_bytes()).expect("request");
             stream
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_stalled_downloads_hold_little_memory() {
+    let setup = serve_one_big_file(&[]).await;
+    // One whole download first, so pools and buffers a download needs exist already.
+    let whole = setup
+        .admin
+        .get(&setup.url)
+        .await
+        .bytes()
+        .await
+        .expect("download");
+    assert_eq!(whole.len(), FILE_SIZE);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = setup.served.child.id();
+    let before = rss_kib(pid);
+
+    let stalled = stalled_downloads(&setup, STALLED);
     // Let the server fill every socket and give up the buffers of clients that read nothing.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let during = rss_kib(served.child.id());
+    let during = rss_kib(pid);
     let added_mib = during.saturating_sub(before) / 1024;
     eprintln!("RSS {before} KiB before, {during} KiB with {STALLED} stalled downloads");
     assert!(
         added_mib < 64,
         "{STALLED} stalled downloads added {added_mib} MiB"
     );
-    let health = reqwest::get(format!("{base}/healthz"))
+    let health = reqwest::get(format!("http://{}/healthz", setup.addr))
         .await
         .expect("healthz");
     assert_eq!(health.status(), 200);
     drop(stalled);
+}
+
+/// Past half the connection cap in big downloads, a client that takes nothing loses its
+/// connection after 5 s instead of a minute, until the pressure is gone; a single stalled
+/// download keeps its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_downloads_are_cut_after_five_seconds_under_pressure() {
+    // A cap of 20 connections: more than 10 big downloads in flight is pressure.
+    let setup = serve_one_big_file(&[("PRIVATE_MEDIA_SERVER__MAX_CONNECTIONS", "20")]).await;
+    let calm = stalled_downloads(&setup, 1);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (ended, received) = read_what_is_left(calm.into_iter().next().expect("stream"));
+    assert!(
+        !ended,
+        "the only stalled download was cut off after {received} bytes"
+    );
+
+    let pressed = stalled_downloads(&setup, 14);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let mut cut = 0;
+    for stream in pressed {
+        let (ended, received) = read_what_is_left(stream);
+        if ended {
+            assert!(received < FILE_SIZE, "a cut download ended complete");
+            cut += 1;
+        }
+    }
+    // 14 in flight against a threshold of 10: at least the 4 past it were cut.
+    assert!(
+        (4..14).contains(&cut),
+        "{cut} of 14 stalled downloads were cut after 8 s under pressure"
+    );
+    let health = reqwest::get(format!("http://{}/healthz", setup.addr))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+}
+
+/// Reads a stalled download's connection: whether the server had ended it (all that was
+/// sent before the cut is read, then EOF) or it still streams (the whole file comes).
+fn read_what_is_left(mut stream: TcpStream) -> (bool, usize) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut received = 0usize;
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (true, received),
+            Ok(n) => {
+                received += n;
+                // Past the whole file, the connection plainly streams on.
+                if received > FILE_SIZE {
+                    return (false, received);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (true, received),
+            Err(e) => panic!("reading a stalled download: {e} after {received} bytes"),
+        }
+    }
 }
