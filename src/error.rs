@@ -126,6 +126,7 @@ impl ResponseError for AppError {
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Storage(crate::storage::StorageError::Obstructed(_)) => StatusCode::CONFLICT,
             AppError::Db(_)
             | AppError::Storage(_)
             | AppError::Template(_)

@@ -48,6 +48,23 @@ fn refusal_as_not_found(e: Errno) -> Error {
     }
 }
 
+/// A symlink (or a path leaving the root) stands where the object's folder should be. The
+/// object may well exist behind the real folder while it is swapped out: for a removal this
+/// is not "already gone".
+#[derive(Debug, thiserror::Error)]
+#[error("a symlink stands in the object's path")]
+pub struct SymlinkInPath;
+
+/// What a folder path beneath the root is made of, looked at one component at a time.
+enum Folder {
+    /// Every component is a real folder.
+    Present,
+    /// A component does not exist, or is a file: nothing can be stored beneath it.
+    Missing,
+    /// A component is a symlink.
+    Symlink,
+}
+
 fn split_parent(relative: &str) -> Result<(&str, &str), Error> {
     let (parent, name) = relative.rsplit_once('/').unwrap_or(("", relative));
     if name.is_empty() || name == "." || name == ".." {
@@ -229,13 +246,54 @@ impl Root {
     pub fn remove_file(&self, relative: &str) -> Result<(), Error> {
         check_relative(relative)?;
         let (parent, name) = split_parent(relative)?;
-        let parent = self.open_dir(parent, false)?;
+        let parent = match self.open_dir(parent, false) {
+            Ok(fd) => fd,
+            // The open refuses a symlink on the way as "not found"; for a removal, tell a
+            // folder that is really missing from one swapped out for a symlink.
+            Err(e) if e.kind() == ErrorKind::NotFound => match self.folder(parent) {
+                Folder::Missing => return Err(e),
+                Folder::Symlink => return Err(Error::other(SymlinkInPath)),
+                // Swapped back in the meantime: one more try, then refuse.
+                Folder::Present => self
+                    .open_dir(parent, false)
+                    .map_err(|_| Error::other(SymlinkInPath))?,
+            },
+            Err(e) => return Err(e),
+        };
         let stat = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(refusal_as_not_found)?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(not_a_regular_file());
         }
         rustix::fs::unlinkat(&parent, name, AtFlags::empty()).map_err(refusal_as_not_found)
+    }
+
+    /// Looks at each component of the folder path `relative` without following anything.
+    fn folder(&self, relative: &str) -> Folder {
+        let mut current: Option<OwnedFd> = None;
+        for part in relative.split('/') {
+            let at = current.as_ref().map_or(self.dir.as_fd(), |fd| fd.as_fd());
+            let kind = match rustix::fs::statat(at, part, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+                Err(_) => return Folder::Missing,
+            };
+            match kind {
+                FileType::Symlink => return Folder::Symlink,
+                FileType::Directory => {}
+                _ => return Folder::Missing,
+            }
+            match rustix::fs::openat(
+                at,
+                part,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => current = Some(fd),
+                // It changed between the two looks: somebody is swapping.
+                Err(_) => return Folder::Symlink,
+            }
+        }
+        Folder::Present
     }
 
     /// Removes an empty directory `relative` (used to tidy the probe's folder).
@@ -352,14 +410,27 @@ mod tests {
             for key in ["../x", "/etc/passwd", "a/./b", "", "a//b"] {
                 assert!(root.open_file(key).is_err(), "{key}");
             }
-            assert_eq!(
-                root.remove_file("out/secret").unwrap_err().kind(),
-                ErrorKind::NotFound
+            // A symlinked folder is not proof that the object is gone (it may be behind
+            // the real folder, swapped out for a moment): refused as such, not "not found".
+            let e = root.remove_file("out/secret").unwrap_err();
+            assert!(
+                e.get_ref().is_some_and(|inner| inner.is::<SymlinkInPath>()),
+                "{e:?}"
             );
             assert_eq!(
                 root.remove_file("file-link").unwrap_err().kind(),
                 ErrorKind::NotFound
             );
+            // A folder that is really missing, or a file, is plain "not found".
+            for key in ["missing/x", "real/inside/x", "in/inside"] {
+                let e = root.remove_file(key).unwrap_err();
+                let symlinked = e.get_ref().is_some_and(|inner| inner.is::<SymlinkInPath>());
+                assert_eq!(symlinked, key == "in/inside", "{key}: {e:?}");
+                if !symlinked {
+                    assert_eq!(e.kind(), ErrorKind::NotFound, "{key}");
+                }
+            }
+            assert!(dir.path().join("real/inside").exists());
             assert!(outside.path().join("d/secret").exists());
             assert!(dir.path().join("file-link").exists());
             assert!(root.open_dir("out/new", true).is_err());

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use super::beneath::{self, Root};
+use super::beneath::{self, Root, SymlinkInPath};
 use super::{
     ByteRange, ByteStream, LocalObject, ObjectMeta, PendingUpload, Storage, StorageError,
     StorageKey,
@@ -221,8 +221,15 @@ impl Storage for FilesystemStorage {
         let root = Arc::clone(&self.root);
         let owned = key.clone();
         blocking(move || {
-            root.remove_file(owned.as_str())
-                .map_err(|e| map_io(e, &owned))
+            root.remove_file(owned.as_str()).map_err(|e| {
+                if e.get_ref().is_some_and(|inner| inner.is::<SymlinkInPath>()) {
+                    // Somebody who can rename entries in the root is at work: say so loudly.
+                    tracing::error!(key = %owned, "{e}; the object was not removed");
+                    StorageError::Obstructed(format!("{owned}: {e}"))
+                } else {
+                    map_io(e, &owned)
+                }
+            })
         })
         .await
     }

@@ -38,6 +38,10 @@ pub enum StorageError {
     /// The storage server cannot be reached or fails: a 503, and nothing recorded.
     #[error("the storage is unavailable: {0}")]
     Unavailable(String),
+    /// Something in the storage stands in the way of the operation (a symlink where the
+    /// object's folder should be): nothing was changed, and retrying may succeed.
+    #[error("the stored object could not be reached: {0}; nothing was changed")]
+    Obstructed(String),
 }
 
 impl StorageError {
