@@ -26,6 +26,10 @@ pub const HEADER: &str = "x-csrf-token";
 const MAX_FORM_BYTES: usize = 256 * 1024;
 /// How much of a multipart body may come before its token ends; forms put it first.
 const MAX_MULTIPART_HEAD: usize = 64 * 1024;
+/// The multipart parser reads past the end of a field before it knows the field ended (to
+/// find the next boundary): a token ending right at `MAX_MULTIPART_HEAD` needs this much more
+/// of the body recorded.
+const PARSER_READ_AHEAD: usize = 16 * 1024;
 
 fn tokens_match(expected: &str, given: &str) -> bool {
     !expected.is_empty() && expected.as_bytes().ct_eq(given.as_bytes()).into()
@@ -65,7 +69,7 @@ pub async fn protect(
 
     match req.content_type().to_ascii_lowercase().as_str() {
         "multipart/form-data" => {
-            let body = tee::Tee::new(req.take_payload(), MAX_MULTIPART_HEAD);
+            let body = tee::Tee::new(req.take_payload(), MAX_MULTIPART_HEAD + PARSER_READ_AHEAD);
             match multipart::find_token(req.headers(), body.reader()).await {
                 Ok(given) if matches(&given) => {
                     req.set_payload(body.replay());
