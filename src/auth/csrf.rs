@@ -26,10 +26,10 @@ pub const HEADER: &str = "x-csrf-token";
 const MAX_FORM_BYTES: usize = 256 * 1024;
 /// How much of a multipart body may come before its token ends; forms put it first.
 const MAX_MULTIPART_HEAD: usize = 64 * 1024;
-/// The multipart parser reads past the end of a field before it knows the field ended (to
-/// find the next boundary): a token ending right at `MAX_MULTIPART_HEAD` needs this much more
-/// of the body recorded.
-const PARSER_READ_AHEAD: usize = 16 * 1024;
+/// The multipart parser reads ahead of what its fields have handed out, up to its buffer of
+/// 64 KiB plus one chunk it holds pending (a slice of the tee, 4 KiB): a token ending right at
+/// `MAX_MULTIPART_HEAD` needs that much more of the body recorded, whatever the timing.
+const PARSER_READ_AHEAD: usize = 72 * 1024;
 
 fn tokens_match(expected: &str, given: &str) -> bool {
     !expected.is_empty() && expected.as_bytes().ct_eq(given.as_bytes()).into()
