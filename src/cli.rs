@@ -33,8 +33,9 @@ pub enum Command {
     },
     /// Run pending database migrations and exit.
     Migrate,
-    /// Validate the configuration and reach the database and every storage (a probe object
-    /// is written, read back and deleted); one line each, exit 1 on any failure.
+    /// Validate the configuration and reach the database and every storage (a local folder
+    /// is checked to be writable, nothing in it changed; in S3 a probe object is written, read
+    /// back and deleted); one line each, exit 1 on any failure.
     Check,
     /// Manage users.
     User {
@@ -157,8 +158,10 @@ fn warn_without_superuser(db: &Db) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Reads and probes, and creates nothing: a data dir, database file or storage folder that
-/// does not exist yet is reported as such (the first `serve` or `migrate` makes it).
+/// Reads and probes, and creates or removes nothing in a data dir: a data dir, database file
+/// or storage folder that does not exist yet is reported as such (the first `serve` or
+/// `migrate` makes it), and what a start cleans up (a stopped instance's temp files) is left
+/// for that start.
 fn check(settings: Settings) -> Result<(), CliError> {
     println!("configuration: ok");
     let data_dir = &settings.data_dir;
@@ -220,11 +223,7 @@ fn check(settings: Settings) -> Result<(), CliError> {
                 StorageSettings::Filesystem { .. } => "filesystem",
                 StorageSettings::S3(_) => "s3",
             };
-            let result = match storage::open(name, config) {
-                Ok(storage) => storage.check().await,
-                Err(e) => Err(e),
-            };
-            match result {
+            match storage::check(name, config).await {
                 Ok(()) => println!("storage `{name}` ({kind}): ok"),
                 Err(e) => {
                     failures += 1;

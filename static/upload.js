@@ -25,13 +25,27 @@
   form.parentNode.insertBefore(list, form.nextSibling);
 
   // Bidi controls and invisible characters as visible [U+XXXX] markers, as the pages show
-  // them (src/display.rs): a name like "invoice\u202Efdp.exe" cannot pass for a PDF.
-  var INVISIBLE = /[\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E\u2060-\u2069\uFEFF\uFFF9-\uFFFB]/g;
+  // them (the same sets as src/display.rs, where each is explained): a name like
+  // "invoice\u202Efdp.exe" cannot pass for a PDF, while an emoji keeps the presentation
+  // selector right after it (U+2764 U+FE0F stays a red heart).
+  var INVISIBLE = /[\u0000-\u001F\u007F-\u009F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u2028-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFFB\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]/u;
+  var EMOJI_BASE = /[\u00A9\u00AE\u203C\u2049\u2122\u2139\u2190-\u2BFF\u3030\u303D\u3297\u3299\u{1F000}-\u{1FAFF}]/u;
+  var PRESENTATION = /[\uFE0E\uFE0F]/;
   function shown(text) {
-    return String(text).replace(INVISIBLE, function (c) {
-      var hex = c.charCodeAt(0).toString(16).toUpperCase();
-      return "[U+" + ("0000" + hex).slice(-4) + "]";
+    var out = "";
+    var afterEmoji = false;
+    // Array.from walks code points, so a character beyond U+FFFF is one marker.
+    Array.from(String(text)).forEach(function (c) {
+      var hidden = INVISIBLE.test(c) && !(afterEmoji && PRESENTATION.test(c));
+      afterEmoji = EMOJI_BASE.test(c) && !INVISIBLE.test(c);
+      if (hidden) {
+        var hex = c.codePointAt(0).toString(16).toUpperCase();
+        out += "[U+" + ("0000" + hex).slice(-Math.max(4, hex.length)) + "]";
+      } else {
+        out += c;
+      }
     });
+    return out;
   }
 
   function human(bytes) {

@@ -82,25 +82,6 @@ impl LoginThrottle {
         Some((ends - now).to_std().unwrap_or(Duration::from_secs(1)))
     }
 
-    /// `Some(wait)` when this name or address is blocked at `now`, with the time left.
-    pub fn blocked_for(
-        &self,
-        conn: &mut DbConn,
-        username: &str,
-        address: Option<ClientAddress>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Duration>, DbError> {
-        let since = self.window_start(now);
-        let by_name = LoginFailure::of_name_since(conn, username, since)?;
-        let mut wait = self.wait(by_name, self.policy.per_name, now);
-        if let Some(address) = address {
-            let by_address =
-                LoginFailure::names_from_address_since(conn, &address_key(address), since)?;
-            wait = wait.max(self.wait(by_address, self.policy.per_address, now));
-        }
-        Ok(wait)
-    }
-
     /// Counts this attempt as a failure *before* its password is checked, then decides: an
     /// attempt over a limit is refused (`Err(wait)`), any other gets the id of its record
     /// (`Ok`), which a successful login takes back with `succeeded`. Counting first is what
@@ -143,24 +124,6 @@ impl LoginThrottle {
     pub fn succeeded(&self, conn: &mut DbConn, id: &str, username: &str) -> Result<(), DbError> {
         LoginFailure::forget(conn, id)?;
         self.record_success(conn, username)
-    }
-
-    pub fn record_failure(
-        &self,
-        conn: &mut DbConn,
-        username: &str,
-        address: Option<ClientAddress>,
-        now: DateTime<Utc>,
-    ) -> Result<(), DbError> {
-        let address = address.map(address_key);
-        LoginFailure::record(
-            conn,
-            username,
-            address.as_deref(),
-            now.naive_utc(),
-            self.window_start(now),
-        )
-        .map(|_| ())
     }
 
     /// A successful login clears the name's counter (not the address's: one good password
@@ -215,6 +178,20 @@ mod tests {
             .expect("count")
     }
 
+    /// Starts a login attempt that then fails: `Ok` if its password would be checked, the
+    /// wait if it is refused.
+    fn failed_attempt(
+        t: &LoginThrottle,
+        conn: &mut DbConn,
+        username: &str,
+        address: Option<ClientAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Duration> {
+        t.begin_attempt(conn, username, address, now)
+            .expect("begin")
+            .map(|_| ())
+    }
+
     #[test]
     fn a_name_is_blocked_after_its_limit_and_others_are_not() {
         let fixture = database();
@@ -222,13 +199,14 @@ mod tests {
         let (t, now) = (throttle(), Utc::now());
         let addr = ip("10.0.0.1");
         for _ in 0..3 {
-            assert!(t.blocked_for(conn, "alice", addr, now).unwrap().is_none());
-            t.record_failure(conn, "alice", addr, now).unwrap();
+            assert_eq!(failed_attempt(&t, conn, "alice", addr, now), Ok(()));
         }
-        let wait = t.blocked_for(conn, "alice", addr, now).unwrap();
-        assert_eq!(wait, Some(Duration::from_secs(60)));
-        assert!(t.blocked_for(conn, "alice", None, now).unwrap().is_some());
-        assert!(t.blocked_for(conn, "bob", addr, now).unwrap().is_none());
+        assert_eq!(
+            failed_attempt(&t, conn, "alice", addr, now),
+            Err(Duration::from_secs(60))
+        );
+        assert!(failed_attempt(&t, conn, "alice", None, now).is_err());
+        assert_eq!(failed_attempt(&t, conn, "bob", addr, now), Ok(()));
     }
 
     #[test]
@@ -238,14 +216,13 @@ mod tests {
         let (t, now) = (throttle(), Utc::now());
         let addr = ip("10.0.0.2");
         for i in 0..5 {
-            t.record_failure(conn, &format!("user{i}"), addr, now)
-                .unwrap();
+            let name = format!("user{i}");
+            assert_eq!(failed_attempt(&t, conn, &name, addr, now), Ok(()), "{name}");
         }
-        assert!(t.blocked_for(conn, "someone", addr, now).unwrap().is_some());
-        assert!(
-            t.blocked_for(conn, "someone", ip("10.0.0.3"), now)
-                .unwrap()
-                .is_none()
+        assert!(failed_attempt(&t, conn, "someone", addr, now).is_err());
+        assert_eq!(
+            failed_attempt(&t, conn, "someone", ip("10.0.0.3"), now),
+            Ok(())
         );
     }
 
@@ -255,12 +232,12 @@ mod tests {
         let conn = &mut *fixture.db.get().unwrap();
         let (t, now) = (throttle(), Utc::now());
         let addr = ip("10.0.0.4");
-        // More than the address limit, as concurrent requests that all passed the check would.
-        for _ in 0..20 {
-            t.record_failure(conn, "alice", addr, now).unwrap();
+        // More than the address limit: the refused ones are counted too.
+        for i in 0..20 {
+            let refused = failed_attempt(&t, conn, "alice", addr, now).is_err();
+            assert_eq!(refused, i >= 3, "attempt {i}");
         }
-        assert!(t.blocked_for(conn, "alice", addr, now).unwrap().is_some());
-        assert!(t.blocked_for(conn, "bob", addr, now).unwrap().is_none());
+        assert_eq!(failed_attempt(&t, conn, "bob", addr, now), Ok(()));
     }
 
     #[test]
@@ -270,13 +247,15 @@ mod tests {
         let (t, now) = (throttle(), Utc::now());
         for i in 0..5 {
             let addr = ip(&format!("2001:db8:1:2::{i}"));
-            t.record_failure(conn, &format!("user{i}"), addr, now)
-                .unwrap();
+            assert_eq!(
+                failed_attempt(&t, conn, &format!("user{i}"), addr, now),
+                Ok(())
+            );
         }
         let same_64 = ip("2001:db8:1:2:ffff::1");
-        assert!(t.blocked_for(conn, "x", same_64, now).unwrap().is_some());
+        assert!(failed_attempt(&t, conn, "x", same_64, now).is_err());
         let other_64 = ip("2001:db8:1:3::1");
-        assert!(t.blocked_for(conn, "x", other_64, now).unwrap().is_none());
+        assert_eq!(failed_attempt(&t, conn, "x", other_64, now), Ok(()));
     }
 
     #[test]
@@ -286,16 +265,57 @@ mod tests {
         let (t, now) = (throttle(), Utc::now());
         let addr = ip("10.0.0.5");
         for i in 0..4 {
-            t.record_failure(conn, &format!("user{i}"), addr, now)
-                .unwrap();
+            assert_eq!(
+                failed_attempt(&t, conn, &format!("user{i}"), addr, now),
+                Ok(())
+            );
         }
-        t.record_failure(conn, "alice", addr, now).unwrap();
-        t.record_failure(conn, "alice", addr, now).unwrap();
-        t.record_success(conn, "alice").unwrap();
-        t.record_failure(conn, "alice", None, now).unwrap();
-        assert!(t.blocked_for(conn, "alice", None, now).unwrap().is_none());
+        for _ in 0..2 {
+            assert_eq!(failed_attempt(&t, conn, "alice", addr, now), Ok(()));
+        }
+        let before = rows(conn);
+        let attempt = t
+            .begin_attempt(conn, "alice", addr, now)
+            .unwrap()
+            .expect("under the limit");
+        t.succeeded(conn, &attempt, "alice").unwrap();
+        assert_eq!(rows(conn), before, "the success kept its record");
+        // Without the clearing, the second of these would be refused: alice's fourth failure.
+        for _ in 0..2 {
+            assert_eq!(failed_attempt(&t, conn, "alice", None, now), Ok(()));
+        }
         // user0..3 and alice: five names from this address.
-        assert!(t.blocked_for(conn, "carol", addr, now).unwrap().is_some());
+        assert!(failed_attempt(&t, conn, "carol", addr, now).is_err());
+    }
+
+    #[test]
+    fn successful_logins_are_not_counted() {
+        let fixture = database();
+        let conn = &mut *fixture.db.get().unwrap();
+        let (t, now) = (throttle(), Utc::now());
+        let addr = ip("10.0.0.6");
+        for i in 0..10 {
+            let attempt = t.begin_attempt(conn, "alice", addr, now).unwrap();
+            let attempt = attempt.unwrap_or_else(|wait| panic!("login {i} refused for {wait:?}"));
+            t.succeeded(conn, &attempt, "alice").unwrap();
+        }
+        assert_eq!(rows(conn), 0);
+    }
+
+    #[test]
+    fn the_wait_lasts_until_the_oldest_failure_leaves_the_window() {
+        let fixture = database();
+        let conn = &mut *fixture.db.get().unwrap();
+        let t = throttle();
+        let start = Utc::now();
+        let later = |secs| start + chrono::Duration::seconds(secs);
+        for secs in [0, 20, 40] {
+            assert_eq!(failed_attempt(&t, conn, "alice", None, later(secs)), Ok(()));
+        }
+        assert_eq!(
+            failed_attempt(&t, conn, "alice", None, later(45)),
+            Err(Duration::from_secs(15))
+        );
     }
 
     #[test]
@@ -305,21 +325,14 @@ mod tests {
         let t = throttle();
         let start = Utc::now();
         let later = |secs| start + chrono::Duration::seconds(secs);
-        t.record_failure(conn, "alice", None, start).unwrap();
-        t.record_failure(conn, "alice", None, later(20)).unwrap();
-        t.record_failure(conn, "alice", None, later(40)).unwrap();
-        assert_eq!(
-            t.blocked_for(conn, "alice", None, later(45)).unwrap(),
-            Some(Duration::from_secs(15))
-        );
-        // The first failure has left the window: two remain, under the limit of three.
-        assert!(
-            t.blocked_for(conn, "alice", None, later(61))
-                .unwrap()
-                .is_none()
-        );
+        for secs in [0, 20, 40] {
+            assert_eq!(failed_attempt(&t, conn, "alice", None, later(secs)), Ok(()));
+        }
         assert_eq!(rows(conn), 3);
-        t.record_failure(conn, "bob", None, later(130)).unwrap();
+        // The first failure has left the window: two remain, under the limit of three.
+        assert_eq!(failed_attempt(&t, conn, "alice", None, later(61)), Ok(()));
+        assert_eq!(rows(conn), 3, "the failure older than the window was kept");
+        assert_eq!(failed_attempt(&t, conn, "bob", None, later(130)), Ok(()));
         assert_eq!(rows(conn), 1, "failures older than the window were kept");
     }
 }

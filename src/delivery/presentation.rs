@@ -9,7 +9,7 @@ use actix_web::http::header::{Charset, ContentDisposition, DispositionParam, Dis
 use actix_web::http::header::{ExtendedValue, HeaderValue};
 use mime::Mime;
 
-use crate::display::is_invisible_control;
+use crate::display::marked_chars;
 
 /// Shown when a name has nothing left after sanitising.
 const FALLBACK_NAME: &str = "download";
@@ -145,13 +145,12 @@ fn with_utf8_charset(mime: Mime) -> Mime {
 
 /// The original name without anything that could break the header or fool the user: no
 /// control characters (CR, LF, NUL…), quotes, slashes, backslashes, bidi controls or other
-/// invisible characters.
+/// invisible characters (the ones `shown` marks in pages, so an emoji keeps its selector).
 pub fn sanitize_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| match c {
+    let cleaned: String = marked_chars(name)
+        .map(|(c, hidden)| match c {
             '"' | '/' | '\\' => '_',
-            c if is_invisible_control(c) => '_',
+            _ if hidden => '_',
             c => c,
         })
         .take(MAX_NAME_CHARS)
@@ -242,6 +241,11 @@ mod tests {
         }
         assert_eq!(sanitize_name(""), "download");
         assert_eq!(sanitize_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(sanitize_name("a\u{3164}\u{E0041}\u{FE0F}.pdf"), "a___.pdf");
+        assert_eq!(
+            sanitize_name("\u{2764}\u{FE0F}.txt"),
+            "\u{2764}\u{FE0F}.txt"
+        );
         assert_eq!(ascii_fallback("日本"), "Ri Ben");
         assert_eq!(ascii_fallback("\u{10FFFF}"), "download");
     }
@@ -326,7 +330,7 @@ mod tests {
         fn name() -> impl Strategy<Value = String> {
             prop_oneof![
                 "\\PC{0,60}",
-                "[a-zA-Z0-9 ._%;,='\"\\\\/\r\n\t\0\u{202E}\u{2066}\u{200B}é日-]{0,40}",
+                "[a-zA-Z0-9 ._%;,='\"\\\\/\r\n\t\0\u{202E}\u{2066}\u{200B}\u{2764}\u{FE0F}\u{E0041}é日-]{0,40}",
                 any::<String>(),
             ]
         }
@@ -346,7 +350,7 @@ mod tests {
                 prop_assert!(text.contains("; filename=\""), "{text}");
                 prop_assert!(text.contains("; filename*=UTF-8''"), "{text}");
                 prop_assert!(!p.file_name.is_empty());
-                prop_assert!(!p.file_name.chars().any(|c| is_invisible_control(c)
+                prop_assert!(!marked_chars(&p.file_name).any(|(c, hidden)| hidden
                     || matches!(c, '"' | '/' | '\\')), "{:?}", p.file_name);
 
                 let parsed = ContentDisposition::from_raw(&value).expect("it parses");

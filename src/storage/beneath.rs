@@ -16,7 +16,7 @@ use std::io::{Error, ErrorKind};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 /// Directories made for keys are private to the app's user.
@@ -322,6 +322,30 @@ pub fn entries(dir: BorrowedFd<'_>) -> Result<Vec<(String, bool)>, Error> {
         found.push((name.to_owned(), is_dir));
     }
     Ok(found)
+}
+
+/// What the entry `name` of `dir` is, a symlink being itself; `None` when there is none.
+pub fn kind_in(dir: BorrowedFd<'_>, name: &str) -> Result<Option<FileType>, Error> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => Ok(Some(FileType::from_raw_mode(stat.st_mode))),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether entries can be made in the directory `dir`, asked of the kernel (permissions, a
+/// read-only mount) so that finding out writes nothing.
+pub fn is_writable(dir: BorrowedFd<'_>) -> Result<bool, Error> {
+    match rustix::fs::accessat(
+        dir,
+        ".",
+        Access::WRITE_OK | Access::EXEC_OK,
+        AtFlags::empty(),
+    ) {
+        Ok(()) => Ok(true),
+        Err(Errno::ACCESS | Errno::ROFS | Errno::PERM) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Opens the directory `name` inside `dir`, refusing a symlink.

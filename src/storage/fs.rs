@@ -5,6 +5,8 @@
 //! exclusive lock on its own temp folder; at start, folders whose lock can be taken belong to
 //! instances that are gone (crashed, killed), and are removed with their leftover temp files.
 //! Several instances can share one root this way without removing each other's uploads.
+//! `private-media check` does not open the storage (that would sweep): `inspect` looks
+//! without changing anything.
 
 use std::fs::File;
 use std::io::{ErrorKind, SeekFrom, Write};
@@ -73,6 +75,38 @@ impl FilesystemStorage {
         })
     }
 
+    /// What `open` needs of an existing root, checked without changing anything in it (for
+    /// `private-media check`, which must not touch a data dir in use): the root is a folder
+    /// entries can be made in, and so is its temp area if there is one, a real folder. Nothing
+    /// is swept, created or written: the temp folders of stopped instances stay for the next
+    /// start to remove, and a missing temp area is made by that start.
+    pub fn inspect(root: &Path) -> Result<(), StorageError> {
+        let root = Root::open(&root.canonicalize()?)?;
+        let top = root.open_dir("", false)?;
+        let unwritable =
+            |path: &Path| StorageError::Check(format!("{} cannot be written to", path.display()));
+        if !beneath::is_writable(top.as_fd())? {
+            return Err(unwritable(root.path()));
+        }
+        let tmp = root.path().join(TMP_DIR);
+        match beneath::kind_in(top.as_fd(), TMP_DIR)? {
+            None => Ok(()),
+            Some(rustix::fs::FileType::Directory) => {
+                let dir = beneath::open_subdir(top.as_fd(), TMP_DIR)?;
+                if beneath::is_writable(dir.as_fd())? {
+                    Ok(())
+                } else {
+                    Err(unwritable(&tmp))
+                }
+            }
+            // `open` refuses these too (a symlink is never followed): say so before a start.
+            Some(_) => Err(StorageError::Check(format!(
+                "{} is not a folder",
+                tmp.display()
+            ))),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         self.root.path()
     }
@@ -104,11 +138,7 @@ fn instance_alive(folder: BorrowedFd<'_>) -> Result<bool, std::io::Error> {
     ))
 }
 
-/// Removes the temp folders of instances that are gone, and anything else in the temp area.
-/// Every step works on directory handles opened beneath the root without following a
-/// symlink: a `.tmp` or an instance folder swapped for a symlink makes this fail (or removes
-/// the symlink itself), never removes anything elsewhere.
-/// A storage that closes leaves no temp folder behind (a `check`, a test, a clean stop).
+/// A storage that closes leaves no temp folder behind (a test, a clean stop).
 impl Drop for FilesystemStorage {
     fn drop(&mut self) {
         let _ = beneath::remove_in(self.tmp_dir.as_fd(), LOCK_FILE, false);
@@ -119,6 +149,10 @@ impl Drop for FilesystemStorage {
     }
 }
 
+/// Removes the temp folders of instances that are gone, and anything else in the temp area.
+/// Every step works on directory handles opened beneath the root without following a
+/// symlink: a `.tmp` or an instance folder swapped for a symlink makes this fail (or removes
+/// the symlink itself), never removes anything elsewhere.
 fn sweep_dead_instances(root: &Root) -> Result<(), StorageError> {
     let tmp = root.open_dir(TMP_DIR, true)?;
     for (name, is_dir) in beneath::entries(tmp.as_fd())? {
@@ -526,6 +560,34 @@ mod tests {
                 "{kept}"
             );
         }
+    }
+
+    #[test]
+    fn inspecting_changes_nothing_and_finds_what_a_start_would_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        FilesystemStorage::inspect(dir.path()).unwrap();
+        assert!(!dir.path().join(TMP_DIR).exists(), "a temp area was made");
+
+        let dead = dir.path().join(TMP_DIR).join("deadbeef");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join(LOCK_FILE), b"").unwrap();
+        std::fs::write(dead.join("upload-1"), b"left over").unwrap();
+        FilesystemStorage::inspect(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dead.join("upload-1")).unwrap(), b"left over");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(),
+            1
+        );
+
+        let outside = tempfile::tempdir().unwrap();
+        let linked = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), linked.path().join(TMP_DIR)).unwrap();
+        let refused = FilesystemStorage::inspect(linked.path()).unwrap_err();
+        assert!(refused.to_string().contains("is not a folder"), "{refused}");
+        assert!(FilesystemStorage::open(linked.path()).is_err());
+
+        assert!(FilesystemStorage::inspect(&dir.path().join("missing")).is_err());
+        assert!(!dir.path().join("missing").exists());
     }
 
     #[tokio::test]

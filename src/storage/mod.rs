@@ -207,6 +207,16 @@ pub fn open(name: &str, config: &StorageSettings) -> Result<Arc<dyn Storage>, St
     }
 }
 
+/// `private-media check` for one configured storage. A filesystem storage is inspected
+/// without being opened, since opening one sweeps the temp folders of stopped instances;
+/// a remote one is opened and probed (a probe object written, read back and deleted).
+pub async fn check(name: &str, config: &StorageSettings) -> Result<(), StorageError> {
+    match config {
+        StorageSettings::Filesystem { root } => fs::FilesystemStorage::inspect(root),
+        StorageSettings::S3(_) => open(name, config)?.check().await,
+    }
+}
+
 /// The configured storages by name.
 #[derive(Clone)]
 pub struct Storages {

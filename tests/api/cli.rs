@@ -684,3 +684,59 @@ fn a_read_only_database_is_found_at_start() {
         "{stderr}"
     );
 }
+
+/// Every path under `root` (folders marked with a trailing `/`), files with a digest of
+/// their contents.
+fn tree(root: &Path) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            if path.is_dir() {
+                found.push(format!("{name}/"));
+                dirs.push(path);
+            } else {
+                let digest = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+                found.push(format!("{name} {}", &digest[..16]));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn check_leaves_a_dead_instances_temp_folder_to_the_next_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = run_cli(dir.path(), &["migrate"], None, &[]);
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    // What a killed instance leaves: its temp folder, a lock nobody holds, a partial upload.
+    let dead = dir.path().join("private").join(".tmp").join("deadbeef");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("lock"), b"").unwrap();
+    std::fs::write(dead.join("upload-0123456"), b"left over").unwrap();
+    let before = tree(dir.path());
+
+    let output = run_cli(dir.path(), &["check"], None, &[]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        stdout.contains("storage `local` (filesystem): ok"),
+        "{stdout}"
+    );
+    let after = tree(dir.path());
+    let gone: Vec<_> = before.iter().filter(|p| !after.contains(p)).collect();
+    let made: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert!(
+        gone.is_empty() && made.is_empty(),
+        "check changed the data dir: gone {gone:?}, made {made:?}"
+    );
+
+    // A start is what sweeps it.
+    let served = serve(dir.path(), &[("PRIVATE_MEDIA_ADMIN_PASSWORD", PASSWORD)]);
+    assert!(!dead.exists(), "serve kept a dead instance's temp folder");
+    drop(served);
+}

@@ -114,3 +114,32 @@ async fn a_spoofed_title_is_neutralised_after_an_edit() {
     assert!(page.contains(&format!("value=\"{SPOOFED}\"")));
     assert_neutralised(&staff.get_text("/admin/files").await, "the admin list");
 }
+
+#[tokio::test]
+async fn a_blank_filler_or_tag_in_a_name_is_shown_as_a_marker_in_the_lists() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let reader = app.logged_in("rita", Role::User).await;
+    // U+3164 draws as a blank and U+E0041 as nothing: both hide what the name really is.
+    let hidden = "report\u{3164}\u{E0041}.pdf";
+    let emoji = "notes \u{2764}\u{FE0F}.txt";
+    for name in [hidden, emoji] {
+        upload_file(&app, &staff, name, b"some text", "authenticated", None, &[]).await;
+    }
+    for (page, what) in [
+        (staff.get_text("/admin/files").await, "the admin list"),
+        (reader.get_text("/files").await, "the user's list"),
+    ] {
+        let page = without_form_values(&page);
+        assert!(
+            page.contains("report[U+3164][U+E0041].pdf"),
+            "{what} does not mark the hidden characters"
+        );
+        assert!(
+            !page.contains('\u{3164}') && !page.contains('\u{E0041}'),
+            "{what} shows a raw hidden character"
+        );
+        // An emoji's own presentation selector is part of how it looks: kept as it is.
+        assert!(page.contains(emoji), "{what} changed the emoji name");
+    }
+}
