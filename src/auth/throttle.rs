@@ -6,9 +6,11 @@
 //! password is slowed quickly while other users behind the same address (an office NAT) keep
 //! logging in. An address is charged once per name that failed from it, not once per failure:
 //! a flood of guesses at one name blocks that name, never the other people at that address. A
-//! blocked attempt is refused before its password is checked (and is not counted), so a blocked
-//! attacker learns nothing. The failures live in the database, so every instance of the site
-//! sees the same counts.
+//! blocked attempt is refused before its password is checked, so a blocked attacker learns
+//! nothing; it is still recorded like every attempt (before the check), so a client that keeps
+//! trying stays blocked: `Retry-After` tells when the oldest failure leaves the window if no
+//! further attempt comes in between. The failures live in the database, so every instance of
+//! the site sees the same counts.
 
 use std::net::IpAddr;
 use std::time::Duration;
