@@ -75,10 +75,15 @@ bitflags! {
         /// used only to close cleanly after a response to an unread request payload.
         const DRAINING         = 0b1000_0000;
 
-        /// Set when decoding stopped with complete requests left in the read buffer, because
-        /// enough requests already wait or the answers are not being written out.
+        /// Set when decoding stopped at the head of a pipelined request, left in the read
+        /// buffer until the answer to the request before it is produced and taken.
         /// (private-media patch, see Cargo.toml)
         const PIPELINE_PAUSED  = 0b1_0000_0000;
+
+        /// Set when reading stopped at the read buffer's limit without a wake-up, because
+        /// decoding was paused: a wake-up is owed once the buffer has room again.
+        /// (private-media patch, see Cargo.toml)
+        const READ_OWED        = 0b10_0000_0000;
     }
 }
 
@@ -339,18 +344,11 @@ where
     U: Service<(Request, Framed<T, Codec>), Response = ()>,
     U::Error: fmt::Display,
 {
-    /// Whether decoding more requests must wait: enough are queued, or the answers already
-    /// produced are not being taken by the client. Without this a client that pipelines
-    /// requests and never reads grows the queue and the write buffer without bound.
-    /// (private-media patch, see Cargo.toml)
-    fn pipeline_full(&self) -> bool {
-        self.messages.len() >= MAX_PIPELINED_MESSAGES
-            || self.write_buf.len() >= self.h1_write_buffer_size
-    }
-
     fn can_read(&self, cx: &mut Context<'_>) -> bool {
         if self.flags.contains(Flags::READ_DISCONNECT) {
-            false
+            // The client has finished sending, but requests it sent before are still in the
+            // read buffer, paused: they are answered all the same. (private-media patch)
+            self.flags.contains(Flags::PIPELINE_PAUSED) && self.payload.is_none()
         } else if let Some(ref info) = self.payload {
             matches!(
                 info.need_read(cx),
@@ -924,21 +922,14 @@ where
     /// Returns true if any meaningful work was done.
     fn poll_request(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Result<bool, DispatchError> {
         if self.flags.contains(Flags::DRAINING) && self.state.is_none() {
-            self.as_mut().project().flags.remove(Flags::PIPELINE_PAUSED);
             return Ok(false);
         }
 
-        let pipeline_queue_full = self.pipeline_full();
+        let pipeline_queue_full = self.messages.len() >= MAX_PIPELINED_MESSAGES;
         let can_not_read = !self.can_read(cx);
 
         // limit amount of non-processed requests
         if pipeline_queue_full || can_not_read {
-            // Paused only for a full pipeline; a paused payload has its own waker.
-            let paused = pipeline_queue_full && !self.read_buf.is_empty();
-            self.as_mut()
-                .project()
-                .flags
-                .set(Flags::PIPELINE_PAUSED, paused);
             return Ok(false);
         }
 
@@ -949,6 +940,24 @@ where
 
         // decode from read buf as many full requests as possible
         loop {
+            // One request at a time (private-media patch, see Cargo.toml): the head of the
+            // next request is decoded only once the answer to the one before is produced and
+            // the client has taken most of it. A client that pipelines requests and never
+            // reads the answers then cannot make the server queue requests or answers; and
+            // the codec, which keeps the last decoded request's method, version and
+            // keep-alive for the answer it encodes, always answers the request it decoded.
+            // A request's body is still decoded while its handler runs.
+            if this.payload.is_none()
+                && (!this.state.is_none()
+                    || !this.messages.is_empty()
+                    || this.write_buf.len() >= *this.h1_write_buffer_size)
+            {
+                if !this.read_buf.is_empty() {
+                    this.flags.insert(Flags::PIPELINE_PAUSED);
+                }
+                break;
+            }
+
             match this.codec.decode(this.read_buf) {
                 Ok(Some(msg)) => {
                     updated = true;
@@ -995,17 +1004,6 @@ where
                                 this = self.as_mut().project();
                             } else {
                                 this.messages.push_back(DispatcherMessage::Item(req));
-                            }
-
-                            // Leave further requests in the read buffer until these are
-                            // answered (private-media patch, see Cargo.toml).
-                            if this.messages.len() >= MAX_PIPELINED_MESSAGES
-                                || this.write_buf.len() >= *this.h1_write_buffer_size
-                            {
-                                if !this.read_buf.is_empty() {
-                                    this.flags.insert(Flags::PIPELINE_PAUSED);
-                                }
-                                break;
                             }
                         }
 
@@ -1259,10 +1257,11 @@ where
                     Some(PayloadStatus::Pause) => {}
 
                     // Consumer dropped means drain/discard mode; keep polling to make progress.
-                    // While decoding waits for answers to be written, the write side's waker
-                    // (and the check at the end of `poll`) resumes it: waking here would spin.
-                    // (private-media patch, see Cargo.toml)
-                    _ if this.flags.contains(Flags::PIPELINE_PAUSED) => {}
+                    // While decoding is paused the next poll may not make room: the wake-up
+                    // waits until the buffer has room (end of `poll`). (private-media patch)
+                    _ if this.flags.contains(Flags::PIPELINE_PAUSED) => {
+                        this.flags.insert(Flags::READ_OWED);
+                    }
 
                     Some(PayloadStatus::Dropped) | Some(PayloadStatus::Read) | None => {
                         cx.waker().wake_by_ref()
@@ -1493,6 +1492,9 @@ where
                     // - The user requested to not allow half-closures
                     if inner_p.flags.contains(Flags::READ_DISCONNECT)
                         && (!inner_p.config.h1_allow_half_closed() || state_is_none)
+                        // Requests the client sent before it finished are answered first.
+                        // (private-media patch)
+                        && !inner_p.flags.contains(Flags::PIPELINE_PAUSED)
                     {
                         trace!("read half closed; start shutdown");
                         inner_p.flags.insert(Flags::SHUTDOWN);
@@ -1532,13 +1534,17 @@ where
                         cx.waker().wake_by_ref();
                     }
 
-                    // Requests left in the read buffer while the pipeline was full: decode
-                    // them now that there is room; no read event will come for them.
-                    // (private-media patch, see Cargo.toml)
-                    if inner_p.flags.contains(Flags::PIPELINE_PAUSED)
-                        && inner_p.messages.len() < MAX_PIPELINED_MESSAGES
-                        && inner_p.write_buf.len() < *inner_p.h1_write_buffer_size
-                    {
+                    // Resume a paused pipeline once the answer before it is out, and a read
+                    // that stopped at the buffer's limit once there is room: no I/O event
+                    // will come for either. (private-media patch, see Cargo.toml)
+                    let answered = inner_p.state.is_none()
+                        && inner_p.messages.is_empty()
+                        && inner_p.write_buf.len() < *inner_p.h1_write_buffer_size;
+                    let resume = inner_p.flags.contains(Flags::PIPELINE_PAUSED) && answered;
+                    let read_room = inner_p.flags.contains(Flags::READ_OWED)
+                        && inner_p.read_buf.len() < MAX_BUFFER_SIZE;
+                    if resume || read_room {
+                        inner_p.flags.remove(Flags::READ_OWED);
                         cx.waker().wake_by_ref();
                     }
                     Poll::Pending
