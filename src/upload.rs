@@ -249,7 +249,7 @@ pub fn human_size(bytes: u64) -> String {
 /// size and SHA-256): anything else there is someone else's and stays.
 async fn is_the_uploaded_object(
     storage: &dyn Storage,
-    key: &crate::storage::StorageKey,
+    key: &crate::domain::StorageKey,
     size: i64,
     sha256: &str,
 ) -> bool {
@@ -279,7 +279,7 @@ pub async fn reconcile_interrupted(
     storages: &crate::storage::Storages,
 ) -> usize {
     use crate::db::models::pending_upload::PendingKey;
-    use crate::storage::StorageKey;
+    use crate::domain::StorageKey;
     let pending = match db.run(PendingKey::all).await {
         Ok(pending) => pending,
         Err(e) => {

@@ -12,8 +12,9 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::auth::session::TypedSession;
 use crate::db::models::session::EndedSession;
-use crate::db::models::user::{Role, User};
+use crate::db::models::user::User;
 use crate::db::{DbConn, DbError};
+use crate::domain::Role;
 use crate::error::AppError;
 use crate::state::AppState;
 

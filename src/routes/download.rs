@@ -15,10 +15,9 @@ use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
 use crate::delivery::{self, Download, Presentation};
+use crate::domain::{FileId, StorageKey};
 use crate::error::AppError;
-use crate::ids::FileId;
 use crate::state::AppState;
-use crate::storage::StorageKey;
 
 #[derive(Deserialize)]
 pub struct DownloadParams {
@@ -42,7 +41,7 @@ pub async fn by_id(
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, AppError> {
     // An id that cannot exist is still answered only to a logged-in user.
-    let id = FileId::parse(&id);
+    let id = FileId::parse(&id).ok();
     let (current, found) = current_user_and(&req, move |c, user| match &id {
         Some(id) => FileRow::find_for_reader(c, id.as_str(), &user.id),
         None => Ok(None),

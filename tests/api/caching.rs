@@ -1,7 +1,7 @@
 //! `Cache-Control` on every answer: downloads (errors and redirects too) `private, no-cache`,
 //! every other page, error and redirect `no-store`, the static assets their own policy.
 
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use private_media::routes;
 
 use crate::helpers::{Browser, RouteIds, fill_route, spawn_app};

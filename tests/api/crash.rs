@@ -9,7 +9,7 @@ use private_media::config::DatabaseUrl;
 use private_media::db::Db;
 use private_media::db::models::file::{FileRow, ListQuery};
 use private_media::db::models::pending_upload::PendingKey;
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use sha2::{Digest, Sha256};
 
 use crate::cli::serve;

@@ -1,7 +1,8 @@
 //! CSRF: every POST of the route table is refused without a valid token, whatever the body's
 //! encoding, before its handler runs; the header works everywhere, uploads included.
 
-use private_media::db::models::user::{Role, User};
+use private_media::db::models::user::User;
+use private_media::domain::Role;
 use private_media::routes;
 
 use crate::helpers::{

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use private_media::config::{DeliveryServer, PathRule};
 use private_media::db::models::file::FileRow;
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use reqwest::StatusCode;
 
 use crate::helpers::{Browser, PNG, Part, TestApp, location, spawn_app, spawn_app_with};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use private_media::config::{S3Encryption, S3Settings, Settings, StorageSettings};
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use private_media::storage::s3::PART_SIZE;
 use reqwest::StatusCode;
 

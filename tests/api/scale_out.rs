@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use private_media::config::{DatabaseUrl, SecretKey, Settings, StorageSettings};
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use private_media::config::PathRule;
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 
 use crate::downloads::upload_file;

@@ -2,7 +2,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use private_media::config::ContentTypePattern;
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{BOUNDARY, PNG, Part, location, spawn_app, spawn_app_in, spawn_app_with};

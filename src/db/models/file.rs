@@ -3,10 +3,10 @@
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::access::AccessRule;
-use crate::db::models::user::{Role, User};
+use crate::db::models::user::User;
 use crate::db::schema::{file_readers, files, users};
 use crate::db::{Backend, DbConn, DbError};
+use crate::domain::{AccessRule, Role};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 

@@ -1,83 +1,11 @@
-//! Users: the typed values a user is made of, the row, and its queries.
+//! Users: the row, and its queries. The values a user is made of are in `domain`.
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::auth::password::PasswordHash;
 use crate::db::schema::users;
 use crate::db::{DbConn, DbError};
-use crate::ids;
-
-/// A username: 1–150 characters of letters, digits and `@ . + - _` (as Django allows).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Username(String);
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum UsernameError {
-    #[error("a username must not be empty")]
-    Empty,
-    #[error("a username is at most {} characters", Username::MAX_LEN)]
-    TooLong,
-    #[error("a username may contain only letters, digits and @ . + - _")]
-    BadCharacter,
-}
-
-impl Username {
-    pub const MAX_LEN: usize = 150;
-
-    pub fn parse(value: &str) -> Result<Self, UsernameError> {
-        if value.is_empty() {
-            return Err(UsernameError::Empty);
-        }
-        if value.chars().count() > Self::MAX_LEN {
-            return Err(UsernameError::TooLong);
-        }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@.+-_".contains(c))
-        {
-            return Err(UsernameError::BadCharacter);
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Username {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a user may do, in increasing order, so checks read `role >= Role::Staff`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    User,
-    Staff,
-    Superuser,
-}
-
-impl Role {
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "user" => Some(Role::User),
-            "staff" => Some(Role::Staff),
-            "superuser" => Some(Role::Superuser),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Staff => "staff",
-            Role::Superuser => "superuser",
-        }
-    }
-}
+use crate::domain::{PasswordHash, Role, UserId, Username};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
@@ -137,7 +65,7 @@ impl User {
     pub fn create(conn: &mut DbConn, new: NewUser) -> Result<User, UserError> {
         let now = Utc::now().naive_utc();
         let user = User {
-            id: ids::random_id(),
+            id: UserId::generate().into_string(),
             username: new.username.as_str().to_owned(),
             password_hash: new.password_hash.into_string(),
             is_active: true,
@@ -309,34 +237,5 @@ impl User {
             .set(users::last_login_at.eq(Utc::now().naive_utc()))
             .execute(conn)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usernames_are_parsed_at_the_edge() {
-        assert!(Username::parse("alice").is_ok());
-        assert!(Username::parse("a.b+c-d_e@example.org").is_ok());
-        assert_eq!(Username::parse(""), Err(UsernameError::Empty));
-        assert_eq!(
-            Username::parse(&"a".repeat(151)),
-            Err(UsernameError::TooLong)
-        );
-        for bad in ["a b", "a/b", "ä", "a\0", "<script>", "a\nb"] {
-            assert_eq!(
-                Username::parse(bad),
-                Err(UsernameError::BadCharacter),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn roles_are_ordered() {
-        assert!(Role::Superuser > Role::Staff);
-        assert!(Role::Staff > Role::User);
     }
 }

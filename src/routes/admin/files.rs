@@ -5,16 +5,15 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::AccessRule;
 use crate::auth::middleware::StaffUser;
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, ListQuery, Sort};
-use crate::db::models::user::{User, Username};
+use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::{AccessRule, StorageKey, Username};
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
 use crate::state::AppState;
-use crate::storage::StorageKey;
 
 pub const PER_PAGE: i64 = 25;
 

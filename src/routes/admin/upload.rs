@@ -17,18 +17,18 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::access::AccessRule;
 use crate::auth::middleware::{CurrentUser, StaffUser};
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, NewFile};
 use crate::db::models::pending_upload::PendingKey;
-use crate::db::models::user::{User, Username};
+use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::{AccessRule, StorageKey, Username};
 use crate::error::AppError;
 use crate::html::{self, Nav};
 use crate::routes::admin::files::{RuleOption, resolve_readers, rule_options};
 use crate::state::AppState;
-use crate::storage::{Storage, StorageKey};
+use crate::storage::Storage;
 use crate::upload::{self, ReceiveError, Received, Refusal, human_size};
 
 /// Bounds on one request, so a hostile client cannot make us keep unbounded state.

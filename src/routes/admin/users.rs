@@ -10,11 +10,11 @@ use serde::Deserialize;
 use crate::auth::middleware::{CurrentUser, Superuser};
 use crate::auth::password::NewPassword;
 use crate::auth::session::TypedSession;
-use crate::db::models::user::{NewUser, Role, User, UserError, Username};
+use crate::db::models::user::{NewUser, User, UserError};
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::{Role, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, Nav};
-use crate::ids::FileId;
 use crate::state::AppState;
 
 /// A user as the admin pages show one.
@@ -163,8 +163,7 @@ pub async fn create(
 }
 
 async fn find(state: &AppState, id: &str) -> Result<User, AppError> {
-    // Ids are the same shape as file ids: 32 hex characters.
-    let Some(id) = FileId::parse(id) else {
+    let Ok(id) = UserId::parse(id) else {
         return Err(AppError::NotFound);
     };
     let id = id.as_str().to_owned();
