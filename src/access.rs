@@ -4,12 +4,12 @@
 
 use crate::config::PathRule;
 use crate::db::models::user::User;
-use crate::domain::{AccessRule, Role};
+use crate::domain::{AccessRule, Role, UserId};
 
 /// What the policy needs to know about a file.
 #[derive(Debug, Clone, Copy)]
 pub struct FileAccess<'a> {
-    pub owner_id: &'a str,
+    pub owner_id: &'a UserId,
     pub rule: AccessRule,
     /// Whether the user is on the file's list of readers (`users` rule).
     pub listed: bool,
@@ -22,7 +22,7 @@ pub fn can_read(user: &User, file: FileAccess<'_>) -> bool {
     if user.role() >= Role::Staff {
         return true;
     }
-    let is_owner = user.id == file.owner_id;
+    let is_owner = user.id == *file.owner_id;
     match file.rule {
         AccessRule::Owner => is_owner,
         AccessRule::Staff => false,
@@ -46,13 +46,19 @@ pub fn can_use_path_view(user: &User, rule: PathRule) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Username;
     use chrono::Utc;
 
-    fn user(id: &str, role: Role, active: bool) -> User {
+    /// The same id for the same name: the name's bytes, zero-padded to 16, in hex.
+    fn id(name: &str) -> UserId {
+        UserId::parse(&hex::encode(format!("{name:\0<16}"))).unwrap()
+    }
+
+    fn user(name: &str, role: Role, active: bool) -> User {
         let now = Utc::now().naive_utc();
         User {
-            id: id.into(),
-            username: id.into(),
+            id: id(name),
+            username: Username::parse(name).unwrap(),
             password_hash: String::new(),
             is_active: active,
             is_staff: role >= Role::Staff,
@@ -90,11 +96,11 @@ mod tests {
                 .zip(expected)
             {
                 let file = FileAccess {
-                    owner_id: "owner",
+                    owner_id: &id("owner"),
                     rule,
                     listed,
                 };
-                assert_eq!(can_read(who, file), want, "{} / {rule:?}", who.id);
+                assert_eq!(can_read(who, file), want, "{} / {rule:?}", who.username);
             }
         }
     }

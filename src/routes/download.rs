@@ -43,7 +43,7 @@ pub async fn by_id(
     // An id that cannot exist is still answered only to a logged-in user.
     let id = FileId::parse(&id).ok();
     let (current, found) = current_user_and(&req, move |c, user| match &id {
-        Some(id) => FileRow::find_for_reader(c, id.as_str(), &user.id),
+        Some(id) => FileRow::find_for_reader(c, id, &user.id),
         None => Ok(None),
     })
     .await?;
@@ -54,7 +54,7 @@ pub async fn by_id(
         &current.user,
         FileAccess {
             owner_id: &file.owner_id,
-            rule: file.rule(),
+            rule: file.rule,
             listed,
         },
     );
@@ -68,12 +68,6 @@ pub async fn by_id(
             file.id, file.storage
         ))
     })?;
-    let key = StorageKey::parse(&file.storage_key).map_err(|e| {
-        AppError::Internal(format!(
-            "file {} has a bad key in the database: {e}",
-            file.id
-        ))
-    })?;
     let presentation = Presentation::decide(
         &file.content_type,
         &file.original_name,
@@ -84,7 +78,7 @@ pub async fn by_id(
         &state.settings.delivery,
         Download {
             storage: storage.as_ref(),
-            key: &key,
+            key: &file.storage_key,
             presentation,
         },
     )
@@ -111,7 +105,7 @@ pub async fn by_path(
         .storages
         .get(DEFAULT_STORAGE)
         .ok_or(AppError::NotFound)?;
-    let row_key = key.as_str().to_owned();
+    let row_key = key.clone();
     let (row, pending) = state
         .db
         .run(move |c| {

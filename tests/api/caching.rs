@@ -132,9 +132,9 @@ async fn every_get_route_of_the_table_carries_a_cache_policy() {
     );
     let file = app.file_rows().remove(0);
     let ids = RouteIds {
-        file_id: &file.id,
-        user_id: &victim.id,
-        storage_key: &file.storage_key,
+        file_id: file.id.as_str(),
+        user_id: victim.id.as_str(),
+        storage_key: file.storage_key.as_str(),
     };
     let anonymous = app.browser();
     for route in routes::table() {

@@ -10,8 +10,8 @@ use crate::domain::{PasswordHash, Role, UserId, Username};
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct User {
-    pub id: String,
-    pub username: String,
+    pub id: UserId,
+    pub username: Username,
     pub password_hash: String,
     pub is_active: bool,
     pub is_staff: bool,
@@ -65,8 +65,8 @@ impl User {
     pub fn create(conn: &mut DbConn, new: NewUser) -> Result<User, UserError> {
         let now = Utc::now().naive_utc();
         let user = User {
-            id: UserId::generate().into_string(),
-            username: new.username.as_str().to_owned(),
+            id: UserId::generate(),
+            username: new.username.clone(),
             password_hash: new.password_hash.into_string(),
             is_active: true,
             is_staff: new.role >= Role::Staff,
@@ -96,7 +96,7 @@ impl User {
         }
     }
 
-    pub fn find_by_id(conn: &mut DbConn, id: &str) -> Result<Option<User>, DbError> {
+    pub fn find_by_id(conn: &mut DbConn, id: &UserId) -> Result<Option<User>, DbError> {
         // `get_result` rather than `first`: no bound LIMIT, so SQLite reuses the statement.
         Ok(users::table
             .filter(users::id.eq(id))
@@ -110,7 +110,7 @@ impl User {
         username: &Username,
     ) -> Result<Option<User>, DbError> {
         Ok(users::table
-            .filter(users::username.eq(username.as_str()))
+            .filter(users::username.eq(username))
             .select(User::as_select())
             .get_result(conn)
             .optional()?)
@@ -138,7 +138,6 @@ impl User {
 
     /// The users with these names; the caller compares counts to spot unknown names.
     pub fn find_many(conn: &mut DbConn, names: &[Username]) -> Result<Vec<User>, DbError> {
-        let names: Vec<&str> = names.iter().map(Username::as_str).collect();
         Ok(users::table
             .filter(users::username.eq_any(names))
             .select(User::as_select())
@@ -164,7 +163,7 @@ impl User {
         username: &Username,
         hash: PasswordHash,
     ) -> Result<(), UserError> {
-        let updated = diesel::update(users::table.filter(users::username.eq(username.as_str())))
+        let updated = diesel::update(users::table.filter(users::username.eq(username)))
             .set((
                 users::password_hash.eq(hash.into_string()),
                 users::session_epoch.eq(users::session_epoch + 1),
@@ -183,7 +182,7 @@ impl User {
         username: &Username,
         active: bool,
     ) -> Result<(), UserError> {
-        let target = users::table.filter(users::username.eq(username.as_str()));
+        let target = users::table.filter(users::username.eq(username));
         let now = Utc::now().naive_utc();
         let updated = if active {
             diesel::update(target)
@@ -207,7 +206,7 @@ impl User {
     /// Sets the role and the active flag from the admin; deactivation ends every session.
     pub fn set_role_and_active(
         conn: &mut DbConn,
-        id: &str,
+        id: &UserId,
         role: Role,
         active: bool,
     ) -> Result<(), DbError> {
@@ -232,7 +231,7 @@ impl User {
         Ok(())
     }
 
-    pub fn record_login(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+    pub fn record_login(conn: &mut DbConn, id: &UserId) -> Result<(), DbError> {
         diesel::update(users::table.filter(users::id.eq(id)))
             .set(users::last_login_at.eq(Utc::now().naive_utc()))
             .execute(conn)?;
