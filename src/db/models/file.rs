@@ -36,6 +36,9 @@ pub struct FileWithOwner {
     pub owner: Username,
 }
 
+/// A file to insert: the row's columns but its timestamps, which `FileRow::insert` sets.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = files)]
 pub struct NewFile {
     pub id: FileId,
     pub title: String,
@@ -47,8 +50,10 @@ pub struct NewFile {
     pub sha256: String,
     pub owner_id: UserId,
     pub uploaded_by_id: UserId,
+    #[diesel(column_name = access)]
     pub rule: AccessRule,
-    /// For the `users` rule.
+    /// For the `users` rule; rows of `file_readers`, not a column.
+    #[diesel(skip_insertion)]
     pub readers: Vec<UserId>,
 }
 
@@ -164,21 +169,7 @@ impl FileRow {
         let now = Utc::now().naive_utc();
         conn.transaction(|conn| {
             diesel::insert_into(files::table)
-                .values((
-                    files::id.eq(&new.id),
-                    files::title.eq(&new.title),
-                    files::original_name.eq(&new.original_name),
-                    files::storage.eq(&new.storage),
-                    files::storage_key.eq(&new.storage_key),
-                    files::size.eq(new.size),
-                    files::content_type.eq(&new.content_type),
-                    files::sha256.eq(&new.sha256),
-                    files::owner_id.eq(&new.owner_id),
-                    files::uploaded_by_id.eq(&new.uploaded_by_id),
-                    files::access.eq(new.rule),
-                    files::uploaded_at.eq(now),
-                    files::updated_at.eq(now),
-                ))
+                .values((new, files::uploaded_at.eq(now), files::updated_at.eq(now)))
                 .execute(conn)?;
             Self::replace_readers(conn, &new.id, &new.readers)?;
             // The key's reservation ends with the row that now holds it.
