@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::password::{NewPassword, PasswordError};
 use crate::config::{ConfigError, Settings, StorageSettings};
-use crate::db::models::user::{NewUser, Role, User, UserError, Username, UsernameError};
+use crate::db::models::user::{NewUser, User, UserError};
 use crate::db::{Db, DbError};
+use crate::domain::{Role, Username, UsernameError};
 use crate::startup::{self, Application, StartupError};
 use crate::storage;
 

@@ -6,12 +6,13 @@ use askama::Template;
 
 use crate::auth::middleware::CurrentUser;
 use crate::db::models::file::Sort;
+use crate::domain::{FileId, StorageKey, Username};
 use crate::error::AppError;
 
 /// The header of a page for a logged-in user; its log-out form needs the CSRF token.
 #[derive(Debug, Clone)]
 pub struct Nav {
-    pub username: String,
+    pub username: Username,
     pub is_staff: bool,
     pub is_superuser: bool,
     pub csrf_token: String,
@@ -135,17 +136,17 @@ impl Pager {
 /// A file as lists and detail pages show it.
 #[derive(Debug, Clone)]
 pub struct FileView {
-    pub id: String,
+    pub id: FileId,
     pub title: String,
     pub original_name: String,
     pub size: String,
     pub size_bytes: i64,
     pub content_type: String,
-    pub owner: String,
+    pub owner: Username,
     pub rule: &'static str,
     pub rule_words: &'static str,
     pub storage: String,
-    pub storage_key: String,
+    pub storage_key: StorageKey,
     pub sha256: String,
     pub uploaded_at: String,
     pub download_url: String,
@@ -184,8 +185,8 @@ impl From<&crate::db::models::file::FileWithOwner> for FileView {
             size_bytes: file.size,
             content_type: file.content_type.clone(),
             owner: f.owner.clone(),
-            rule: file.rule().as_str(),
-            rule_words: file.rule().describe(),
+            rule: file.rule.as_str(),
+            rule_words: file.rule.describe(),
             storage: file.storage.clone(),
             storage_key: file.storage_key.clone(),
             sha256: file.sha256.clone(),

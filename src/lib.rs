@@ -2,10 +2,11 @@
 //! see them.
 //!
 //! Layers, top to bottom: `cli` and `startup` build the app from `config::Settings`;
-//! `routes` parse requests into typed values and call the domain (`auth`, `db`); `html`
+//! `routes` parse requests into typed values and call `auth` and `db`; `html`
 //! renders pages; `access` decides who may read what; `storage` holds the bytes and
-//! `delivery` sends them. Request flow reads straight down: route → auth extractor →
-//! database → access → template or delivery.
+//! `delivery` sends them. Under them all, `domain` holds the typed values (ids, usernames,
+//! roles, access rules, storage keys) with no I/O and no framework. Request flow reads
+//! straight down: route → auth extractor → database → access → template or delivery.
 //!
 //! Error policy: domain modules return their own `thiserror` enums; handlers turn them into
 //! `error::AppError`, which alone decides status codes and pages and logs server faults once.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod display;
+pub mod domain;
 pub mod error;
 pub mod html;
 pub mod ids;

@@ -249,7 +249,7 @@ pub fn human_size(bytes: u64) -> String {
 /// size and SHA-256): anything else there is someone else's and stays.
 async fn is_the_uploaded_object(
     storage: &dyn Storage,
-    key: &crate::storage::StorageKey,
+    key: &crate::domain::StorageKey,
     size: i64,
     sha256: &str,
 ) -> bool {
@@ -279,7 +279,6 @@ pub async fn reconcile_interrupted(
     storages: &crate::storage::Storages,
 ) -> usize {
     use crate::db::models::pending_upload::PendingKey;
-    use crate::storage::StorageKey;
     let pending = match db.run(PendingKey::all).await {
         Ok(pending) => pending,
         Err(e) => {
@@ -310,11 +309,11 @@ pub async fn reconcile_interrupted(
                 continue;
             }
         };
+        let key = &entry.storage_key;
         if !has_row
-            && let Ok(key) = StorageKey::parse(&entry.storage_key)
-            && is_the_uploaded_object(storage.as_ref(), &key, entry.size, &entry.sha256).await
+            && is_the_uploaded_object(storage.as_ref(), key, entry.size, &entry.sha256).await
         {
-            match storage.delete(&key).await {
+            match storage.delete(key).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {

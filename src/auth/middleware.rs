@@ -12,8 +12,9 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::auth::session::TypedSession;
 use crate::db::models::session::EndedSession;
-use crate::db::models::user::{Role, User};
+use crate::db::models::user::User;
 use crate::db::{DbConn, DbError};
+use crate::domain::{Role, UserId};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -81,7 +82,12 @@ where
             if EndedSession::is_ended(c, &identity.session_id)? {
                 return Ok(None);
             }
-            match User::find_by_id(c, &identity.user_id)? {
+            // An id that does not parse names no user, like an unknown one.
+            let user = match UserId::parse(&identity.user_id) {
+                Ok(id) => User::find_by_id(c, &id)?,
+                Err(_) => None,
+            };
+            match user {
                 Some(user) if user.is_active && user.session_epoch == identity.epoch => {
                     let extra = then(c, &user)?;
                     Ok(Some((user, extra)))

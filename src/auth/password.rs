@@ -7,6 +7,8 @@ use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash as Phc;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
+use crate::domain::PasswordHash;
+
 /// A new password that meets the policy. Only ever held briefly, never logged.
 pub struct NewPassword(String);
 
@@ -46,20 +48,10 @@ impl NewPassword {
     }
 }
 
-/// A PHC-format argon2id hash, as stored in the database.
-#[derive(Debug, Clone)]
-pub struct PasswordHash(String);
-
-impl PasswordHash {
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
 fn hash_str(password: &str) -> Result<PasswordHash, PasswordError> {
     Argon2::default()
         .hash_password(password.as_bytes())
-        .map(|h| PasswordHash(h.to_string()))
+        .map(|h| PasswordHash::from_phc(h.to_string()))
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 

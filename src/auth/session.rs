@@ -56,7 +56,7 @@ impl TypedSession {
         self.0.renew();
         self.0.clear();
         self.0.insert(SESSION_ID, ids::random_token())?;
-        self.0.insert(USER_ID, &user.id)?;
+        self.0.insert(USER_ID, user.id.as_str())?;
         self.0.insert(EPOCH, user.session_epoch)?;
         self.0.insert(AUTH_AT, Utc::now().timestamp())?;
         self.0.insert(CSRF, ids::random_token())?;

@@ -3,6 +3,7 @@
 
 pub mod models;
 pub mod schema;
+pub mod sql_types;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;

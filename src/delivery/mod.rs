@@ -28,8 +28,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::{DeliveryServer, DeliverySettings};
+use crate::domain::StorageKey;
 use crate::error::AppError;
-use crate::storage::{LocalObject, Storage, StorageError, StorageKey};
+use crate::storage::{LocalObject, Storage, StorageError};
 pub use presentation::Presentation;
 
 /// Files up to this size keep NamedFile's own body: one synchronous read of at most 64 KiB

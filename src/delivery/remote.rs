@@ -18,8 +18,9 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use futures_util::TryStreamExt;
 
 use super::Presentation;
+use crate::domain::StorageKey;
 use crate::error::AppError;
-use crate::storage::{ByteRange, DirectUrl, ObjectMeta, Storage, StorageKey};
+use crate::storage::{ByteRange, DirectUrl, ObjectMeta, Storage};
 
 pub async fn serve(
     req: &HttpRequest,

@@ -15,10 +15,9 @@ use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
 use crate::delivery::{self, Download, Presentation};
+use crate::domain::{FileId, StorageKey};
 use crate::error::AppError;
-use crate::ids::FileId;
 use crate::state::AppState;
-use crate::storage::StorageKey;
 
 #[derive(Deserialize)]
 pub struct DownloadParams {
@@ -42,9 +41,9 @@ pub async fn by_id(
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, AppError> {
     // An id that cannot exist is still answered only to a logged-in user.
-    let id = FileId::parse(&id);
+    let id = FileId::parse(&id).ok();
     let (current, found) = current_user_and(&req, move |c, user| match &id {
-        Some(id) => FileRow::find_for_reader(c, id.as_str(), &user.id),
+        Some(id) => FileRow::find_for_reader(c, id, &user.id),
         None => Ok(None),
     })
     .await?;
@@ -55,7 +54,7 @@ pub async fn by_id(
         &current.user,
         FileAccess {
             owner_id: &file.owner_id,
-            rule: file.rule(),
+            rule: file.rule,
             listed,
         },
     );
@@ -69,12 +68,6 @@ pub async fn by_id(
             file.id, file.storage
         ))
     })?;
-    let key = StorageKey::parse(&file.storage_key).map_err(|e| {
-        AppError::Internal(format!(
-            "file {} has a bad key in the database: {e}",
-            file.id
-        ))
-    })?;
     let presentation = Presentation::decide(
         &file.content_type,
         &file.original_name,
@@ -85,7 +78,7 @@ pub async fn by_id(
         &state.settings.delivery,
         Download {
             storage: storage.as_ref(),
-            key: &key,
+            key: &file.storage_key,
             presentation,
         },
     )
@@ -112,7 +105,7 @@ pub async fn by_path(
         .storages
         .get(DEFAULT_STORAGE)
         .ok_or(AppError::NotFound)?;
-    let row_key = key.as_str().to_owned();
+    let row_key = key.clone();
     let (row, pending) = state
         .db
         .run(move |c| {

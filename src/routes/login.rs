@@ -10,8 +10,9 @@ use crate::auth::password;
 use crate::auth::session::TypedSession;
 use crate::client_addr::client_address;
 use crate::db::models::session::EndedSession;
-use crate::db::models::user::{User, Username};
+use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::Username;
 use crate::error::AppError;
 use crate::html::{self, Nav};
 use crate::state::AppState;

@@ -15,6 +15,7 @@ mod login;
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
+use crate::domain::{FileId, UserId};
 use crate::error::AppError;
 
 /// The two download routes; their answers, errors included, are cached as downloads.
@@ -138,6 +139,16 @@ async fn root() -> HttpResponse {
 /// Anything no route matched.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
+}
+
+/// A file's id from a URL. Text that cannot be an id names no file: 404, as an unknown id.
+fn parse_file_id(raw: &str) -> Result<FileId, AppError> {
+    FileId::parse(raw).map_err(|_| AppError::NotFound)
+}
+
+/// A user's id from a URL. Text that cannot be an id names no user: 404, as an unknown id.
+fn parse_user_id(raw: &str) -> Result<UserId, AppError> {
+    UserId::parse(raw).map_err(|_| AppError::NotFound)
 }
 
 #[cfg(test)]

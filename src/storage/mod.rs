@@ -9,7 +9,6 @@
 
 mod beneath;
 pub mod fs;
-pub mod key;
 pub mod s3;
 
 use std::collections::BTreeMap;
@@ -23,7 +22,8 @@ use async_trait::async_trait;
 use futures_util::Stream;
 
 use crate::config::{Settings, StorageSettings};
-pub use key::StorageKey;
+/// Every method of a storage takes one; the backends name it `super::StorageKey`.
+pub use crate::domain::StorageKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -1,4 +1,4 @@
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 
 use crate::helpers::{location, spawn_app};
 

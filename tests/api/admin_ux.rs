@@ -1,7 +1,7 @@
 //! What makes the admin pleasant without a browser: results as JSON for the upload page's
 //! script, sortable lists, a confirmation before delete, preview links for safe types.
 
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use reqwest::StatusCode;
 
 use crate::downloads::upload_file;

@@ -1,7 +1,7 @@
 //! `Cache-Control` on every answer: downloads (errors and redirects too) `private, no-cache`,
 //! every other page, error and redirect `no-store`, the static assets their own policy.
 
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use private_media::routes;
 
 use crate::helpers::{Browser, RouteIds, fill_route, spawn_app};
@@ -132,9 +132,9 @@ async fn every_get_route_of_the_table_carries_a_cache_policy() {
     );
     let file = app.file_rows().remove(0);
     let ids = RouteIds {
-        file_id: &file.id,
-        user_id: &victim.id,
-        storage_key: &file.storage_key,
+        file_id: file.id.as_str(),
+        user_id: victim.id.as_str(),
+        storage_key: file.storage_key.as_str(),
     };
     let anonymous = app.browser();
     for route in routes::table() {

@@ -9,7 +9,7 @@ use private_media::config::DatabaseUrl;
 use private_media::db::Db;
 use private_media::db::models::file::{FileRow, ListQuery};
 use private_media::db::models::pending_upload::PendingKey;
-use private_media::db::models::user::Role;
+use private_media::domain::{Role, StorageKey};
 use sha2::{Digest, Sha256};
 
 use crate::cli::serve;
@@ -135,7 +135,7 @@ fn inconsistencies(data_dir: &Path) -> Vec<String> {
     let on_disk = objects(&root);
     for row in &rows {
         let file = &row.file;
-        match std::fs::read(root.join(&file.storage_key)) {
+        match std::fs::read(root.join(file.storage_key.as_str())) {
             Ok(bytes) => {
                 if hex::encode(Sha256::digest(&bytes)) != file.sha256
                     || bytes.len() as i64 != file.size
@@ -147,7 +147,7 @@ fn inconsistencies(data_dir: &Path) -> Vec<String> {
         }
     }
     for key in &on_disk {
-        if !rows.iter().any(|r| &r.file.storage_key == key) {
+        if !rows.iter().any(|r| r.file.storage_key.as_str() == key) {
             problems.push(format!("{key}: object without a row"));
         }
     }
@@ -201,13 +201,10 @@ async fn an_object_whose_upload_has_not_written_its_row_is_not_served_by_the_pat
     std::fs::create_dir_all(app.storage_root().join("x")).expect("folder");
     std::fs::write(app.storage_root().join("x/y.txt"), b"half-way").expect("object");
     let mut conn = app.db.get().expect("connection");
-    assert!(
-        PendingKey::reserve(&mut conn, "local", "x/y.txt", "feed", (8, "00")).expect("reserve")
-    );
-    assert!(
-        !PendingKey::reserve(&mut conn, "local", "x/y.txt", "beef", (8, "00")).expect("reserve")
-    );
+    let key = StorageKey::parse("x/y.txt").expect("key");
+    assert!(PendingKey::reserve(&mut conn, "local", &key, "feed", (8, "00")).expect("reserve"));
+    assert!(!PendingKey::reserve(&mut conn, "local", &key, "beef", (8, "00")).expect("reserve"));
     assert_eq!(admin.get("/private-media/x/y.txt").await.status(), 404);
-    PendingKey::release(&mut conn, "local", "x/y.txt").expect("release");
+    PendingKey::release(&mut conn, "local", &key).expect("release");
     assert_eq!(admin.get("/private-media/x/y.txt").await.status(), 200);
 }

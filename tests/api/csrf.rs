@@ -1,7 +1,8 @@
 //! CSRF: every POST of the route table is refused without a valid token, whatever the body's
 //! encoding, before its handler runs; the header works everywhere, uploads included.
 
-use private_media::db::models::user::{Role, User};
+use private_media::db::models::user::User;
+use private_media::domain::Role;
 use private_media::routes;
 
 use crate::helpers::{
@@ -117,9 +118,9 @@ async fn every_post_route_refuses_every_encoding_without_a_valid_token_and_chang
     assert_eq!(stored.status().as_u16(), 303);
     let file = app.file_rows().remove(0);
     let ids = RouteIds {
-        file_id: &file.id,
-        user_id: &victim.id,
-        storage_key: &file.storage_key,
+        file_id: file.id.as_str(),
+        user_id: victim.id.as_str(),
+        storage_key: file.storage_key.as_str(),
     };
     let token = root.csrf_token("/files").await;
     let before = snapshot(&app);
@@ -310,7 +311,7 @@ async fn a_large_upload_with_the_token_first_arrives_whole() {
     let response = staff.upload("owner", &[("big.bin", &bytes)]).await;
     assert_eq!(response.status().as_u16(), 303);
     let row = app.file_rows().remove(0);
-    let stored = std::fs::read(app.storage_root().join(&row.storage_key)).unwrap();
+    let stored = std::fs::read(app.storage_root().join(row.storage_key.as_str())).unwrap();
     assert_eq!(stored.len(), bytes.len());
     assert!(stored == bytes, "the stored bytes differ from the upload");
 }

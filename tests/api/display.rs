@@ -1,7 +1,7 @@
 //! User-chosen text in pages: bidi controls and other invisible characters are shown as
 //! visible `[U+XXXX]` markers, so a name cannot fake its extension.
 
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use reqwest::StatusCode;
 
 use crate::downloads::upload_file;

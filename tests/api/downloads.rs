@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use private_media::config::{DeliveryServer, PathRule};
 use private_media::db::models::file::FileRow;
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use reqwest::StatusCode;
 
 use crate::helpers::{Browser, PNG, Part, TestApp, location, spawn_app, spawn_app_with};
@@ -38,7 +38,7 @@ pub async fn upload_file(
         .to_owned();
     app.file_rows()
         .into_iter()
-        .find(|f| f.id == id)
+        .find(|f| f.id.as_str() == id)
         .expect("the uploaded row")
 }
 
@@ -349,7 +349,7 @@ async fn conditional_requests_get_304_until_the_file_changes() {
     assert_eq!(header(&by_date, "cache-control"), "private, no-cache");
 
     // The object changes (a later modification time, other bytes).
-    let path = app.storage_root().join(&file.storage_key);
+    let path = app.storage_root().join(file.storage_key.as_str());
     std::fs::write(&path, b"version two!").unwrap();
     let later = SystemTime::now() + Duration::from_secs(10);
     std::fs::File::options()
@@ -501,7 +501,7 @@ async fn a_missing_object_is_404_not_500() {
     let app = spawn_app().await;
     let staff = app.logged_in("stella", Role::Staff).await;
     let file = upload_file(&app, &staff, "gone.txt", b"soon gone", "staff", None, &[]).await;
-    std::fs::remove_file(app.storage_root().join(&file.storage_key)).unwrap();
+    std::fs::remove_file(app.storage_root().join(file.storage_key.as_str())).unwrap();
     assert_eq!(
         staff.get(&download_url(&file)).await.status(),
         StatusCode::NOT_FOUND
@@ -572,7 +572,7 @@ async fn apache_mode_hands_over_with_x_sendfile_and_no_body() {
         .storage_root()
         .canonicalize()
         .unwrap()
-        .join(&file.storage_key);
+        .join(file.storage_key.as_str());
     assert_eq!(header(&response, "x-sendfile"), expected.to_str().unwrap());
     assert_eq!(
         header(&response, "content-type"),

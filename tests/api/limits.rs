@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,4 +1,4 @@
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 
 use crate::helpers::{PASSWORD, csrf_token_in, location, spawn_app, spawn_app_with, text};
 
@@ -66,7 +66,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     let app = spawn_app().await;
     app.add_user("alice", Role::User);
     let inactive = app.add_user("mallory", Role::User);
-    app.cli(&["user", "deactivate", &inactive.username], None);
+    app.cli(&["user", "deactivate", inactive.username.as_str()], None);
 
     let mut answers = Vec::new();
     for (name, password) in [
@@ -316,7 +316,7 @@ async fn the_session_cookie_is_encrypted() {
         .to_str()
         .unwrap();
     assert!(
-        !cookie.contains(&user.id),
+        !cookie.contains(user.id.as_str()),
         "the user id is readable: {cookie}"
     );
     assert!(!cookie.contains("uid"), "{cookie}");

@@ -13,6 +13,7 @@ mod login;
 mod nginx;
 mod pages;
 mod pipelining;
+mod rows;
 mod s3;
 mod s3_server;
 mod scale_out;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use private_media::config::{S3Encryption, S3Settings, Settings, StorageSettings};
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use private_media::storage::s3::PART_SIZE;
 use reqwest::StatusCode;
 
@@ -92,7 +92,7 @@ async fn a_tampered_or_expired_presigned_url_is_refused_by_s3() {
     let url = location(&staff.get(&format!("/files/{}/download", file.id)).await);
 
     // Another object under the same signature.
-    let other_key = url.replace(&file.storage_key, "2099/01/01/other.bin");
+    let other_key = url.replace(file.storage_key.as_str(), "2099/01/01/other.bin");
     assert_ne!(other_key, url);
     let refused = plain_client().get(&other_key).send().await.expect("fetch");
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);

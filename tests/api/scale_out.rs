@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use private_media::config::{DatabaseUrl, SecretKey, Settings, StorageSettings};
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
@@ -160,7 +160,7 @@ async fn two_hundred_concurrent_uploads_of_one_name_keep_every_file() {
     let root = &site.storage_root;
     let mut objects = 0;
     for row in &rows {
-        let bytes = std::fs::read(root.join(&row.storage_key)).expect("object");
+        let bytes = std::fs::read(root.join(row.storage_key.as_str())).expect("object");
         assert_eq!(
             hex::encode(Sha256::digest(&bytes)),
             row.sha256,

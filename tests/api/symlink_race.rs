@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use private_media::config::PathRule;
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 
 use crate::downloads::upload_file;
@@ -96,7 +96,7 @@ async fn a_directory_swapped_for_a_symlink_never_serves_a_foreign_byte() {
         .parent()
         .expect("data dir")
         .join("outside");
-    let (real, link) = plant_decoy(&app.storage_root(), &outside, &file.storage_key);
+    let (real, link) = plant_decoy(&app.storage_root(), &outside, file.storage_key.as_str());
 
     let stop = Arc::new(AtomicBool::new(false));
     let swapper = exchange_until(real, link, Arc::clone(&stop));
@@ -136,7 +136,7 @@ async fn a_directory_swapped_for_a_symlink_never_serves_a_foreign_byte() {
     );
     // The row's file is intact, and so is the decoy.
     assert_eq!(
-        std::fs::read(app.storage_root().join(&file.storage_key)).expect("file"),
+        std::fs::read(app.storage_root().join(file.storage_key.as_str())).expect("file"),
         INSIDE
     );
 }
@@ -155,7 +155,7 @@ async fn deleting_during_the_swap_never_removes_a_file_outside_the_root() {
     for round in 0..20 {
         let name = format!("doc{round}.txt");
         let file = upload_file(&app, &staff, &name, INSIDE, "staff", None, &[]).await;
-        let (parent, file_name) = file.storage_key.rsplit_once('/').expect("folder");
+        let (parent, file_name) = file.storage_key.as_str().rsplit_once('/').expect("folder");
         let decoy_dir = outside.join(format!("decoy{round}"));
         std::fs::create_dir_all(&decoy_dir).expect("decoy dir");
         std::fs::write(decoy_dir.join(file_name), FOREIGN).expect("decoy");

@@ -2,7 +2,7 @@
 //! `X-Forwarded-For` believed only from `[server] trusted_proxies`.
 
 use private_media::client_addr::TrustedProxies;
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 use reqwest::Response;
 
 use crate::helpers::{Browser, PASSWORD, TestApp, csrf_token_in, spawn_app, spawn_app_with};

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use private_media::db::models::user::Role;
+use private_media::domain::Role;
 
 use crate::helpers::spawn_app;
 

@@ -1,6 +1,7 @@
 //! `/admin/users`: superusers create users, change roles and active state, set passwords.
 
-use private_media::db::models::user::{Role, User, Username};
+use private_media::db::models::user::User;
+use private_media::domain::{Role, Username};
 use reqwest::StatusCode;
 
 use crate::helpers::{PASSWORD, TestApp, location, spawn_app};

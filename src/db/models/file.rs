@@ -3,27 +3,28 @@
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::access::AccessRule;
-use crate::db::models::user::{Role, User};
+use crate::db::models::user::User;
 use crate::db::schema::{file_readers, files, users};
 use crate::db::{Backend, DbConn, DbError};
+use crate::domain::{AccessRule, FileId, Role, StorageKey, UserId, Username};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = files)]
 pub struct FileRow {
-    pub id: String,
+    pub id: FileId,
     pub title: String,
     pub original_name: String,
     pub storage: String,
-    pub storage_key: String,
+    pub storage_key: StorageKey,
     pub size: i64,
     pub content_type: String,
     pub sha256: String,
-    pub owner_id: String,
-    pub uploaded_by_id: String,
-    pub access: String,
+    pub owner_id: UserId,
+    pub uploaded_by_id: UserId,
+    #[diesel(column_name = access)]
+    pub rule: AccessRule,
     pub uploaded_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -32,23 +33,28 @@ pub struct FileRow {
 #[derive(Debug, Clone)]
 pub struct FileWithOwner {
     pub file: FileRow,
-    pub owner: String,
+    pub owner: Username,
 }
 
+/// A file to insert: the row's columns but its timestamps, which `FileRow::insert` sets.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = files)]
 pub struct NewFile {
-    pub id: String,
+    pub id: FileId,
     pub title: String,
     pub original_name: String,
     pub storage: String,
-    pub storage_key: String,
+    pub storage_key: StorageKey,
     pub size: i64,
     pub content_type: String,
     pub sha256: String,
-    pub owner_id: String,
-    pub uploaded_by_id: String,
+    pub owner_id: UserId,
+    pub uploaded_by_id: UserId,
+    #[diesel(column_name = access)]
     pub rule: AccessRule,
-    /// User ids, for the `users` rule.
-    pub readers: Vec<String>,
+    /// For the `users` rule; rows of `file_readers`, not a column.
+    #[diesel(skip_insertion)]
+    pub readers: Vec<UserId>,
 }
 
 /// One page of a listing.
@@ -147,12 +153,11 @@ fn filtered(user: Option<&User>, search: Option<&str>) -> BoxedFiles {
             );
             query = query.filter(
                 files::access
-                    .eq(AccessRule::Authenticated.as_str())
-                    .or(files::owner_id.eq(uid).and(
-                        files::access
-                            .eq_any([AccessRule::Owner.as_str(), AccessRule::Users.as_str()]),
-                    ))
-                    .or(files::access.eq(AccessRule::Users.as_str()).and(listed)),
+                    .eq(AccessRule::Authenticated)
+                    .or(files::owner_id
+                        .eq(uid)
+                        .and(files::access.eq_any([AccessRule::Owner, AccessRule::Users])))
+                    .or(files::access.eq(AccessRule::Users).and(listed)),
             );
         }
     }
@@ -160,33 +165,11 @@ fn filtered(user: Option<&User>, search: Option<&str>) -> BoxedFiles {
 }
 
 impl FileRow {
-    /// The rule; the column's CHECK constraint keeps it one of the four.
-    pub fn rule(&self) -> AccessRule {
-        // Staff-only is the safe reading of a value that cannot occur.
-        AccessRule::parse(&self.access).unwrap_or(AccessRule::Staff)
-    }
-}
-
-impl FileRow {
     pub fn insert(conn: &mut DbConn, new: &NewFile) -> Result<FileRow, DbError> {
         let now = Utc::now().naive_utc();
         conn.transaction(|conn| {
             diesel::insert_into(files::table)
-                .values((
-                    files::id.eq(&new.id),
-                    files::title.eq(&new.title),
-                    files::original_name.eq(&new.original_name),
-                    files::storage.eq(&new.storage),
-                    files::storage_key.eq(&new.storage_key),
-                    files::size.eq(new.size),
-                    files::content_type.eq(&new.content_type),
-                    files::sha256.eq(&new.sha256),
-                    files::owner_id.eq(&new.owner_id),
-                    files::uploaded_by_id.eq(&new.uploaded_by_id),
-                    files::access.eq(new.rule.as_str()),
-                    files::uploaded_at.eq(now),
-                    files::updated_at.eq(now),
-                ))
+                .values((new, files::uploaded_at.eq(now), files::updated_at.eq(now)))
                 .execute(conn)?;
             Self::replace_readers(conn, &new.id, &new.readers)?;
             // The key's reservation ends with the row that now holds it.
@@ -201,14 +184,14 @@ impl FileRow {
 
     fn replace_readers(
         conn: &mut DbConn,
-        file_id: &str,
-        readers: &[String],
+        file_id: &FileId,
+        readers: &[UserId],
     ) -> Result<(), diesel::result::Error> {
         diesel::delete(file_readers::table.filter(file_readers::file_id.eq(file_id)))
             .execute(conn)?;
         // Each reader once: a duplicate would break the primary key (and, on PostgreSQL, the
         // whole transaction).
-        let unique: std::collections::BTreeSet<&String> = readers.iter().collect();
+        let unique: std::collections::BTreeSet<&UserId> = readers.iter().collect();
         for user_id in unique {
             diesel::insert_into(file_readers::table)
                 .values((
@@ -220,7 +203,7 @@ impl FileRow {
         Ok(())
     }
 
-    pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<FileRow>, DbError> {
+    pub fn find(conn: &mut DbConn, id: &FileId) -> Result<Option<FileRow>, DbError> {
         Ok(files::table
             .filter(files::id.eq(id))
             .select(FileRow::as_select())
@@ -232,13 +215,13 @@ impl FileRow {
     /// in one statement (no `LIMIT`, which SQLite would re-prepare on every call).
     pub fn find_for_reader(
         conn: &mut DbConn,
-        id: &str,
-        user_id: &str,
+        id: &FileId,
+        user_id: &UserId,
     ) -> Result<Option<(FileRow, bool)>, DbError> {
         let listed = diesel::dsl::exists(
             file_readers::table
                 .filter(file_readers::file_id.eq(files::id))
-                .filter(file_readers::user_id.eq(user_id.to_owned())),
+                .filter(file_readers::user_id.eq(user_id.clone())),
         );
         Ok(files::table
             .filter(files::id.eq(id))
@@ -251,7 +234,7 @@ impl FileRow {
     pub fn find_by_key(
         conn: &mut DbConn,
         storage: &str,
-        key: &str,
+        key: &StorageKey,
     ) -> Result<Option<FileRow>, DbError> {
         Ok(files::table
             .filter(files::storage.eq(storage))
@@ -261,18 +244,21 @@ impl FileRow {
             .optional()?)
     }
 
-    pub fn find_with_owner(conn: &mut DbConn, id: &str) -> Result<Option<FileWithOwner>, DbError> {
+    pub fn find_with_owner(
+        conn: &mut DbConn,
+        id: &FileId,
+    ) -> Result<Option<FileWithOwner>, DbError> {
         Ok(files::table
             .inner_join(users::table.on(users::id.eq(files::owner_id)))
             .filter(files::id.eq(id))
             .select((FileRow::as_select(), users::username))
-            .get_result::<(FileRow, String)>(conn)
+            .get_result::<(FileRow, Username)>(conn)
             .optional()?
             .map(|(file, owner)| FileWithOwner { file, owner }))
     }
 
     /// Usernames on the file's list of readers, sorted.
-    pub fn reader_names(conn: &mut DbConn, file_id: &str) -> Result<Vec<String>, DbError> {
+    pub fn reader_names(conn: &mut DbConn, file_id: &FileId) -> Result<Vec<Username>, DbError> {
         Ok(file_readers::table
             .inner_join(users::table)
             .filter(file_readers::file_id.eq(file_id))
@@ -281,7 +267,11 @@ impl FileRow {
             .load(conn)?)
     }
 
-    pub fn is_listed(conn: &mut DbConn, file_id: &str, user_id: &str) -> Result<bool, DbError> {
+    pub fn is_listed(
+        conn: &mut DbConn,
+        file_id: &FileId,
+        user_id: &UserId,
+    ) -> Result<bool, DbError> {
         Ok(diesel::select(diesel::dsl::exists(
             file_readers::table
                 .filter(file_readers::file_id.eq(file_id))
@@ -311,7 +301,7 @@ impl FileRow {
             Sort::Size => base.order((files::size.asc(), files::id.asc())),
             Sort::SizeDesc => base.order((files::size.desc(), files::id.desc())),
         };
-        let rows: Vec<(FileRow, String)> = ordered
+        let rows: Vec<(FileRow, Username)> = ordered
             .inner_join(users::table.on(users::id.eq(files::owner_id)))
             .limit(per_page)
             .offset((page - 1) * per_page)
@@ -347,16 +337,16 @@ impl FileRow {
 
     pub fn update_access(
         conn: &mut DbConn,
-        id: &str,
+        id: &FileId,
         title: &str,
         rule: AccessRule,
-        readers: &[String],
+        readers: &[UserId],
     ) -> Result<bool, DbError> {
         conn.transaction(|conn| {
             let updated = diesel::update(files::table.filter(files::id.eq(id)))
                 .set((
                     files::title.eq(title),
-                    files::access.eq(rule.as_str()),
+                    files::access.eq(rule),
                     files::updated_at.eq(Utc::now().naive_utc()),
                 ))
                 .execute(conn)?;
@@ -369,7 +359,7 @@ impl FileRow {
         .map_err(|e: diesel::result::Error| DbError::from(e))
     }
 
-    pub fn delete(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
+    pub fn delete(conn: &mut DbConn, id: &FileId) -> Result<bool, DbError> {
         Ok(diesel::delete(files::table.filter(files::id.eq(id))).execute(conn)? > 0)
     }
 

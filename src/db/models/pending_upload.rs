@@ -7,12 +7,13 @@ use diesel::prelude::*;
 
 use crate::db::schema::{files, pending_uploads};
 use crate::db::{DbConn, DbError};
+use crate::domain::StorageKey;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = pending_uploads)]
 pub struct PendingKey {
     pub storage: String,
-    pub storage_key: String,
+    pub storage_key: StorageKey,
     /// The storage instance that reserved it (for a filesystem storage, its temp folder).
     pub instance: String,
     pub size: i64,
@@ -26,7 +27,7 @@ impl PendingKey {
     pub fn reserve(
         conn: &mut DbConn,
         storage: &str,
-        key: &str,
+        key: &StorageKey,
         instance: &str,
         object: (i64, &str),
     ) -> Result<bool, DbError> {
@@ -62,7 +63,7 @@ impl PendingKey {
         Ok(true)
     }
 
-    pub fn release(conn: &mut DbConn, storage: &str, key: &str) -> Result<(), DbError> {
+    pub fn release(conn: &mut DbConn, storage: &str, key: &StorageKey) -> Result<(), DbError> {
         Self::release_in(conn, storage, key).map_err(DbError::from)
     }
 
@@ -70,7 +71,7 @@ impl PendingKey {
     pub fn release_in(
         conn: &mut DbConn,
         storage: &str,
-        key: &str,
+        key: &StorageKey,
     ) -> Result<(), diesel::result::Error> {
         diesel::delete(
             pending_uploads::table
@@ -81,7 +82,7 @@ impl PendingKey {
         .map(|_| ())
     }
 
-    pub fn is_pending(conn: &mut DbConn, storage: &str, key: &str) -> Result<bool, DbError> {
+    pub fn is_pending(conn: &mut DbConn, storage: &str, key: &StorageKey) -> Result<bool, DbError> {
         Ok(diesel::select(diesel::dsl::exists(
             pending_uploads::table
                 .filter(pending_uploads::storage.eq(storage))

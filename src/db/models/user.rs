@@ -1,89 +1,17 @@
-//! Users: the typed values a user is made of, the row, and its queries.
+//! Users: the row, and its queries. The values a user is made of are in `domain`.
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::auth::password::PasswordHash;
 use crate::db::schema::users;
 use crate::db::{DbConn, DbError};
-use crate::ids;
-
-/// A username: 1–150 characters of letters, digits and `@ . + - _` (as Django allows).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Username(String);
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum UsernameError {
-    #[error("a username must not be empty")]
-    Empty,
-    #[error("a username is at most {} characters", Username::MAX_LEN)]
-    TooLong,
-    #[error("a username may contain only letters, digits and @ . + - _")]
-    BadCharacter,
-}
-
-impl Username {
-    pub const MAX_LEN: usize = 150;
-
-    pub fn parse(value: &str) -> Result<Self, UsernameError> {
-        if value.is_empty() {
-            return Err(UsernameError::Empty);
-        }
-        if value.chars().count() > Self::MAX_LEN {
-            return Err(UsernameError::TooLong);
-        }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@.+-_".contains(c))
-        {
-            return Err(UsernameError::BadCharacter);
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Username {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a user may do, in increasing order, so checks read `role >= Role::Staff`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    User,
-    Staff,
-    Superuser,
-}
-
-impl Role {
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "user" => Some(Role::User),
-            "staff" => Some(Role::Staff),
-            "superuser" => Some(Role::Superuser),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Staff => "staff",
-            Role::Superuser => "superuser",
-        }
-    }
-}
+use crate::domain::{PasswordHash, Role, UserId, Username};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct User {
-    pub id: String,
-    pub username: String,
+    pub id: UserId,
+    pub username: Username,
     pub password_hash: String,
     pub is_active: bool,
     pub is_staff: bool,
@@ -137,8 +65,8 @@ impl User {
     pub fn create(conn: &mut DbConn, new: NewUser) -> Result<User, UserError> {
         let now = Utc::now().naive_utc();
         let user = User {
-            id: ids::random_id(),
-            username: new.username.as_str().to_owned(),
+            id: UserId::generate(),
+            username: new.username.clone(),
             password_hash: new.password_hash.into_string(),
             is_active: true,
             is_staff: new.role >= Role::Staff,
@@ -168,7 +96,7 @@ impl User {
         }
     }
 
-    pub fn find_by_id(conn: &mut DbConn, id: &str) -> Result<Option<User>, DbError> {
+    pub fn find_by_id(conn: &mut DbConn, id: &UserId) -> Result<Option<User>, DbError> {
         // `get_result` rather than `first`: no bound LIMIT, so SQLite reuses the statement.
         Ok(users::table
             .filter(users::id.eq(id))
@@ -182,7 +110,7 @@ impl User {
         username: &Username,
     ) -> Result<Option<User>, DbError> {
         Ok(users::table
-            .filter(users::username.eq(username.as_str()))
+            .filter(users::username.eq(username))
             .select(User::as_select())
             .get_result(conn)
             .optional()?)
@@ -210,7 +138,6 @@ impl User {
 
     /// The users with these names; the caller compares counts to spot unknown names.
     pub fn find_many(conn: &mut DbConn, names: &[Username]) -> Result<Vec<User>, DbError> {
-        let names: Vec<&str> = names.iter().map(Username::as_str).collect();
         Ok(users::table
             .filter(users::username.eq_any(names))
             .select(User::as_select())
@@ -236,7 +163,7 @@ impl User {
         username: &Username,
         hash: PasswordHash,
     ) -> Result<(), UserError> {
-        let updated = diesel::update(users::table.filter(users::username.eq(username.as_str())))
+        let updated = diesel::update(users::table.filter(users::username.eq(username)))
             .set((
                 users::password_hash.eq(hash.into_string()),
                 users::session_epoch.eq(users::session_epoch + 1),
@@ -255,7 +182,7 @@ impl User {
         username: &Username,
         active: bool,
     ) -> Result<(), UserError> {
-        let target = users::table.filter(users::username.eq(username.as_str()));
+        let target = users::table.filter(users::username.eq(username));
         let now = Utc::now().naive_utc();
         let updated = if active {
             diesel::update(target)
@@ -279,7 +206,7 @@ impl User {
     /// Sets the role and the active flag from the admin; deactivation ends every session.
     pub fn set_role_and_active(
         conn: &mut DbConn,
-        id: &str,
+        id: &UserId,
         role: Role,
         active: bool,
     ) -> Result<(), DbError> {
@@ -304,39 +231,10 @@ impl User {
         Ok(())
     }
 
-    pub fn record_login(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+    pub fn record_login(conn: &mut DbConn, id: &UserId) -> Result<(), DbError> {
         diesel::update(users::table.filter(users::id.eq(id)))
             .set(users::last_login_at.eq(Utc::now().naive_utc()))
             .execute(conn)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usernames_are_parsed_at_the_edge() {
-        assert!(Username::parse("alice").is_ok());
-        assert!(Username::parse("a.b+c-d_e@example.org").is_ok());
-        assert_eq!(Username::parse(""), Err(UsernameError::Empty));
-        assert_eq!(
-            Username::parse(&"a".repeat(151)),
-            Err(UsernameError::TooLong)
-        );
-        for bad in ["a b", "a/b", "ä", "a\0", "<script>", "a\nb"] {
-            assert_eq!(
-                Username::parse(bad),
-                Err(UsernameError::BadCharacter),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn roles_are_ordered() {
-        assert!(Role::Superuser > Role::Staff);
-        assert!(Role::Staff > Role::User);
     }
 }

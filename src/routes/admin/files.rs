@@ -5,16 +5,16 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::AccessRule;
 use crate::auth::middleware::StaffUser;
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, ListQuery, Sort};
-use crate::db::models::user::{User, Username};
+use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::{AccessRule, FileId, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
+use crate::routes::parse_file_id;
 use crate::state::AppState;
-use crate::storage::StorageKey;
 
 pub const PER_PAGE: i64 = 25;
 
@@ -75,8 +75,8 @@ struct DetailPage {
     error: Option<String>,
     file: FileView,
     storage_kind: String,
-    readers: Vec<String>,
-    users: Vec<String>,
+    readers: Vec<Username>,
+    users: Vec<Username>,
     rules: Vec<RuleOption>,
 }
 
@@ -100,7 +100,7 @@ pub fn rule_options(selected: AccessRule) -> Vec<RuleOption> {
 async fn detail_page(
     state: &AppState,
     current: &crate::auth::middleware::CurrentUser,
-    id: String,
+    id: FileId,
     flash: Option<String>,
     error: Option<String>,
 ) -> Result<DetailPage, AppError> {
@@ -128,7 +128,7 @@ async fn detail_page(
         nav: Some(Nav::from(current)),
         flash,
         error,
-        rules: rule_options(file.file.rule()),
+        rules: rule_options(file.file.rule),
         file: FileView::from(&file),
         storage_kind,
         readers,
@@ -142,14 +142,9 @@ pub async fn detail(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let page = detail_page(
-        &state,
-        &current,
-        id.into_inner(),
-        session.take_flash(),
-        None,
-    )
-    .await?;
+    // Taken before the id is looked at: every 404 here uses up the flash alike.
+    let flash = session.take_flash();
+    let page = detail_page(&state, &current, parse_file_id(&id)?, flash, None).await?;
     html::page(&page)
 }
 
@@ -161,7 +156,7 @@ pub async fn update(
     form: web::Form<Vec<(String, String)>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
+    let id = parse_file_id(&id)?;
     let field = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
@@ -215,7 +210,7 @@ pub async fn resolve_readers(
     state: &AppState,
     rule: AccessRule,
     names: &[String],
-) -> Result<Result<Vec<String>, String>, AppError> {
+) -> Result<Result<Vec<UserId>, String>, AppError> {
     if rule != AccessRule::Users {
         return Ok(Ok(Vec::new()));
     }
@@ -232,7 +227,7 @@ pub async fn resolve_readers(
     let found = state.db.run(move |c| User::find_many(c, &wanted)).await?;
     if let Some(missing) = parsed
         .iter()
-        .find(|n| !found.iter().any(|u| u.username == n.as_str()))
+        .find(|n| !found.iter().any(|u| u.username == **n))
     {
         return Ok(Err(format!("There is no user named “{missing}”.")));
     }
@@ -253,7 +248,7 @@ pub async fn confirm_delete(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
+    let id = parse_file_id(&id)?;
     let file = state
         .db
         .run(move |c| FileRow::find_with_owner(c, &id))
@@ -272,7 +267,7 @@ pub async fn delete(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
+    let id = parse_file_id(&id)?;
     let lookup = id.clone();
     let file = state
         .db
@@ -285,9 +280,7 @@ pub async fn delete(
             file.id, file.storage
         ))
     })?;
-    let key = StorageKey::parse(&file.storage_key)
-        .map_err(|e| AppError::Internal(format!("file {}: {e}", file.id)))?;
-    let object = match storage.delete(&key).await {
+    let object = match storage.delete(&file.storage_key).await {
         Ok(()) => "and its stored object",
         Err(e) if e.is_not_found() => "(its stored object was already gone)",
         Err(e) => return Err(e.into()),

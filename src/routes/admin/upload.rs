@@ -17,18 +17,18 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::access::AccessRule;
 use crate::auth::middleware::{CurrentUser, StaffUser};
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, NewFile};
 use crate::db::models::pending_upload::PendingKey;
-use crate::db::models::user::{User, Username};
+use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::{AccessRule, FileId, StorageKey, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, Nav};
 use crate::routes::admin::files::{RuleOption, resolve_readers, rule_options};
 use crate::state::AppState;
-use crate::storage::{Storage, StorageKey};
+use crate::storage::Storage;
 use crate::upload::{self, ReceiveError, Received, Refusal, human_size};
 
 /// Bounds on one request, so a hostile client cannot make us keep unbounded state.
@@ -43,8 +43,8 @@ struct NewPage {
     csrf_token: String,
     error: Option<String>,
     rules: Vec<RuleOption>,
-    users: Vec<String>,
-    me: String,
+    users: Vec<Username>,
+    me: Username,
     limit: String,
     allowed: String,
 }
@@ -98,9 +98,9 @@ struct Outcome {
 }
 
 struct StoredFile {
-    id: String,
+    id: FileId,
     title: String,
-    key: String,
+    key: StorageKey,
 }
 
 /// What the upload page's script gets back for each file of a POST.
@@ -131,7 +131,7 @@ impl From<&Vec<Outcome>> for JsonResult {
                 .map(|o| JsonOutcome {
                     name: o.name.clone(),
                     stored: o.stored.is_some(),
-                    id: o.stored.as_ref().map(|f| f.id.clone()),
+                    id: o.stored.as_ref().map(|f| f.id.to_string()),
                     title: o.stored.as_ref().map(|f| f.title.clone()),
                     url: o.stored.as_ref().map(|f| format!("/admin/files/{}", f.id)),
                     reason: o.refusal.as_ref().map(Refusal::reason),
@@ -389,7 +389,7 @@ struct StoreRequest {
     owner: User,
     uploader: User,
     rule: AccessRule,
-    readers: Vec<String>,
+    readers: Vec<UserId>,
 }
 
 /// Commits one accepted file under a fresh key and writes its row; if the row cannot be
@@ -404,7 +404,7 @@ async fn store(
     let wanted = StorageKey::for_upload(
         &state.settings.upload.upload_to,
         Utc::now(),
-        &request.owner.username,
+        request.owner.username.as_str(),
         &request.name,
     );
     let object = (
@@ -421,7 +421,7 @@ async fn store(
     )
     .await?;
     let new = NewFile {
-        id: crate::ids::random_id(),
+        id: FileId::generate(),
         title: request.title,
         original_name: if request.name.is_empty() {
             key.file_name().to_owned()
@@ -429,7 +429,7 @@ async fn store(
             request.name
         },
         storage: storage_name.clone(),
-        storage_key: key.as_str().to_owned(),
+        storage_key: key.clone(),
         size: i64::try_from(received.size).unwrap_or(i64::MAX),
         content_type: received.content_type,
         sha256: received.sha256,
@@ -532,7 +532,7 @@ async fn reserve(
 ) -> Result<bool, AppError> {
     let (name, key, instance) = (
         storage_name.to_owned(),
-        key.as_str().to_owned(),
+        key.clone(),
         storage.instance().to_owned(),
     );
     let (size, sha256) = (object.0, object.1.clone());
@@ -544,7 +544,7 @@ async fn reserve(
 
 /// Ends a reservation whose upload failed. If even that fails, the next start finds it.
 async fn release(state: &web::Data<AppState>, storage_name: &str, key: &StorageKey) {
-    let (name, owned) = (storage_name.to_owned(), key.as_str().to_owned());
+    let (name, owned) = (storage_name.to_owned(), key.clone());
     if let Err(e) = state
         .db
         .run(move |c| PendingKey::release(c, &name, &owned))

@@ -10,17 +10,18 @@ use serde::Deserialize;
 use crate::auth::middleware::{CurrentUser, Superuser};
 use crate::auth::password::NewPassword;
 use crate::auth::session::TypedSession;
-use crate::db::models::user::{NewUser, Role, User, UserError, Username};
+use crate::db::models::user::{NewUser, User, UserError};
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::{Role, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, Nav};
-use crate::ids::FileId;
+use crate::routes::parse_user_id;
 use crate::state::AppState;
 
 /// A user as the admin pages show one.
 pub struct UserView {
-    pub id: String,
-    pub username: String,
+    pub id: UserId,
+    pub username: Username,
     pub role: &'static str,
     pub is_active: bool,
     pub last_login: String,
@@ -162,12 +163,8 @@ pub async fn create(
     Ok(see_other("/admin/users"))
 }
 
-async fn find(state: &AppState, id: &str) -> Result<User, AppError> {
-    // Ids are the same shape as file ids: 32 hex characters.
-    let Some(id) = FileId::parse(id) else {
-        return Err(AppError::NotFound);
-    };
-    let id = id.as_str().to_owned();
+async fn find(state: &AppState, id: &UserId) -> Result<User, AppError> {
+    let id = id.clone();
     state
         .db
         .run(move |c| User::find_by_id(c, &id))
@@ -178,7 +175,7 @@ async fn find(state: &AppState, id: &str) -> Result<User, AppError> {
 async fn edit_page(
     state: &AppState,
     current: &CurrentUser,
-    id: &str,
+    id: &UserId,
     flash: Option<String>,
     error: Option<String>,
 ) -> Result<EditPage, AppError> {
@@ -198,7 +195,9 @@ pub async fn edit(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let page = edit_page(&state, &current, &id, session.take_flash(), None).await?;
+    // Taken before the id is looked at: every 404 here uses up the flash alike.
+    let flash = session.take_flash();
+    let page = edit_page(&state, &current, &parse_user_id(&id)?, flash, None).await?;
     html::page(&page)
 }
 
@@ -216,6 +215,7 @@ pub async fn update(
     id: web::Path<String>,
     form: web::Form<UpdateForm>,
 ) -> Result<HttpResponse, AppError> {
+    let id = parse_user_id(&id)?;
     let user = find(&state, &id).await?;
     let Some(role) = Role::parse(&form.role) else {
         let page = edit_page(&state, &current, &id, None, Some("Choose a role.".into())).await?;
@@ -263,6 +263,7 @@ pub async fn set_password(
     id: web::Path<String>,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
+    let id = parse_user_id(&id)?;
     let user = find(&state, &id).await?;
     let password = match NewPassword::parse(form.into_inner().password) {
         Ok(p) => p,
@@ -272,8 +273,7 @@ pub async fn set_password(
             return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
     };
-    let username = Username::parse(&user.username)
-        .map_err(|e| AppError::Internal(format!("a stored username is invalid: {e}")))?;
+    let username = user.username.clone();
     let changed = state
         .db
         .run(move |c| {

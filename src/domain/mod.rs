@@ -1,0 +1,22 @@
+//! The value types the rest is built from: user and file ids, usernames, roles, access
+//! rules, storage keys and password hashes. Each is parsed once where it comes in (a URL, a
+//! form, the command line, a database row) and carried typed from there on, so nothing
+//! further in can hold a bad one.
+//!
+//! The ground floor: no I/O and no framework. Nothing here uses actix, diesel, the database,
+//! `auth`, `routes` or `storage`; `db::sql_types` is what reads and writes these types as
+//! text columns.
+
+mod access_rule;
+mod ids;
+mod password_hash;
+mod role;
+mod storage_key;
+mod username;
+
+pub use access_rule::AccessRule;
+pub use ids::{FileId, InvalidId, UserId};
+pub use password_hash::PasswordHash;
+pub use role::Role;
+pub use storage_key::{InvalidKey, StorageKey};
+pub use username::{Username, UsernameError};
