@@ -18,8 +18,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use actix_web::web::Bytes;
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::config::{Settings, StorageSettings};

@@ -14,9 +14,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::header::HttpDate;
-use actix_web::web::{Bytes, BytesMut};
 use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rusoto_core::credential::{
@@ -319,8 +318,8 @@ impl Storage for S3Storage {
 
 /// S3 lists times as ISO 8601 (`2026-11-27T09:00:00.000Z`), heads them as HTTP dates.
 fn httpdate_or_iso(value: &str) -> Option<SystemTime> {
-    if let Ok(date) = value.parse::<HttpDate>() {
-        return Some(SystemTime::from(date));
+    if let Ok(date) = httpdate::parse_http_date(value) {
+        return Some(date);
     }
     chrono::DateTime::parse_from_rfc3339(value)
         .ok()
