@@ -58,10 +58,13 @@ impl StorageError {
     }
 }
 
-/// How a download presents itself, for a storage that sends it directly (a presigned URL).
+/// How a download presents itself, for a storage that sends it directly (a presigned URL):
+/// the header values the storage's server is asked to answer with. `delivery` decides them;
+/// a storage only passes them on.
 pub struct DirectUrl<'a> {
     pub content_type: &'a str,
     pub content_disposition: &'a str,
+    pub cache_control: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

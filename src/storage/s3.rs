@@ -261,7 +261,7 @@ impl Storage for S3Storage {
             key: object_key,
             response_content_disposition: Some(presentation.content_disposition.to_owned()),
             response_content_type: Some(presentation.content_type.to_owned()),
-            response_cache_control: Some("private, no-cache".to_owned()),
+            response_cache_control: Some(presentation.cache_control.to_owned()),
             ..Default::default()
         };
         Ok(Some(request.get_presigned_url(
