@@ -1,26 +1,58 @@
-//! rusoto's errors turned into ours.
+//! rusoto's errors turned into ours, read from their types: a call's own error variants, the
+//! status code of an answer rusoto did not recognise, or the kind of failure (dispatch,
+//! credentials, an unparsable answer). Nothing is read from an error's `Debug` text.
 
 use rusoto_core::RusotoError;
 use rusoto_core::request::BufferedHttpResponse;
+use rusoto_s3::{
+    AbortMultipartUploadError, CompleteMultipartUploadError, CopyObjectError,
+    CreateMultipartUploadError, DeleteObjectError, GetObjectError, HeadObjectError,
+    ListObjectsV2Error, PutObjectError, UploadPartError,
+};
 
 use crate::storage::StorageError;
+
+/// The error type of one S3 call, as rusoto parses it from S3's answer.
+pub(super) trait ServiceError: std::fmt::Display {
+    /// Whether S3 said the object does not exist (`NoSuchKey`).
+    fn is_no_such_key(&self) -> bool;
+}
+
+/// `ServiceError` for a call's error type, from an exhaustive match on its variants: each
+/// variant is listed with whether it means "no such key", so a variant rusoto adds is a
+/// compile error here rather than a silent "unavailable".
+macro_rules! service_error {
+    ($error:ident { $($variant:ident => $no_such_key:expr),* $(,)? }) => {
+        impl ServiceError for $error {
+            fn is_no_such_key(&self) -> bool {
+                match *self {
+                    $($error::$variant(_) => $no_such_key,)*
+                }
+            }
+        }
+    };
+}
+
+service_error!(GetObjectError { InvalidObjectState => false, NoSuchKey => true });
+service_error!(HeadObjectError { NoSuchKey => true });
+service_error!(AbortMultipartUploadError { NoSuchUpload => false });
+service_error!(CopyObjectError { ObjectNotInActiveTierError => false });
+service_error!(ListObjectsV2Error { NoSuchBucket => false });
+service_error!(CompleteMultipartUploadError {});
+service_error!(CreateMultipartUploadError {});
+service_error!(DeleteObjectError {});
+service_error!(PutObjectError {});
+service_error!(UploadPartError {});
 
 /// Turns rusoto's errors into ours: a bare 404 is "not found", 401/403 a configuration
 /// problem (wrong keys, or keys without rights on the bucket), and an unreachable server
 /// or a 5xx "unavailable" (503 to the user, and nothing recorded).
-pub(super) fn classify<E: std::fmt::Display + std::fmt::Debug>(
-    error: RusotoError<E>,
-    object_key: &str,
-) -> StorageError {
+pub(super) fn classify<E: ServiceError>(error: RusotoError<E>, object_key: &str) -> StorageError {
     match error {
-        RusotoError::Service(e) => {
-            let text = e.to_string();
-            if format!("{e:?}").starts_with("NoSuchKey") {
-                StorageError::NotFound(object_key.to_owned())
-            } else {
-                StorageError::Unavailable(format!("S3 refused: {text}"))
-            }
+        RusotoError::Service(e) if e.is_no_such_key() => {
+            StorageError::NotFound(object_key.to_owned())
         }
+        RusotoError::Service(e) => StorageError::Unavailable(format!("S3 refused: {e}")),
         RusotoError::HttpDispatch(e) => StorageError::Unavailable(format!("cannot reach S3: {e}")),
         RusotoError::Credentials(e) => StorageError::Config(format!("no S3 credentials: {e}")),
         RusotoError::Unknown(response) => from_status(&response, object_key),
@@ -58,10 +90,6 @@ mod tests {
     use super::*;
     use rusoto_core::HttpDispatchError;
     use rusoto_core::credential::CredentialsError;
-    use rusoto_s3::{
-        AbortMultipartUploadError, GetObjectError, HeadObjectError, ListObjectsV2Error,
-        PutObjectError,
-    };
 
     const KEY: &str = "media/a.txt";
 
