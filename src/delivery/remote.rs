@@ -40,6 +40,8 @@ pub async fn serve(
                 &DirectUrl {
                     content_type: &content_type,
                     content_disposition: &disposition,
+                    // The policy every download answer carries (`add_download_headers`).
+                    cache_control: crate::cache_control::DOWNLOAD,
                 },
             )
             .await

@@ -14,8 +14,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use actix_web::web::{Bytes, BytesMut};
 use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 

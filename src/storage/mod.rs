@@ -17,8 +17,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use actix_web::web::Bytes;
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::config::{Settings, StorageSettings};
@@ -58,10 +58,13 @@ impl StorageError {
     }
 }
 
-/// How a download presents itself, for a storage that sends it directly (a presigned URL).
+/// How a download presents itself, for a storage that sends it directly (a presigned URL):
+/// the header values the storage's server is asked to answer with. `delivery` decides them;
+/// a storage only passes them on.
 pub struct DirectUrl<'a> {
     pub content_type: &'a str,
     pub content_disposition: &'a str,
+    pub cache_control: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
