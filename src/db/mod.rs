@@ -237,6 +237,21 @@ impl Db {
         }
     }
 
+    /// How many migrations an existing database has not run yet, over one connection of its
+    /// own (no pool, nothing created, no journal mode set): it is closed before this returns,
+    /// so a look at a SQLite database (`check`) leaves no -wal or -shm file behind, whereas a
+    /// pool's connections may still be open when the process exits.
+    pub fn pending_migrations_at(url: &DatabaseUrl) -> Result<usize, DbError> {
+        let mut conn = Manager { url: url.clone() }.establish()?;
+        let migrations = migrations_for(&conn);
+        let pending = conn
+            .pending_migrations(migrations)
+            .map(|m| m.len())
+            .map_err(|e| DbError::Migration(e.to_string()));
+        drop(conn);
+        pending
+    }
+
     /// How many migrations have not run yet.
     pub fn pending_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;

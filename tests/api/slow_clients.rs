@@ -138,7 +138,8 @@ async fn stalled_downloads_are_cut_after_five_seconds_under_pressure() {
     );
 
     let pressed = stalled_downloads(&setup, 14);
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // 5 s, with room for a loaded machine.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let mut cut = 0;
     for stream in pressed {
         let (ended, received) = read_what_is_left(stream);
@@ -150,7 +151,7 @@ async fn stalled_downloads_are_cut_after_five_seconds_under_pressure() {
     // 14 in flight against a threshold of 10: at least the 4 past it were cut.
     assert!(
         (4..14).contains(&cut),
-        "{cut} of 14 stalled downloads were cut after 8 s under pressure"
+        "{cut} of 14 stalled downloads were cut after 10 s under pressure"
     );
     let health = reqwest::get(format!("http://{}/healthz", setup.addr))
         .await
