@@ -368,3 +368,52 @@ async fn a_request_with_a_body_anywhere_in_a_pipeline_is_answered_like_the_other
         );
     }
 }
+
+/// After a first request, a client that sends part of the next head and stops is cut off
+/// like one that does so on a new connection (408 and close within the request timeout),
+/// instead of holding the connection for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_second_request_head_times_out() {
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&addr).expect("connect");
+        stream
+            .write_all(&request("GET", "/healthz", ""))
+            .expect("first");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        let mut first = [0u8; 4096];
+        let n = stream.read(&mut first).expect("first answer");
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .expect("part of a second head");
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break Ok((started.elapsed(), rest)),
+                Ok(n) => rest.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    break Ok((started.elapsed(), rest));
+                }
+                Err(e) => break Err(format!("still open after {:?}: {e}", started.elapsed())),
+            }
+        }
+    })
+    .await
+    .expect("client");
+    let (after, rest) = outcome.expect("the stalled head was not cut off");
+    assert!(
+        after < Duration::from_secs(12),
+        "closed only after {after:?}"
+    );
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
+        "answered {rest:?}"
+    );
+}

@@ -1398,6 +1398,16 @@ where
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
+                        // The next request's head gets the same deadline as the first's: a
+                        // client that sends part of one and stops would otherwise hold the
+                        // connection for ever. (private-media patch, see Cargo.toml)
+                        if let Some(deadline) = inner.config.client_request_deadline() {
+                            inner.head_timer.set_and_init(
+                                cx,
+                                sleep_until(deadline.into()),
+                                line!(),
+                            );
+                        }
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
