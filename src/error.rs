@@ -207,6 +207,41 @@ impl Loudness {
     }
 }
 
+/// The status that tells a client why an upload refused one of its files.
+pub fn refusal_status(refusal: &crate::upload::Refusal) -> StatusCode {
+    use crate::upload::Refusal;
+    match refusal {
+        Refusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::Type { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Refusal::Empty => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<crate::upload::StoreError> for AppError {
+    fn from(e: crate::upload::StoreError) -> Self {
+        use crate::upload::StoreError;
+        match e {
+            StoreError::Db(e) => AppError::Db(e),
+            StoreError::Storage(e) => AppError::Storage(e),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::upload::ReceiveError> for AppError {
+    fn from(e: crate::upload::ReceiveError) -> Self {
+        use crate::upload::{ReceiveError, human_size};
+        match e {
+            ReceiveError::Broken(e) => AppError::BadRequest(format!("the upload broke off: {e}")),
+            ReceiveError::CutOff(limit) => AppError::PayloadTooLarge(format!(
+                "upload (the limit per file is {})",
+                human_size(limit)
+            )),
+            ReceiveError::Storage(e) => AppError::Storage(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +285,14 @@ mod tests {
             "{}",
             error.cause_chain()
         );
+    }
+
+    #[test]
+    fn refusals_have_their_status() {
+        let r = crate::upload::Refusal::Type {
+            found: "text/html".into(),
+            allowed: vec!["image/*".into()],
+        };
+        assert_eq!(refusal_status(&r), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 }

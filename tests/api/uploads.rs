@@ -680,3 +680,59 @@ fn check_passes_and_fails_as_it_should() {
         .unwrap();
     assert!(buf.starts_with("error: "), "{buf}");
 }
+
+#[tokio::test]
+async fn a_bad_access_rule_is_refused_when_the_first_file_arrives() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let token = staff.csrf_token("/admin/files/new").await;
+    let cookie = staff.cookie_header();
+
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"access\"\r\n\r\neveryone\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"large.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    );
+    let addr = staff.base.trim_start_matches("http://").to_owned();
+    // A 50 MiB file is promised, only its first 256 KiB are sent: the answer must come anyway.
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let request = format!(
+            "POST /admin/files HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\
+             Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
+             Content-Length: {}\r\n\r\n{head}",
+            head.len() + 50 * 1024 * 1024
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.write_all(&vec![b'x'; 256 * 1024]).unwrap();
+        stream.flush().unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while !String::from_utf8_lossy(&answer).contains("Choose who may download") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
+    assert!(answer.contains("Choose who may download"), "{answer}");
+
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = app.temp_files();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    app.assert_nothing_stored();
+}

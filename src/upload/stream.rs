@@ -1,10 +1,9 @@
-//! Receiving one uploaded file (SPEC 7): stream it into a pending storage upload while
+//! Receiving one uploaded file: stream it into a pending storage upload while
 //! counting its size, hashing it and sniffing its type from the first bytes. A file that
 //! passes the size limit is cut off at once, one whose sniffed type is not allowed is
 //! refused, an empty one too; a refused file's pending upload is discarded, so it leaves
 //! nothing behind.
 
-use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
@@ -12,39 +11,10 @@ use sha2::{Digest, Sha256};
 use crate::config::{ContentTypePattern, UploadSettings};
 use crate::storage::{PendingUpload, Storage, StorageError};
 
+use super::{Refusal, human_size};
+
 /// How many leading bytes the type sniffer sees.
 const SNIFF_BYTES: usize = 8 * 1024;
-
-/// Why a file was refused, in words for the person who uploaded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    TooLarge { limit: u64 },
-    Type { found: String, allowed: Vec<String> },
-    Empty,
-}
-
-impl Refusal {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Refusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Refusal::Type { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Refusal::Empty => StatusCode::UNPROCESSABLE_ENTITY,
-        }
-    }
-
-    pub fn reason(&self) -> String {
-        match self {
-            Refusal::TooLarge { limit } => {
-                format!("too large: the limit is {}", human_size(*limit))
-            }
-            Refusal::Type { found, allowed } => format!(
-                "files of type {found} are not allowed (allowed: {})",
-                allowed.join(", ")
-            ),
-            Refusal::Empty => "the file is empty".to_owned(),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
@@ -226,116 +196,6 @@ fn sniff_markup(text: &str) -> Option<&'static str> {
     None
 }
 
-/// `1.5 MiB`-style sizes for people.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value.fract() < 0.05 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// Whether the object at `key` is the one an interrupted upload meant to put there (same
-/// size and SHA-256): anything else there is someone else's and stays.
-async fn is_the_uploaded_object(
-    storage: &dyn Storage,
-    key: &crate::domain::StorageKey,
-    size: i64,
-    sha256: &str,
-) -> bool {
-    match storage.metadata(key).await {
-        Ok(meta) if i64::try_from(meta.size).ok() == Some(size) => {}
-        _ => return false,
-    }
-    let Ok(mut stream) = storage.open(key, None).await else {
-        return false;
-    };
-    let mut hasher = Sha256::new();
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(chunk) => hasher.update(&chunk),
-            Err(_) => return false,
-        }
-    }
-    hex::encode(hasher.finalize()) == sha256
-}
-
-/// Removes what uploads cut short by a crash left between "object committed" and "row
-/// written": for every reserved key whose upload was abandoned (its instance is gone), the
-/// object if it exists, then the reservation. Returns how many went. Failures are logged
-/// and left for the next start.
-pub async fn reconcile_interrupted(
-    db: &crate::db::Db,
-    storages: &crate::storage::Storages,
-) -> usize {
-    use crate::db::models::pending_upload::PendingKey;
-    let pending = match db.run(PendingKey::all).await {
-        Ok(pending) => pending,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not list interrupted uploads");
-            return 0;
-        }
-    };
-    let mut removed = 0;
-    for entry in pending {
-        let Some(storage) = storages.get(&entry.storage) else {
-            tracing::warn!(storage = %entry.storage, key = %entry.storage_key, "an interrupted upload names a storage that is not configured");
-            continue;
-        };
-        let started = std::time::SystemTime::from(entry.started_at.and_utc());
-        if !storage.upload_abandoned(&entry.instance, started) {
-            continue;
-        }
-        let (name, key) = (entry.storage.clone(), entry.storage_key.clone());
-        let has_row = db
-            .run(move |c| crate::db::models::file::FileRow::find_by_key(c, &name, &key))
-            .await
-            .map(|row| row.is_some());
-        // An object a row holds is never removed, whatever the journal says.
-        let has_row = match has_row {
-            Ok(has_row) => has_row,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not check an interrupted upload's key");
-                continue;
-            }
-        };
-        let key = &entry.storage_key;
-        if !has_row
-            && is_the_uploaded_object(storage.as_ref(), key, entry.size, &entry.sha256).await
-        {
-            match storage.delete(key).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    tracing::warn!(key = %key, error = %e, "could not remove an interrupted upload's object");
-                    continue;
-                }
-            }
-        }
-        let (name, key) = (entry.storage.clone(), entry.storage_key.clone());
-        match db.run(move |c| PendingKey::release(c, &name, &key)).await {
-            Ok(()) => removed += 1,
-            Err(e) => {
-                tracing::warn!(key = %entry.storage_key, error = %e, "could not release an interrupted upload's key")
-            }
-        }
-    }
-    if removed > 0 {
-        tracing::info!(removed, "removed uploads interrupted by a crash");
-    }
-    removed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,30 +225,5 @@ mod tests {
         assert_eq!(sniff("Grüße".as_bytes(), "a.txt"), "text/plain");
         assert_eq!(sniff(&"é".as_bytes()[..1], "a.txt"), "text/plain");
         assert_eq!(sniff(b"%PDF-1.7\n", "a.bin"), "application/pdf");
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_size(0), "0 bytes");
-        assert_eq!(human_size(1023), "1023 bytes");
-        assert_eq!(human_size(1024), "1 KiB");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(100 * 1024 * 1024), "100 MiB");
-        assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5 GiB");
-    }
-
-    #[test]
-    fn refusals_say_why() {
-        assert_eq!(
-            Refusal::TooLarge { limit: 1024 * 1024 }.reason(),
-            "too large: the limit is 1 MiB"
-        );
-        let r = Refusal::Type {
-            found: "text/html".into(),
-            allowed: vec!["image/*".into()],
-        };
-        assert!(r.reason().contains("text/html"));
-        assert!(r.reason().contains("image/*"));
-        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 }

@@ -1,0 +1,252 @@
+//! The upload form and the multipart POST that stores files: the form is read (`form.rs`),
+//! its accepted files stored by `upload::store_accepted`, and the outcome rendered. Only when
+//! the whole request has been read and its fields are valid are the accepted files committed
+//! and their rows written. A request that breaks off therefore stores nothing: its pending
+//! uploads are dropped with it.
+
+mod form;
+
+use std::sync::Arc;
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Serialize;
+
+use crate::auth::middleware::{CurrentUser, StaffUser};
+use crate::auth::session::TypedSession;
+use crate::db::models::user::User;
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::{AccessRule, Username};
+use crate::error::{AppError, refusal_status};
+use crate::html::{self, Nav};
+use crate::routes::admin::files::{RuleOption, rule_options};
+use crate::state::AppState;
+use crate::upload::{self, Destination, Refusal, StoreRequest, StoredFile, human_size};
+
+use form::{Checked, Slot};
+
+#[derive(Template)]
+#[template(path = "admin/new.html")]
+struct NewPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    error: Option<String>,
+    rules: Vec<RuleOption>,
+    users: Vec<Username>,
+    me: Username,
+    limit: String,
+    allowed: String,
+}
+
+async fn new_page(
+    state: &AppState,
+    current: &CurrentUser,
+    error: Option<String>,
+) -> Result<NewPage, AppError> {
+    let users = state
+        .db
+        .run(User::list_active)
+        .await?
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    let upload = &state.settings.upload;
+    Ok(NewPage {
+        nav: Some(Nav::from(current)),
+        csrf_token: current.csrf_token.clone(),
+        error,
+        rules: rule_options(AccessRule::Owner),
+        users,
+        me: current.user.username.clone(),
+        limit: human_size(upload.max_file_size),
+        allowed: if upload.content_types.is_empty() {
+            "any".to_owned()
+        } else {
+            upload
+                .content_types
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    })
+}
+
+pub async fn new(
+    StaffUser(current): StaffUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    html::page(&new_page(&state, &current, None).await?)
+}
+
+/// One file of the request and what became of it.
+struct Outcome {
+    name: String,
+    stored: Option<StoredFile>,
+    refusal: Option<Refusal>,
+}
+
+/// What the upload page's script gets back for each file of a POST.
+#[derive(Serialize)]
+struct JsonResult {
+    files: Vec<JsonOutcome>,
+}
+
+#[derive(Serialize)]
+struct JsonOutcome {
+    name: String,
+    stored: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl From<&Vec<Outcome>> for JsonResult {
+    fn from(outcomes: &Vec<Outcome>) -> Self {
+        Self {
+            files: outcomes
+                .iter()
+                .map(|o| JsonOutcome {
+                    name: o.name.clone(),
+                    stored: o.stored.is_some(),
+                    id: o.stored.as_ref().map(|f| f.id.to_string()),
+                    title: o.stored.as_ref().map(|f| f.title.clone()),
+                    url: o.stored.as_ref().map(|f| format!("/admin/files/{}", f.id)),
+                    reason: o.refusal.as_ref().map(Refusal::reason),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn wants_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+#[derive(Template)]
+#[template(path = "admin/upload_result.html")]
+struct ResultPage {
+    nav: Option<Nav>,
+    outcomes: Vec<Outcome>,
+    stored: usize,
+    refused: usize,
+}
+
+pub async fn create(
+    req: HttpRequest,
+    StaffUser(current): StaffUser,
+    session: TypedSession,
+    state: web::Data<AppState>,
+    mut multipart: Multipart,
+) -> Result<HttpResponse, AppError> {
+    let storage_name = state.settings.upload.storage.clone();
+    let storage =
+        state.storages.get(&storage_name).cloned().ok_or_else(|| {
+            AppError::Internal(format!("upload storage `{storage_name}` is missing"))
+        })?;
+
+    let destination = Destination {
+        db: state.db.clone(),
+        storage: Arc::clone(&storage),
+        storage_name,
+        upload_to: state.settings.upload.upload_to.clone(),
+    };
+    let form = match form::read(&mut multipart, &state, &current, storage.as_ref()).await? {
+        Ok(form) => form,
+        Err(message) => {
+            let page = new_page(&state, &current, Some(message)).await?;
+            return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
+    let Checked {
+        rule,
+        owner,
+        readers,
+    } = form.checked;
+    let slots = form.slots;
+
+    let several = slots.len() > 1;
+    let mut outcomes = Vec::with_capacity(slots.len());
+    for slot in slots {
+        match slot {
+            Slot::Refused(name, refusal) => outcomes.push(Outcome {
+                name,
+                stored: None,
+                refusal: Some(refusal),
+            }),
+            Slot::Accepted(name, received) => {
+                let title = match (form.title.is_empty(), several) {
+                    (true, _) => name.clone(),
+                    (false, false) => form.title.clone(),
+                    (false, true) => format!("{} ({name})", form.title),
+                };
+                let request = StoreRequest {
+                    name: name.clone(),
+                    title,
+                    owner: owner.clone(),
+                    uploader: current.user.clone(),
+                    rule,
+                    readers: readers.clone(),
+                };
+                let stored = upload::store_accepted(&destination, received, request).await?;
+                outcomes.push(Outcome {
+                    name,
+                    stored: Some(stored),
+                    refusal: None,
+                });
+            }
+        }
+    }
+
+    let refusals: Vec<&Refusal> = outcomes.iter().filter_map(|o| o.refusal.as_ref()).collect();
+    let stored: Vec<&StoredFile> = outcomes.iter().filter_map(|o| o.stored.as_ref()).collect();
+    // The most telling status: a size problem, else a type problem, else the rest.
+    let status = [
+        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    ]
+    .into_iter()
+    .find(|s| refusals.iter().any(|r| refusal_status(r) == *s))
+    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    if wants_json(&req) {
+        // The upload page's script: one result per file, no redirect, no flash.
+        let status = if refusals.is_empty() {
+            StatusCode::CREATED
+        } else {
+            status
+        };
+        return Ok(HttpResponse::build(status).json(JsonResult::from(&outcomes)));
+    }
+    if refusals.is_empty() {
+        let location = match stored.as_slice() {
+            [one] => {
+                session.set_flash(format!("Stored “{}”.", one.title));
+                format!("/admin/files/{}", one.id)
+            }
+            many => {
+                session.set_flash(format!("Stored {} files.", many.len()));
+                "/admin/files".to_owned()
+            }
+        };
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", location))
+            .finish());
+    }
+    let page = ResultPage {
+        nav: Some(Nav::from(&current)),
+        stored: stored.len(),
+        refused: refusals.len(),
+        outcomes,
+    };
+    html::render(status, &page)
+}

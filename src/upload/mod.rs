@@ -1,0 +1,83 @@
+//! Uploads, whoever sends them (the admin form today; the CLI and a JSON API reuse it): a file
+//! is streamed into a pending storage upload (`stream`), and an accepted one is stored under a
+//! reserved key with its row (`store`); `reconcile` is the start-up clean-up of uploads a
+//! crash cut short. Nothing here knows about HTTP: `error.rs` maps refusals to status codes.
+
+mod reconcile;
+mod store;
+mod stream;
+
+pub use reconcile::reconcile_interrupted;
+pub use store::{Destination, StoreError, StoreRequest, StoredFile, store_accepted};
+pub use stream::{ReceiveError, Received, receive, sniff};
+
+/// Why a file was refused, in words for the person who uploaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    TooLarge { limit: u64 },
+    Type { found: String, allowed: Vec<String> },
+    Empty,
+}
+
+impl Refusal {
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::TooLarge { limit } => {
+                format!("too large: the limit is {}", human_size(*limit))
+            }
+            Refusal::Type { found, allowed } => format!(
+                "files of type {found} are not allowed (allowed: {})",
+                allowed.join(", ")
+            ),
+            Refusal::Empty => "the file is empty".to_owned(),
+        }
+    }
+}
+
+/// `1.5 MiB`-style sizes for people.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() < 0.05 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(0), "0 bytes");
+        assert_eq!(human_size(1023), "1023 bytes");
+        assert_eq!(human_size(1024), "1 KiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(100 * 1024 * 1024), "100 MiB");
+        assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5 GiB");
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        assert_eq!(
+            Refusal::TooLarge { limit: 1024 * 1024 }.reason(),
+            "too large: the limit is 1 MiB"
+        );
+        let r = Refusal::Type {
+            found: "text/html".into(),
+            allowed: vec!["image/*".into()],
+        };
+        assert!(r.reason().contains("text/html"));
+        assert!(r.reason().contains("image/*"));
+    }
+}
