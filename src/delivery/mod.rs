@@ -1,5 +1,6 @@
-//! Serving a download once access has been decided (SPEC 6). Callers hand over the object
-//! and how it should present itself; this module alone picks the way the bytes leave:
+//! Serving a download once access has been decided (README: "Downloads"). Callers hand over
+//! the object and how it should present itself; this module alone picks the way the bytes
+//! leave:
 //!
 //! - `server = "app"`: the app streams the file. actix-files' `NamedFile` does what it already
 //!   does right: `ETag`, `Last-Modified`, `Range` (206/416), `If-None-Match` /

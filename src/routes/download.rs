@@ -1,4 +1,4 @@
-//! The two ways to download (SPEC 5 and 6):
+//! The two ways to download (README: "Downloads" and "Security model"):
 //!
 //! - the detail view, `/files/{id}/download`: the file's own access rule, then the storage
 //!   the row names;
