@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::middleware::StaffUser;
+use crate::auth::extractors::StaffUser;
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, ListQuery, Sort};
 use crate::db::models::user::User;
@@ -99,7 +99,7 @@ pub fn rule_options(selected: AccessRule) -> Vec<RuleOption> {
 
 async fn detail_page(
     state: &AppState,
-    current: &crate::auth::middleware::CurrentUser,
+    current: &crate::auth::extractors::CurrentUser,
     id: FileId,
     flash: Option<String>,
     error: Option<String>,

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::middleware::{CurrentUser, Superuser};
+use crate::auth::extractors::{CurrentUser, Superuser};
 use crate::auth::password::NewPassword;
 use crate::auth::session::TypedSession;
 use crate::db::models::user::{NewUser, User, UserError};
