@@ -1,4 +1,4 @@
-//! The command line (SPEC 2): clap's definitions and what each command does.
+//! The command line (README: "Command line"): clap's definitions and what each command does.
 //! Every failure comes back as a `CliError`, which `main` prints as one line.
 
 use std::io::{BufRead, IsTerminal};

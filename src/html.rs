@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use askama::Template;
 
-use crate::auth::middleware::CurrentUser;
+use crate::auth::extractors::CurrentUser;
 use crate::db::models::file::Sort;
 use crate::domain::{FileId, StorageKey, Username};
 use crate::error::AppError;

@@ -26,7 +26,7 @@ use crate::state::AppState;
 use crate::storage::{StorageError, Storages};
 
 /// Connections per instance: enough to overlap requests, few enough that SQLite's single
-/// writer is not fought over and the blocking pool stays small (see PERFORMANCE.md).
+/// writer is not fought over and the blocking pool stays small (README: Performance).
 const DB_POOL_SIZE: u32 = 4;
 const MAX_BLOCKING_THREADS: usize = 16;
 pub const SESSION_COOKIE: &str = "private_media_session";
@@ -280,7 +280,7 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
             extensions.insert(crate::delivery::ConnectionSocket(tcp.as_raw_fd()));
         }
     })
-    // actix leaves Nagle on; small responses would wait for a delayed ACK (PERFORMANCE.md).
+    // actix leaves Nagle on; small responses would wait for a delayed ACK (README: Performance).
     .tcp_nodelay(true)
     .worker_max_blocking_threads(MAX_BLOCKING_THREADS)
     .workers(workers)

@@ -47,10 +47,6 @@ impl TypedSession {
         Self(req.get_session())
     }
 
-    pub fn from_session(session: Session) -> Self {
-        Self(session)
-    }
-
     /// Starts a fresh login: a new session (no fixation), and a new CSRF token.
     pub fn log_in(&self, user: &User) -> Result<(), actix_session::SessionInsertError> {
         self.0.renew();

@@ -26,7 +26,6 @@ pub struct S3Settings {
     pub querystring_auth: bool,
     pub querystring_expire: u64,
     pub encryption: Option<S3Encryption>,
-    pub file_overwrite: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +169,6 @@ impl RawStorage {
                     querystring_auth: self.querystring_auth.unwrap_or(true),
                     querystring_expire,
                     encryption,
-                    file_overwrite: self.file_overwrite.unwrap_or(false),
                 }))
             }
             other => Err(ConfigError::new(
@@ -196,6 +194,5 @@ mod tests {
         assert!(s3.querystring_auth);
         assert_eq!(s3.querystring_expire, 300);
         assert_eq!(s3.location, "x");
-        assert!(!s3.file_overwrite);
     }
 }

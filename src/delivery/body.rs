@@ -3,7 +3,7 @@
 //!
 //! - Speed: NamedFile's own reader uses 64 KiB reads, one pool hop each, which caps a big
 //!   download near 1.1 GB/s on these machines; 1 MiB reads reach the socket's speed
-//!   (PERFORMANCE.md has the measurements).
+//!   (the README's Performance section has the measurements).
 //! - Memory per slow client: actix copies every chunk it is given into the connection's write
 //!   buffer and keeps it there until the socket takes it, so a client that stops reading
 //!   holds one chunk. Slices keep that to 32 KiB; the rest of our 1 MiB read is dropped by the

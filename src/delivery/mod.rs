@@ -1,5 +1,6 @@
-//! Serving a download once access has been decided (SPEC 6). Callers hand over the object
-//! and how it should present itself; this module alone picks the way the bytes leave:
+//! Serving a download once access has been decided (README: "Downloads"). Callers hand over
+//! the object and how it should present itself; this module alone picks the way the bytes
+//! leave:
 //!
 //! - `server = "app"`: the app streams the file. actix-files' `NamedFile` does what it already
 //!   does right: `ETag`, `Last-Modified`, `Range` (206/416), `If-None-Match` /
@@ -9,7 +10,7 @@
 //! - `server = "nginx"`: an empty answer with `X-Accel-Redirect`; nginx sends the bytes.
 //! - `server = "apache"`: an empty answer with `X-Sendfile` and the absolute path.
 //! - A storage without local files (S3): a redirect to a presigned URL, or the app streams
-//!   the object (`remote.rs`), whatever `server` says.
+//!   the object (`s3.rs`), whatever `server` says.
 //!
 //! Every answer, 304s included, carries `Cache-Control: private, no-cache`, so shared caches
 //! never keep a private file and the access check runs on every request.
@@ -17,7 +18,7 @@
 mod body;
 pub use body::{ConnectionSocket, set_pressure_threshold};
 pub mod presentation;
-mod remote;
+mod s3;
 
 use std::io::ErrorKind;
 
@@ -71,7 +72,7 @@ pub async fn serve(
         // No local file (S3): a presigned redirect or the app streams it; front servers
         // cannot help with those.
         Ok(None) => {
-            let mut response = remote::serve(req, storage, key, &presentation).await?;
+            let mut response = s3::serve(req, storage, key, &presentation).await?;
             add_download_headers(&mut response);
             return Ok(response);
         }

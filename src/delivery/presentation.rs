@@ -1,6 +1,6 @@
 //! How a download presents itself to the browser: the `Content-Type` it is sent as and its
-//! `Content-Disposition` (SPEC 6). This is where stored XSS through an upload is stopped:
-//! anything a browser could run (HTML, SVG, XML, scripts, style sheets) is always an
+//! `Content-Disposition` (README: "Downloads"). This is where stored XSS through an upload is
+//! stopped: anything a browser could run (HTML, SVG, XML, scripts, style sheets) is always an
 //! `attachment` sent as `application/octet-stream`, whatever was asked for. Such content is
 //! recognised by its stored (sniffed) type *and* by its name: a script is plain text to the
 //! sniffer, and a browser or the desktop may go by the extension of the saved file.

@@ -1,4 +1,4 @@
-//! The two ways to download (SPEC 5 and 6):
+//! The two ways to download (README: "Downloads" and "Security model"):
 //!
 //! - the detail view, `/files/{id}/download`: the file's own access rule, then the storage
 //!   the row names;
@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::access::{self, FileAccess};
-use crate::auth::middleware::{current_user, current_user_and};
+use crate::auth::extractors::{current_user, current_user_and};
 use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
@@ -30,13 +30,9 @@ impl DownloadParams {
     }
 }
 
-fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, AppError> {
-    req.app_data::<web::Data<AppState>>()
-        .ok_or_else(|| AppError::Internal("application state is missing".into()))
-}
-
 pub async fn by_id(
     req: HttpRequest,
+    state: web::Data<AppState>,
     id: web::Path<String>,
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, AppError> {
@@ -61,7 +57,6 @@ pub async fn by_id(
     if !allowed {
         return Err(AppError::Forbidden);
     }
-    let state = state(&req)?;
     let storage = state.storages.get(&file.storage).ok_or_else(|| {
         AppError::Internal(format!(
             "file {} is in the storage `{}`, which is not configured",
@@ -87,10 +82,10 @@ pub async fn by_id(
 
 pub async fn by_path(
     req: HttpRequest,
+    state: web::Data<AppState>,
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, AppError> {
     let current = current_user(&req).await?;
-    let state = state(&req)?;
     if !access::can_use_path_view(&current.user, state.settings.access.path_rule) {
         return Err(AppError::Forbidden);
     }

@@ -2,7 +2,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::middleware::CurrentUser;
+use crate::auth::extractors::CurrentUser;
 use crate::db::models::file::{FileRow, ListQuery, Sort};
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;

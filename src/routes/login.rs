@@ -15,6 +15,7 @@ use crate::display::filters; // `shown`, for the templates below (src/display.rs
 use crate::domain::Username;
 use crate::error::AppError;
 use crate::html::{self, Nav};
+use crate::routes::see_other;
 use crate::state::AppState;
 
 const DEFAULT_NEXT: &str = "/files";
@@ -142,9 +143,7 @@ pub async fn submit(
             let id = user.id.clone();
             state.db.run(move |c| User::record_login(c, &id)).await?;
             tracing::info!(username = %user.username, "logged in");
-            Ok(HttpResponse::SeeOther()
-                .insert_header(("Location", next))
-                .finish())
+            Ok(see_other(&next))
         }
         _ => {
             // The failure was recorded before the password was checked (`begin_attempt`).
@@ -188,9 +187,7 @@ pub async fn logout(
             .await?;
     }
     session.log_out();
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("Location", "/login"))
-        .finish())
+    Ok(see_other("/login"))
 }
 
 #[cfg(test)]

@@ -131,8 +131,13 @@ pub fn is_download(pattern: &str) -> bool {
 }
 
 async fn root() -> HttpResponse {
+    see_other("/files")
+}
+
+/// A 303 to `location`: where a handler sends the browser after a POST, or onwards.
+pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
-        .insert_header(("Location", "/files"))
+        .insert_header((actix_web::http::header::LOCATION, location))
         .finish()
 }
 

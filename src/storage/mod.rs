@@ -239,10 +239,6 @@ impl Storages {
         self.by_name.get(name)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<dyn Storage>)> {
-        self.by_name.iter()
-    }
-
     /// Every storage's `sweep_leftovers`, each result logged.
     pub async fn sweep_leftovers(&self) {
         for (name, storage) in &self.by_name {

@@ -106,7 +106,6 @@ impl S3Server {
             querystring_auth,
             querystring_expire: 300,
             encryption: None::<S3Encryption>,
-            file_overwrite: false,
         }
     }
 

@@ -1,5 +1,6 @@
-//! Several instances of one site (SPEC 8): the same database and the same storage, sessions in
-//! cookies sealed with one shared secret key. Under `TEST_DATABASE_URL` this runs on
+//! Several instances of one site (README: "Production: PostgreSQL, several instances, nginx"):
+//! the same database and the same storage, sessions in cookies sealed with one shared secret
+//! key. Under `TEST_DATABASE_URL` this runs on
 //! PostgreSQL, as a scaled-out site does; without it, on one SQLite file shared by both.
 
 use std::collections::BTreeSet;

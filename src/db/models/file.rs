@@ -267,19 +267,6 @@ impl FileRow {
             .load(conn)?)
     }
 
-    pub fn is_listed(
-        conn: &mut DbConn,
-        file_id: &FileId,
-        user_id: &UserId,
-    ) -> Result<bool, DbError> {
-        Ok(diesel::select(diesel::dsl::exists(
-            file_readers::table
-                .filter(file_readers::file_id.eq(file_id))
-                .filter(file_readers::user_id.eq(user_id)),
-        ))
-        .get_result(conn)?)
-    }
-
     fn page_of(
         conn: &mut DbConn,
         user: Option<&User>,

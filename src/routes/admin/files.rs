@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::middleware::StaffUser;
+use crate::auth::extractors::StaffUser;
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, ListQuery, Sort};
 use crate::db::models::user::User;
@@ -13,7 +13,7 @@ use crate::display::filters; // `shown`, for the templates below (src/display.rs
 use crate::domain::{AccessRule, FileId, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
-use crate::routes::parse_file_id;
+use crate::routes::{parse_file_id, see_other};
 use crate::state::AppState;
 
 pub const PER_PAGE: i64 = 25;
@@ -99,7 +99,7 @@ pub fn rule_options(selected: AccessRule) -> Vec<RuleOption> {
 
 async fn detail_page(
     state: &AppState,
-    current: &crate::auth::middleware::CurrentUser,
+    current: &crate::auth::extractors::CurrentUser,
     id: FileId,
     flash: Option<String>,
     error: Option<String>,
@@ -199,9 +199,7 @@ pub async fn update(
         return Err(AppError::NotFound);
     }
     session.set_flash("Saved.");
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("Location", format!("/admin/files/{id}")))
-        .finish())
+    Ok(see_other(&format!("/admin/files/{id}")))
 }
 
 /// For the `users` rule: the ids of the named users, or a message naming the unknown ones.
@@ -288,7 +286,5 @@ pub async fn delete(
     state.db.run(move |c| FileRow::delete(c, &id)).await?;
     tracing::info!(file = %file.id, storage = %file.storage, key = %file.storage_key, "deleted");
     session.set_flash(format!("Deleted “{}” {object}.", file.title));
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("Location", "/admin/files"))
-        .finish())
+    Ok(see_other("/admin/files"))
 }

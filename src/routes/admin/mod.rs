@@ -5,7 +5,7 @@ pub mod users;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use crate::auth::middleware::StaffUser;
+use crate::auth::extractors::StaffUser;
 use crate::db::models::file::FileRow;
 use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)

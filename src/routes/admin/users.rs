@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::middleware::{CurrentUser, Superuser};
+use crate::auth::extractors::{CurrentUser, Superuser};
 use crate::auth::password::NewPassword;
 use crate::auth::session::TypedSession;
 use crate::db::models::user::{NewUser, User, UserError};
@@ -15,7 +15,7 @@ use crate::display::filters; // `shown`, for the templates below (src/display.rs
 use crate::domain::{Role, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, Nav};
-use crate::routes::parse_user_id;
+use crate::routes::{parse_user_id, see_other};
 use crate::state::AppState;
 
 /// A user as the admin pages show one.
@@ -301,10 +301,4 @@ pub async fn set_password(
         user.username
     ));
     Ok(see_other(&format!("/admin/users/{}", user.id)))
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header(("Location", location.to_owned()))
-        .finish()
 }

@@ -145,8 +145,9 @@ pub async fn serve(
 /// What a `Range` header gets from an object of `size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RangeChoice {
-    /// 200 with the whole object: no usable range, several ranges (SPEC 6 allows it), or a
-    /// header that does not parse (ignored, RFC 9110 14.2).
+    /// 200 with the whole object: no usable range, several ranges (only single ranges are
+    /// served, README "Downloads"; RFC 9110 lets a server ignore `Range`), or a header that
+    /// does not parse (ignored, RFC 9110 14.2).
     Whole,
     /// 206 with these bytes, always inside the object.
     Part(ByteRange),
