@@ -3,9 +3,6 @@
 
 pub mod csrf;
 pub mod extractors;
-// The old name, for src/routes/admin/upload.rs until the upload move switches it to
-// `auth::extractors`; then this line goes.
-pub use extractors as middleware;
 pub mod password;
 pub mod session;
 pub mod throttle;

@@ -10,7 +10,7 @@
 use actix_multipart::Multipart;
 use futures_util::StreamExt;
 
-use crate::auth::middleware::CurrentUser;
+use crate::auth::extractors::CurrentUser;
 use crate::db::models::user::User;
 use crate::domain::{AccessRule, UserId, Username};
 use crate::error::AppError;

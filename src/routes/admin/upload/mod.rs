@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Serialize;
 
-use crate::auth::middleware::{CurrentUser, StaffUser};
+use crate::auth::extractors::{CurrentUser, StaffUser};
 use crate::auth::session::TypedSession;
 use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
@@ -238,9 +238,7 @@ pub async fn create(
                 "/admin/files".to_owned()
             }
         };
-        return Ok(HttpResponse::SeeOther()
-            .insert_header(("Location", location))
-            .finish());
+        return Ok(crate::routes::see_other(&location));
     }
     let page = ResultPage {
         nav: Some(Nav::from(&current)),
