@@ -124,6 +124,7 @@ pub async fn submit(
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     // Unknown users are verified against a dummy hash: same work, same answer, same time.
+    let _turn = password::hashing_turn().await;
     let verified = web::block(move || password::verify(&password, stored.as_deref()))
         .await
         .map_err(|e| AppError::Internal(format!("password check was cancelled: {e}")))?;

@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::middleware::{CurrentUser, Superuser};
-use crate::auth::password::NewPassword;
+use crate::auth::password::{self, NewPassword};
 use crate::auth::session::TypedSession;
 use crate::db::models::user::{NewUser, Role, User, UserError, Username};
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
@@ -132,6 +132,7 @@ pub async fn create(
         Err(e) => return refuse(format!("Password: {e}.")).await,
     };
     let name = username.clone();
+    let _turn = password::hashing_turn().await;
     let created = state
         .db
         .run(move |c| {
@@ -274,6 +275,7 @@ pub async fn set_password(
     };
     let username = Username::parse(&user.username)
         .map_err(|e| AppError::Internal(format!("a stored username is invalid: {e}")))?;
+    let _turn = password::hashing_turn().await;
     let changed = state
         .db
         .run(move |c| {
