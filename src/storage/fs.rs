@@ -26,8 +26,8 @@ use super::{
 const TMP_DIR: &str = ".tmp";
 const LOCK_FILE: &str = "lock";
 /// Bytes gathered before one write to disk, off the async threads. Every upload in flight
-/// holds this much: 256 KiB writes keep a 1 GiB upload as fast as 1 MiB ones did
-/// (bench/upload.sh) at a quarter of the memory (bench/uploads.sh, bench/README.md).
+/// holds this much: with 256 KiB a 1 GiB upload was as fast as with 1 MiB, at a quarter of
+/// the memory per upload (bench/README.md, "Memory").
 const WRITE_BUFFER: usize = 256 * 1024;
 /// What an upload may hold before it is given the whole write buffer.
 const SMALL_BUFFER: usize = 64 * 1024;

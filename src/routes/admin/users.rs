@@ -132,7 +132,7 @@ pub async fn create(
         Err(e) => return refuse(format!("Password: {e}.")).await,
     };
     let name = username.clone();
-    let _turn = password::hashing_turn().await;
+    let turn = password::hashing_turn().await;
     let created = state
         .db
         .run(move |c| {
@@ -141,6 +141,9 @@ pub async fn create(
                 Ok(hash) => hash,
                 Err(e) => return Ok(Err(format!("Password: {e}."))),
             };
+            // Given back now, not when the request ends: a request dropped mid-hash must not
+            // free its turn while argon2 still runs.
+            drop(turn);
             match User::create(
                 c,
                 NewUser {
@@ -275,7 +278,7 @@ pub async fn set_password(
     };
     let username = Username::parse(&user.username)
         .map_err(|e| AppError::Internal(format!("a stored username is invalid: {e}")))?;
-    let _turn = password::hashing_turn().await;
+    let turn = password::hashing_turn().await;
     let changed = state
         .db
         .run(move |c| {
@@ -283,6 +286,9 @@ pub async fn set_password(
                 Ok(hash) => hash,
                 Err(e) => return Ok(Err(e.to_string())),
             };
+            // Given back now, not when the request ends: a request dropped mid-hash must not
+            // free its turn while argon2 still runs.
+            drop(turn);
             match User::set_password(c, &username, hash) {
                 Ok(()) => Ok(Ok(())),
                 Err(UserError::Db(e)) => Err(e),
