@@ -24,9 +24,9 @@ cd "$(dirname "$0")/.."
 duration=${1:-60}
 connections=${2:-1000}
 port=${SOAK_PORT:-18768}
-# The full mix peaked at 229 MiB with 1,000 connections (bench/README.md); 300 leaves 30% for
-# machines and runs that differ, and fails the 345 MiB the same mix reached before uploads and
-# password hashes were bounded.
+# The full mix peaked at 191-229 MiB with 1,000 connections (bench/README.md): 300 leaves 30%
+# for machines and runs that differ, and fails the 345 MiB the same mix reached before uploads
+# and password hashes were bounded.
 max_rss=${SOAK_MAX_RSS_MIB:-$(( connections > 1000 ? 300 * connections / 1000 : 300 ))}
 for tool in curl python3 timeout; do
   command -v "$tool" >/dev/null 2>&1 || { echo "bench/soak.sh needs $tool" >&2; exit 1; }
