@@ -27,8 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet
-bin=target/release/private-media
+# BENCH_BIN: a binary built elsewhere (an older commit, to compare in the same run).
+if [ -n "${BENCH_BIN:-}" ]; then bin=$BENCH_BIN; else cargo build --release --quiet; bin=target/release/private-media; fi
 
 mkdir -p "$work/src"
 head -c 4096 /dev/urandom > "$work/src/f4k.bin"

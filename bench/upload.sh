@@ -17,8 +17,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet
-bin=target/release/private-media
+# BENCH_BIN: a binary built elsewhere (an older commit, to compare in the same run).
+if [ -n "${BENCH_BIN:-}" ]; then bin=$BENCH_BIN; else cargo build --release --quiet; bin=target/release/private-media; fi
 
 echo "creating a ${size_mib} MiB source file…"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/source.bin"

@@ -66,6 +66,24 @@ fn dummy_hash() -> &'static str {
     })
 }
 
+/// How many argon2 runs the server lets go at once: as many as it has cores. Each holds a
+/// 19 MiB block and a core for its whole run, so more at once finish no sooner, they only add
+/// 19 MiB each (30 logins in flight took the server to 279 MiB, bench/README.md) and hold
+/// blocking threads that uploads and queries need.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Waits for a turn to hash or verify a password; hold it until the hash is done. (`None`
+/// only if the semaphore were closed, which nothing does: the hash then runs unbounded.)
+pub async fn hashing_turn() -> Option<tokio::sync::SemaphorePermit<'static>> {
+    hashing_slots().acquire().await.ok()
+}
+
 /// Checks `password` against `stored`, or against the dummy hash when there is no user.
 /// Slow on purpose: call it off the async threads.
 pub fn verify(password: &str, stored: Option<&str>) -> bool {

@@ -126,9 +126,14 @@ pub async fn submit(
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     // Unknown users are verified against a dummy hash: same work, same answer, same time.
-    let verified = web::block(move || password::verify(&password, stored.as_deref()))
-        .await
-        .map_err(|e| AppError::Internal(format!("password check was cancelled: {e}")))?;
+    // The turn goes with the hash: a request dropped meanwhile does not free it early.
+    let turn = password::hashing_turn().await;
+    let verified = web::block(move || {
+        let _turn = turn;
+        password::verify(&password, stored.as_deref())
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("password check was cancelled: {e}")))?;
 
     match user {
         Some(user) if verified && user.is_active => {

@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::extractors::{CurrentUser, Superuser};
-use crate::auth::password::NewPassword;
+use crate::auth::password::{self, NewPassword};
 use crate::auth::session::TypedSession;
 use crate::db::models::user::{NewUser, User, UserError};
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
@@ -133,6 +133,7 @@ pub async fn create(
         Err(e) => return refuse(format!("Password: {e}.")).await,
     };
     let name = username.clone();
+    let turn = password::hashing_turn().await;
     let created = state
         .db
         .run(move |c| {
@@ -141,6 +142,9 @@ pub async fn create(
                 Ok(hash) => hash,
                 Err(e) => return Ok(Err(format!("Password: {e}."))),
             };
+            // Given back now, not when the request ends: a request dropped mid-hash must not
+            // free its turn while argon2 still runs.
+            drop(turn);
             match User::create(
                 c,
                 NewUser {
@@ -274,6 +278,7 @@ pub async fn set_password(
         }
     };
     let username = user.username.clone();
+    let turn = password::hashing_turn().await;
     let changed = state
         .db
         .run(move |c| {
@@ -281,6 +286,9 @@ pub async fn set_password(
                 Ok(hash) => hash,
                 Err(e) => return Ok(Err(e.to_string())),
             };
+            // Given back now, not when the request ends: a request dropped mid-hash must not
+            // free its turn while argon2 still runs.
+            drop(turn);
             match User::set_password(c, &username, hash) {
                 Ok(()) => Ok(Ok(())),
                 Err(UserError::Db(e)) => Err(e),
