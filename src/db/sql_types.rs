@@ -52,7 +52,18 @@ impl InvalidValue {
 macro_rules! text_column {
     ($ty:ty, $what:literal, $parse:expr) => {
         text_column!(@write $ty);
+        text_column!(@read $ty, $what, $parse);
 
+        impl AsExpression<Text> for $ty {
+            type Expression = <String as AsExpression<Text>>::Expression;
+
+            fn as_expression(self) -> Self::Expression {
+                AsExpression::<Text>::as_expression(self.into_string())
+            }
+        }
+    };
+    // Reading: the text, parsed by the type's own rule.
+    (@read $ty:ty, $what:literal, $parse:expr) => {
         impl<DB> FromSql<Text, DB> for $ty
         where
             DB: Backend,
@@ -75,14 +86,6 @@ macro_rules! text_column {
 
             fn build(row: Self) -> deserialize::Result<Self> {
                 Ok(row)
-            }
-        }
-
-        impl AsExpression<Text> for $ty {
-            type Expression = <String as AsExpression<Text>>::Expression;
-
-            fn as_expression(self) -> Self::Expression {
-                AsExpression::<Text>::as_expression(self.into_string())
             }
         }
     };
@@ -118,35 +121,12 @@ text_column!(Username, "username", |s| Username::parse(s)
 text_column!(StorageKey, "storage key", |s| StorageKey::parse(s)
     .map_err(|e| e.to_string()));
 
-// An access rule is `Copy` and its text `'static`; the CHECK constraint of `files.access`
-// keeps other text out on both backends, and `from_sql` refuses it if some gets in anyway.
-impl<DB> FromSql<Text, DB> for AccessRule
-where
-    DB: Backend,
-    String: FromSql<Text, DB>,
-{
-    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-        let text = <String as FromSql<Text, DB>>::from_sql(bytes)?;
-        AccessRule::parse(&text).ok_or_else(|| {
-            let known: Vec<&str> = AccessRule::ALL.iter().map(|r| r.as_str()).collect();
-            let reason = format!("not one of {}", known.join(", "));
-            InvalidValue::new("access rule", &text, reason).into()
-        })
-    }
-}
-
-impl<DB> Queryable<Text, DB> for AccessRule
-where
-    DB: Backend,
-    Self: FromSql<Text, DB>,
-{
-    type Row = Self;
-
-    fn build(row: Self) -> deserialize::Result<Self> {
-        Ok(row)
-    }
-}
-
+// An access rule is `Copy` and its text `'static` (no owned write); the CHECK constraint of
+// `files.access` keeps other text out on both backends, and reading refuses it if some gets in.
+text_column!(@read AccessRule, "access rule", |s| AccessRule::parse(s).ok_or_else(|| {
+    let known: Vec<&str> = AccessRule::ALL.iter().map(|r| r.as_str()).collect();
+    format!("not one of {}", known.join(", "))
+}));
 text_column!(@write AccessRule);
 
 impl AsExpression<Text> for AccessRule {
