@@ -60,9 +60,13 @@ impl TypedSession {
     }
 
     /// A message for the next page this session sees ("Deleted report.pdf").
+    /// The message shown once on the next page. It travels in the session cookie, which the
+    /// browser limits to about 4 KiB: a long one (a long title quoted in it) is shortened in
+    /// the middle, keeping how it starts and ends, rather than failing the response after the
+    /// change it reports was made.
     pub fn set_flash(&self, message: impl Into<String>) {
         // A String always serialises; a lost flash message is not worth failing a request.
-        let _ = self.0.insert(FLASH, message.into());
+        let _ = self.0.insert(FLASH, shortened_flash(message.into()));
     }
 
     pub fn take_flash(&self) -> Option<String> {
@@ -110,5 +114,39 @@ impl FromRequest for TypedSession {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(Ok(Self::from_request(req)))
+    }
+}
+
+/// Characters of a flash message kept at its start and at its end when it is too long.
+const FLASH_HEAD_CHARS: usize = 160;
+const FLASH_TAIL_CHARS: usize = 60;
+
+fn shortened_flash(message: String) -> String {
+    let count = message.chars().count();
+    if count <= FLASH_HEAD_CHARS + FLASH_TAIL_CHARS + 1 {
+        return message;
+    }
+    let head: String = message.chars().take(FLASH_HEAD_CHARS).collect();
+    let tail: String = message.chars().skip(count - FLASH_TAIL_CHARS).collect();
+    format!("{head}…{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_flash_message_keeps_its_start_and_end() {
+        let short = "Deleted “a.txt” and its stored object.".to_owned();
+        assert_eq!(shortened_flash(short.clone()), short);
+        let long = format!("Deleted “{}” and its stored object.", "ä".repeat(5000));
+        let shown = shortened_flash(long);
+        assert_eq!(
+            shown.chars().count(),
+            FLASH_HEAD_CHARS + 1 + FLASH_TAIL_CHARS
+        );
+        assert!(shown.starts_with("Deleted “ää"));
+        assert!(shown.ends_with("ää” and its stored object."));
+        assert!(shown.contains('…'));
     }
 }

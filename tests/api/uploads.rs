@@ -736,3 +736,36 @@ async fn a_bad_access_rule_is_refused_when_the_first_file_arrives() {
     assert!(left.is_empty(), "temp files left: {left:?}");
     app.assert_nothing_stored();
 }
+
+/// A title far longer than a cookie can carry is stored, and the answer still says so (the
+/// message quoting it is shortened), for the upload and for the delete.
+#[tokio::test]
+async fn a_very_long_title_is_stored_and_reported_without_an_error() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let token = staff.csrf_token("/admin/files/new").await;
+    let title = "ä".repeat(3000);
+    let response = staff
+        .post_multipart(&[
+            Part::Text("csrf_token", &token),
+            Part::Text("title", &title),
+            Part::Text("access", "staff"),
+            Part::File("long.txt", b"some text"),
+        ])
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    let page = staff.get_text(&location(&response)).await;
+    assert!(page.contains("Stored “ää"), "no flash on the next page");
+    let row = app.file_rows().remove(0);
+    assert_eq!(row.title, title);
+
+    let token = staff.csrf_token(&format!("/admin/files/{}", row.id)).await;
+    let deleted = staff
+        .post_form(
+            &format!("/admin/files/{}/delete", row.id),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(deleted.status().as_u16(), 303);
+    assert!(app.file_rows().is_empty());
+}
