@@ -11,6 +11,9 @@ use private_media::logging;
 /// threads keep. Fixing the mmap threshold also fixes the trim threshold at 128 KiB, which would
 /// give back and fault in every 1 MiB download chunk (a third of the throughput, measured with
 /// bench/download.sh), so the top 16 MiB of the heap are kept.
+///
+/// The one `unsafe` the crate allows (`[lints]` in Cargo.toml): glibc has no safe binding.
+#[allow(unsafe_code)]
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.

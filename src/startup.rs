@@ -275,9 +275,11 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
     })
     // The socket of each connection, for the send timeout of downloads (delivery/body.rs).
     .on_connect(|connection, extensions| {
-        use std::os::fd::AsRawFd;
-        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            extensions.insert(crate::delivery::ConnectionSocket(tcp.as_raw_fd()));
+        if let Some(socket) = connection
+            .downcast_ref::<actix_web::rt::net::TcpStream>()
+            .and_then(crate::delivery::ConnectionSocket::of)
+        {
+            extensions.insert(socket);
         }
     })
     // actix leaves Nagle on; small responses would wait for a delayed ACK (README: Performance).

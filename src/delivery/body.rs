@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::future::Future;
-use std::os::fd::RawFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -88,9 +88,26 @@ fn send_timeout() -> Duration {
 }
 
 /// The socket a request came on, recorded at connect (see `startup.rs`), so the watchdog can
-/// shut a stalled connection down.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionSocket(pub RawFd);
+/// shut a stalled connection down. A duplicate of the connection's descriptor: shutdown(2)
+/// acts on the socket, whichever descriptor names it, and owning one makes the call safe
+/// (a raw number could name another file once the connection is gone).
+#[derive(Debug, Clone)]
+pub struct ConnectionSocket(Rc<OwnedFd>);
+
+impl ConnectionSocket {
+    /// Duplicates `socket`'s descriptor; `None` when the process has none to spare (the
+    /// connection is then served without a send timeout, as it was before one existed).
+    pub fn of(socket: &impl std::os::fd::AsFd) -> Option<Self> {
+        rustix::io::fcntl_dupfd_cloexec(socket, 0)
+            .ok()
+            .map(|fd| Self(Rc::new(fd)))
+    }
+
+    fn shut_down(&self) {
+        // An error means the connection is already gone: there is nothing left to end.
+        let _ = rustix::net::shutdown(&*self.0, rustix::net::Shutdown::Both);
+    }
+}
 
 pub type FileChunks = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>>>>;
 
@@ -161,7 +178,7 @@ pub fn sized_file_body(
     SizedStream::new(length, Box::pin(body))
 }
 
-async fn watch(shared: Rc<RefCell<Shared>>, ConnectionSocket(fd): ConnectionSocket) {
+async fn watch(shared: Rc<RefCell<Shared>>, socket: ConnectionSocket) {
     loop {
         actix_web::rt::time::sleep(IDLE_RELEASE).await;
         let mut state = shared.borrow_mut();
@@ -180,11 +197,8 @@ async fn watch(shared: Rc<RefCell<Shared>>, ConnectionSocket(fd): ConnectionSock
         }
         if idle >= send_timeout() {
             state.timed_out = true;
-            // The body (and so this task, aborted when the body drops) lives inside the
-            // connection, on this thread: while it runs, `fd` is still that connection's.
-            // SAFETY: shutdown(2) takes no memory; on a live socket it only ends its
-            // connection, which the connection's owner then sees as a failed write.
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            // The connection's owner then sees a failed write and drops the connection.
+            socket.shut_down();
             tracing::info!(
                 idle_secs = idle.as_secs(),
                 "closed a download the client stopped reading"

@@ -156,7 +156,7 @@ fn serve_file(
                 std_file,
                 offset,
                 length,
-                req.conn_data::<body::ConnectionSocket>().copied(),
+                req.conn_data::<body::ConnectionSocket>().cloned(),
             ))
             .map_into_boxed_body();
     }

@@ -25,8 +25,9 @@ pub use gate::Gate;
 /// Descriptors kept back from connections: listeners, the database pool and its journal,
 /// logs, the blocking pool's open files, S3 clients.
 const RESERVED_FDS: u64 = 64;
-/// Each connection may hold a second descriptor: the file it is downloading.
-const FDS_PER_CONNECTION: u64 = 2;
+/// Each connection holds its socket, a duplicate of it for the download watchdog
+/// (delivery/body.rs), and may hold the file it is downloading.
+const FDS_PER_CONNECTION: u64 = 3;
 /// Fewest connections we size for, whatever the limit says.
 const MIN_CONNECTIONS: usize = 16;
 
@@ -89,9 +90,9 @@ mod tests {
 
     #[test]
     fn connections_leave_room_for_files_and_the_database() {
-        assert_eq!(connections_for(Some(256)), 96);
-        assert_eq!(connections_for(Some(1024)), 480);
-        assert_eq!(connections_for(Some(65_536)), 32_736);
+        assert_eq!(connections_for(Some(256)), 64);
+        assert_eq!(connections_for(Some(1024)), 320);
+        assert_eq!(connections_for(Some(65_536)), 21_824);
         assert_eq!(connections_for(Some(10)), MIN_CONNECTIONS);
         assert_eq!(connections_for(None), 25_000);
     }

@@ -1,3 +1,8 @@
+//! The integration suite: the real app on 127.0.0.1:0, talked to over HTTP.
+
+// Test code may unwrap: a panic is a failed test (`[lints]` in Cargo.toml denies it elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod access;
 mod admin_ux;
 mod caching;
