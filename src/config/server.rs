@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::raw::{OneOrMany, RawServer};
-use crate::client_addr::TrustedProxies;
+use crate::domain::TrustedProxies;
 
 pub const DEFAULT_BODY_IDLE_SECS: u64 = 30;
 pub const DEFAULT_BODY_MIN_RATE: u64 = 1024;

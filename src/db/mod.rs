@@ -273,7 +273,9 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
+        // tokio's blocking pool, the one actix-web's workers are built with (its
+        // `worker_max_blocking_threads` bounds it), without naming the web framework here.
+        tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
         })

@@ -1,5 +1,5 @@
 //! The value types the rest is built from: user and file ids, usernames, roles, access
-//! rules, storage keys and password hashes. Each is parsed once where it comes in (a URL, a
+//! rules, storage keys, password hashes and the trusted proxies. Each is parsed once where it comes in (a URL, a
 //! form, the command line, a database row) and carried typed from there on, so nothing
 //! further in can hold a bad one.
 //!
@@ -12,6 +12,7 @@ mod ids;
 mod password_hash;
 mod role;
 mod storage_key;
+mod trusted_proxies;
 mod username;
 
 pub use access_rule::AccessRule;
@@ -19,4 +20,5 @@ pub use ids::{FileId, InvalidId, UserId};
 pub use password_hash::PasswordHash;
 pub use role::Role;
 pub use storage_key::{InvalidKey, StorageKey};
+pub use trusted_proxies::TrustedProxies;
 pub use username::{Username, UsernameError};

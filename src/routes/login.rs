@@ -126,14 +126,9 @@ pub async fn submit(
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     // Unknown users are verified against a dummy hash: same work, same answer, same time.
-    // The turn goes with the hash: a request dropped meanwhile does not free it early.
-    let turn = password::hashing_turn().await;
-    let verified = web::block(move || {
-        let _turn = turn;
-        password::verify(&password, stored.as_deref())
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("password check was cancelled: {e}")))?;
+    let verified = password::verify_in_turn(password, stored)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
 
     match user {
         Some(user) if verified && user.is_active => {

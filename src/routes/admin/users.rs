@@ -133,18 +133,13 @@ pub async fn create(
         Err(e) => return refuse(format!("Password: {e}.")).await,
     };
     let name = username.clone();
-    let turn = password::hashing_turn().await;
+    let hash = match password::hash_in_turn(password).await {
+        Ok(hash) => hash,
+        Err(e) => return refuse(format!("Password: {e}.")).await,
+    };
     let created = state
         .db
         .run(move |c| {
-            // argon2 on the blocking pool, with the insert.
-            let hash = match password.hash() {
-                Ok(hash) => hash,
-                Err(e) => return Ok(Err(format!("Password: {e}."))),
-            };
-            // Given back now, not when the request ends: a request dropped mid-hash must not
-            // free its turn while argon2 still runs.
-            drop(turn);
             match User::create(
                 c,
                 NewUser {
@@ -278,22 +273,19 @@ pub async fn set_password(
         }
     };
     let username = user.username.clone();
-    let turn = password::hashing_turn().await;
+    let hash = match password::hash_in_turn(password).await {
+        Ok(hash) => hash,
+        Err(e) => {
+            let page = edit_page(&state, &current, &id, None, Some(e.to_string())).await?;
+            return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
     let changed = state
         .db
-        .run(move |c| {
-            let hash = match password.hash() {
-                Ok(hash) => hash,
-                Err(e) => return Ok(Err(e.to_string())),
-            };
-            // Given back now, not when the request ends: a request dropped mid-hash must not
-            // free its turn while argon2 still runs.
-            drop(turn);
-            match User::set_password(c, &username, hash) {
-                Ok(()) => Ok(Ok(())),
-                Err(UserError::Db(e)) => Err(e),
-                Err(other) => Ok(Err(other.to_string())),
-            }
+        .run(move |c| match User::set_password(c, &username, hash) {
+            Ok(()) => Ok(Ok(())),
+            Err(UserError::Db(e)) => Err(e),
+            Err(other) => Ok(Err(other.to_string())),
         })
         .await?;
     if let Err(message) = changed {
