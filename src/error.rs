@@ -57,7 +57,6 @@ pub enum AppError {
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
-    pub nav: Option<crate::html::Nav>,
     pub status: u16,
     pub title: String,
     pub message: String,
@@ -78,7 +77,6 @@ impl ErrorPage {
             _ => "The request could not be handled.".to_owned(),
         });
         Self {
-            nav: None,
             status: status.as_u16(),
             title,
             message,
