@@ -55,7 +55,7 @@ pub struct Download<'a> {
     pub presentation: Presentation,
 }
 
-pub async fn serve(
+pub async fn deliver(
     req: &HttpRequest,
     settings: &DeliverySettings,
     download: Download<'_>,
@@ -72,7 +72,7 @@ pub async fn serve(
         // No local file (S3): a presigned redirect or the app streams it; front servers
         // cannot help with those.
         Ok(None) => {
-            let mut response = s3::serve(req, storage, key, &presentation).await?;
+            let mut response = s3::redirect_or_stream(req, storage, key, &presentation).await?;
             add_download_headers(&mut response);
             return Ok(response);
         }
@@ -83,7 +83,7 @@ pub async fn serve(
         Err(e) => return Err(e.into()),
     };
     let mut response = match settings.server {
-        DeliveryServer::App => serve_file(req, local, &presentation)?,
+        DeliveryServer::App => stream_local_file(req, local, &presentation)?,
         DeliveryServer::Nginx => {
             let target = format!(
                 "{}{}",
@@ -122,7 +122,7 @@ fn add_download_headers(response: &mut HttpResponse) {
 }
 
 /// The app streams the file itself.
-fn serve_file(
+fn stream_local_file(
     req: &HttpRequest,
     local: LocalObject,
     presentation: &Presentation,

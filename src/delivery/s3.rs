@@ -22,7 +22,7 @@ use crate::domain::StorageKey;
 use crate::error::AppError;
 use crate::storage::{ByteRange, DirectUrl, ObjectMeta, Storage};
 
-pub async fn serve(
+pub async fn redirect_or_stream(
     req: &HttpRequest,
     storage: &dyn Storage,
     key: &StorageKey,

@@ -68,7 +68,7 @@ pub async fn by_id(
         &file.original_name,
         params.wants_inline(),
     );
-    delivery::serve(
+    delivery::deliver(
         &req,
         &state.settings.delivery,
         Download {
@@ -126,7 +126,7 @@ pub async fn by_path(
         ),
     };
     let presentation = Presentation::decide(&content_type, &name, params.wants_inline());
-    delivery::serve(
+    delivery::deliver(
         &req,
         &state.settings.delivery,
         Download {

@@ -8,9 +8,10 @@
 mod admin;
 mod assets;
 mod download;
-mod files;
+mod file_list;
 mod health;
 mod login;
+mod readable;
 
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
@@ -66,7 +67,7 @@ fn endpoints() -> Vec<Endpoint> {
             .on(get.clone(), login::form)
             .on(post.clone(), login::submit),
         at("/logout").on(post.clone(), login::logout),
-        at("/files").on(get.clone(), files::list),
+        at("/files").on(get.clone(), readable::list),
         // HEAD runs the same handler; actix-web sends the headers without the body.
         at(DOWNLOAD_BY_ID)
             .on(get.clone(), download::by_id)

@@ -3,27 +3,18 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 use crate::auth::extractors::StaffUser;
 use crate::auth::session::TypedSession;
-use crate::db::models::file::{FileRow, ListQuery, Sort};
+use crate::db::models::file::FileRow;
 use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::domain::{AccessRule, FileId, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
+use crate::routes::file_list::{FileList, ListParams, file_list};
 use crate::routes::{parse_file_id, see_other};
 use crate::state::AppState;
-
-pub const PER_PAGE: i64 = 25;
-
-#[derive(Deserialize)]
-pub struct ListParams {
-    q: Option<String>,
-    page: Option<i64>,
-    sort: Option<String>,
-}
 
 #[derive(Template)]
 #[template(path = "admin/files.html")]
@@ -41,29 +32,23 @@ pub async fn list(
     params: web::Query<ListParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let params = params.into_inner();
-    let query = ListQuery {
-        search: params.q.clone(),
-        page: params.page.unwrap_or(1),
-        per_page: PER_PAGE,
-        sort: Sort::parse(params.sort.as_deref()),
-    };
-    let sort = query.sort;
-    let page = state
-        .db
-        .run(move |c| FileRow::admin_page(c, &query))
-        .await?;
-    let listing = Listing {
-        path: "/admin/files",
-        q: params.q.unwrap_or_default(),
-        sort,
-    };
+    let FileList {
+        listing,
+        files,
+        pager,
+    } = file_list(
+        &state,
+        "/admin/files",
+        params.into_inner(),
+        FileRow::admin_page,
+    )
+    .await?;
     html::page(&ListPage {
         nav: Some(Nav::from(&current)),
         flash: session.take_flash(),
-        files: page.items.iter().map(FileView::from).collect(),
-        pager: Pager::new(&listing, page.page, page.pages, page.total),
         listing,
+        files,
+        pager,
     })
 }
 

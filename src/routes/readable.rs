@@ -1,0 +1,44 @@
+//! `/files`: the files the logged-in user may read.
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::auth::extractors::CurrentUser;
+use crate::db::models::file::FileRow;
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::error::AppError;
+use crate::html::{self, FileView, Listing, Nav, Pager};
+use crate::routes::file_list::{FileList, ListParams, file_list};
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "files.html")]
+struct FilesPage {
+    nav: Option<Nav>,
+    listing: Listing,
+    files: Vec<FileView>,
+    pager: Pager,
+}
+
+/// The files the logged-in user may read, newest first.
+pub async fn list(
+    current: CurrentUser,
+    params: web::Query<ListParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let user = current.user.clone();
+    let FileList {
+        listing,
+        files,
+        pager,
+    } = file_list(&state, "/files", params.into_inner(), move |c, query| {
+        FileRow::readable_page(c, &user, query)
+    })
+    .await?;
+    html::page(&FilesPage {
+        nav: Some(Nav::from(&current)),
+        listing,
+        files,
+        pager,
+    })
+}
