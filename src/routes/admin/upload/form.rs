@@ -17,17 +17,12 @@ use crate::error::AppError;
 use crate::routes::admin::files::resolve_readers;
 use crate::state::AppState;
 use crate::storage::Storage;
-use crate::upload::{self, Received, Refusal};
+use crate::upload::{self, Refusal, Slot};
 
 /// Bounds on one request, so a hostile client cannot make us keep unbounded state.
 const MAX_FILES: usize = 100;
 const MAX_PARTS: usize = 1000;
 const MAX_TEXT_FIELD: usize = 64 * 1024;
-
-pub enum Slot {
-    Accepted(String, Received),
-    Refused(String, Refusal),
-}
 
 #[derive(Default)]
 struct Fields {

@@ -23,9 +23,9 @@ use crate::error::{AppError, refusal_status};
 use crate::html::{self, Nav};
 use crate::routes::admin::files::{RuleOption, rule_options};
 use crate::state::AppState;
-use crate::upload::{self, Destination, Refusal, StoreRequest, StoredFile, human_size};
+use crate::upload::{self, Batch, Destination, Outcome, Refusal, StoredFile, human_size};
 
-use form::{Checked, Slot};
+use form::Checked;
 
 #[derive(Template)]
 #[template(path = "admin/new.html")]
@@ -79,13 +79,6 @@ pub async fn new(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     html::page(&new_page(&state, &current, None).await?)
-}
-
-/// One file of the request and what became of it.
-struct Outcome {
-    name: String,
-    stored: Option<StoredFile>,
-    refusal: Option<Refusal>,
 }
 
 /// What the upload page's script gets back for each file of a POST.
@@ -173,40 +166,15 @@ pub async fn create(
         owner,
         readers,
     } = form.checked;
-    let slots = form.slots;
-
-    let several = slots.len() > 1;
-    let mut outcomes = Vec::with_capacity(slots.len());
-    for slot in slots {
-        match slot {
-            Slot::Refused(name, refusal) => outcomes.push(Outcome {
-                name,
-                stored: None,
-                refusal: Some(refusal),
-            }),
-            Slot::Accepted(name, received) => {
-                let title = match (form.title.is_empty(), several) {
-                    (true, _) => name.clone(),
-                    (false, false) => form.title.clone(),
-                    (false, true) => format!("{} ({name})", form.title),
-                };
-                let request = StoreRequest {
-                    name: name.clone(),
-                    title,
-                    owner: owner.clone(),
-                    uploader: current.user.clone(),
-                    rule,
-                    readers: readers.clone(),
-                };
-                let stored = upload::store_accepted(&destination, received, request).await?;
-                outcomes.push(Outcome {
-                    name,
-                    stored: Some(stored),
-                    refusal: None,
-                });
-            }
-        }
-    }
+    let batch = Batch {
+        title: form.title,
+        owner,
+        uploader: current.user.clone(),
+        rule,
+        readers,
+        slots: form.slots,
+    };
+    let outcomes = upload::store_batch(&destination, batch).await?;
 
     let refusals: Vec<&Refusal> = outcomes.iter().filter_map(|o| o.refusal.as_ref()).collect();
     let stored: Vec<&StoredFile> = outcomes.iter().filter_map(|o| o.stored.as_ref()).collect();
