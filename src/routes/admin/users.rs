@@ -188,6 +188,17 @@ async fn edit_page(
     })
 }
 
+/// The edit page again with what was wrong, as 422: nothing was changed.
+async fn edit_refused(
+    state: &AppState,
+    current: &CurrentUser,
+    id: &UserId,
+    message: String,
+) -> Result<HttpResponse, AppError> {
+    let page = edit_page(state, current, id, None, Some(message)).await?;
+    html::render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}
+
 pub async fn edit(
     Superuser(current): Superuser,
     session: TypedSession,
@@ -217,24 +228,13 @@ pub async fn update(
     let id = parse_user_id(&id)?;
     let user = find(&state, &id).await?;
     let Some(role) = Role::parse(&form.role) else {
-        let page = edit_page(&state, &current, &id, None, Some("Choose a role.".into())).await?;
-        return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        return edit_refused(&state, &current, &id, "Choose a role.".into()).await;
     };
     let active = form.active.is_some();
     if user.id == current.user.id && (role != Role::Superuser || !active) {
-        let page = edit_page(
-            &state,
-            &current,
-            &id,
-            None,
-            Some(
-                "You cannot take away your own superuser role or deactivate yourself; \
-                 another superuser can."
-                    .into(),
-            ),
-        )
-        .await?;
-        return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        let message = "You cannot take away your own superuser role or deactivate yourself; \
+                       another superuser can.";
+        return edit_refused(&state, &current, &id, message.into()).await;
     }
     let user_id = user.id.clone();
     state
@@ -266,19 +266,12 @@ pub async fn set_password(
     let user = find(&state, &id).await?;
     let password = match NewPassword::parse(form.into_inner().password) {
         Ok(p) => p,
-        Err(e) => {
-            let page =
-                edit_page(&state, &current, &id, None, Some(format!("Password: {e}."))).await?;
-            return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
-        }
+        Err(e) => return edit_refused(&state, &current, &id, format!("Password: {e}.")).await,
     };
     let username = user.username.clone();
     let hash = match password::hash_in_turn(password).await {
         Ok(hash) => hash,
-        Err(e) => {
-            let page = edit_page(&state, &current, &id, None, Some(e.to_string())).await?;
-            return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
-        }
+        Err(e) => return edit_refused(&state, &current, &id, e.to_string()).await,
     };
     let changed = state
         .db
@@ -289,8 +282,7 @@ pub async fn set_password(
         })
         .await?;
     if let Err(message) = changed {
-        let page = edit_page(&state, &current, &id, None, Some(message)).await?;
-        return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        return edit_refused(&state, &current, &id, message).await;
     }
     if user.id == current.user.id {
         // Their own sessions ended with the change, this one too: log in again.
