@@ -9,9 +9,9 @@ use private_media::domain::Role;
 use private_media::storage::s3::PART_SIZE;
 use reqwest::StatusCode;
 
-use crate::downloads::upload_file;
 use crate::helpers::{
     Browser, PASSWORD, Part, TestApp, TestDatabase, location, spawn_app_on, spawn_app_with, text,
+    upload_file,
 };
 use crate::s3_server::{ACCESS_KEY, LOCATION, S3Server};
 
