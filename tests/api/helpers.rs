@@ -19,6 +19,8 @@ use reqwest::{Response, StatusCode};
 use std::sync::Arc;
 use tempfile::TempDir;
 
+pub mod s3_server;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {

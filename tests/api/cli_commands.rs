@@ -1,3 +1,6 @@
+//! The binary's commands (`user`, `migrate`, `check`, `serve`): their output, the first admin
+//! `serve` creates, and configuration errors (file or environment) as one clear line.
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
