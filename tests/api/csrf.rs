@@ -193,14 +193,8 @@ async fn an_upload_with_the_token_in_the_header_and_none_in_the_form_is_stored()
         Part::File("by-header.txt", b"sent by a script"),
     ]);
     let response = staff
-        .client
-        .post(staff.url("/admin/files"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
+        .upload_request(body)
         .header("x-csrf-token", token)
-        .body(body)
         .send()
         .await
         .unwrap();
@@ -286,17 +280,7 @@ async fn a_token_that_ends_just_inside_64_kib_before_a_large_file_is_found() {
     let padding = "p".repeat(64 * 1024 - 8 - unpadded);
     let body = form(&padding);
     assert_eq!(token_end(&body), 64 * 1024 - 8);
-    let response = staff
-        .client
-        .post(staff.url("/admin/files"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("upload");
+    let response = staff.upload_request(body).send().await.expect("upload");
     assert_eq!(response.status().as_u16(), 303);
     assert_eq!(app.file_rows().len(), 1);
 }

@@ -7,40 +7,7 @@ use private_media::db::models::file::FileRow;
 use private_media::domain::Role;
 use reqwest::StatusCode;
 
-use crate::helpers::{Browser, PNG, Part, TestApp, location, spawn_app, spawn_app_with};
-
-/// Uploads one file as `staff` with the given rule, owner and listed users; returns its row.
-pub async fn upload_file(
-    app: &TestApp,
-    staff: &Browser,
-    name: &str,
-    bytes: &[u8],
-    access: &str,
-    owner: Option<&str>,
-    users: &[&str],
-) -> FileRow {
-    let token = staff.csrf_token("/admin/files/new").await;
-    let mut parts = vec![
-        Part::Text("csrf_token", &token),
-        Part::Text("access", access),
-    ];
-    if let Some(owner) = owner {
-        parts.push(Part::Text("owner", owner));
-    }
-    parts.extend(users.iter().map(|u| Part::Text("users", u)));
-    parts.push(Part::File(name, bytes));
-    let response = staff.post_multipart(&parts).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "upload of {name}");
-    let id = location(&response)
-        .rsplit('/')
-        .next()
-        .expect("an id")
-        .to_owned();
-    app.file_rows()
-        .into_iter()
-        .find(|f| f.id.as_str() == id)
-        .expect("the uploaded row")
-}
+use crate::helpers::{Browser, PNG, location, spawn_app, spawn_app_with, upload_file};
 
 fn download_url(file: &FileRow) -> String {
     format!("/files/{}/download", file.id)

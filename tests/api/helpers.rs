@@ -1,8 +1,11 @@
 //! Test harness: each test gets its own app on 127.0.0.1:0 with its own data dir, and
 //! browsers (cookie-keeping HTTP clients that do not follow redirects) to talk to it.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use private_media::auth::password::NewPassword;
 use private_media::config::{DatabaseUrl, Settings};
@@ -11,10 +14,12 @@ use private_media::db::models::file::{FileRow, ListQuery};
 use private_media::db::models::user::{NewUser, User};
 use private_media::domain::{Role, Username};
 use private_media::startup::{self, Application};
-use reqwest::Response;
 use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Response, StatusCode};
 use std::sync::Arc;
 use tempfile::TempDir;
+
+pub mod s3_server;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -282,6 +287,68 @@ pub fn run_cli(
     child.wait_with_output().expect("wait for the binary")
 }
 
+/// A `serve` process on a free port, killed when dropped.
+pub struct Served {
+    pub child: Child,
+    pub port: u16,
+    pub stdout: Vec<String>,
+    /// What it logged up to and including the "serving on" line.
+    pub stderr: Vec<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
+    let mut command = cli_command(dir, &["serve", "--bind", "127.0.0.1:0"]);
+    command.envs(env.iter().copied());
+    let mut served = Served {
+        child: command.spawn().expect("serve"),
+        port: 0,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    let (tx, rx) = mpsc::channel();
+    let stdout = served.child.stdout.take().unwrap();
+    let stderr = served.child.stderr.take().unwrap();
+    let out_tx = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send((true, line));
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send((false, line));
+        }
+    });
+    loop {
+        let (is_stdout, line) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve did not start");
+        if is_stdout {
+            served.stdout.push(line);
+            continue;
+        }
+        served.stderr.push(line.clone());
+        if let Some(rest) = line.split("serving on http://127.0.0.1:").nth(1) {
+            served.port = rest.trim_end_matches('/').parse().expect("port");
+            // Whatever the app printed went out before this log line, but stdout and stderr
+            // are read by two threads: give the stdout reader time to catch up.
+            while let Ok((is_stdout, line)) = rx.recv_timeout(Duration::from_secs(1)) {
+                if is_stdout {
+                    served.stdout.push(line);
+                }
+            }
+            return served;
+        }
+    }
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -441,19 +508,38 @@ pub fn multipart_body(parts: &[Part<'_>]) -> Vec<u8> {
     body
 }
 
+/// The start of an upload form whose file part is still to come (token, rule, the file's
+/// headers): for bodies sent in pieces, stalled or never finished.
+pub fn multipart_file_head(token: &str, access: &str, file_name: &str) -> String {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"access\"\r\n\r\n{access}\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+}
+
 impl Browser {
     /// POSTs a hand-built multipart body to the upload route.
     pub async fn post_multipart(&self, parts: &[Part<'_>]) -> Response {
+        self.try_post_multipart(parts).await.expect("POST upload")
+    }
+
+    /// [`Browser::post_multipart`] for a server that may go away: the send error, no panic.
+    pub async fn try_post_multipart(&self, parts: &[Part<'_>]) -> reqwest::Result<Response> {
+        self.upload_request(multipart_body(parts)).send().await
+    }
+
+    /// A POST of `body` (multipart with [`BOUNDARY`]) to the upload route, to add headers to
+    /// or to send a body built by hand or streamed.
+    pub fn upload_request(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
         self.client
             .post(self.url("/admin/files"))
             .header(
                 "content-type",
                 format!("multipart/form-data; boundary={BOUNDARY}"),
             )
-            .body(multipart_body(parts))
-            .send()
-            .await
-            .expect("POST upload")
+            .body(body)
     }
 
     /// Uploads `files` with the `access` rule, as the form would (token first).
@@ -466,6 +552,39 @@ impl Browser {
         parts.extend(files.iter().map(|(name, bytes)| Part::File(name, bytes)));
         self.post_multipart(&parts).await
     }
+}
+
+/// Uploads one file as `staff` with the given rule, owner and listed users; returns its row.
+pub async fn upload_file(
+    app: &TestApp,
+    staff: &Browser,
+    name: &str,
+    bytes: &[u8],
+    access: &str,
+    owner: Option<&str>,
+    users: &[&str],
+) -> FileRow {
+    let token = staff.csrf_token("/admin/files/new").await;
+    let mut parts = vec![
+        Part::Text("csrf_token", &token),
+        Part::Text("access", access),
+    ];
+    if let Some(owner) = owner {
+        parts.push(Part::Text("owner", owner));
+    }
+    parts.extend(users.iter().map(|u| Part::Text("users", u)));
+    parts.push(Part::File(name, bytes));
+    let response = staff.post_multipart(&parts).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "upload of {name}");
+    let id = location(&response)
+        .rsplit('/')
+        .next()
+        .expect("an id")
+        .to_owned();
+    app.file_rows()
+        .into_iter()
+        .find(|f| f.id.as_str() == id)
+        .expect("the uploaded row")
 }
 
 /// The smallest valid PNG: a 1×1 pixel.

@@ -14,8 +14,7 @@ use private_media::config::DeliveryServer;
 use private_media::domain::Role;
 use reqwest::StatusCode;
 
-use crate::downloads::upload_file;
-use crate::helpers::{Browser, PASSWORD, spawn_app_with};
+use crate::helpers::{Browser, PASSWORD, spawn_app_with, upload_file};
 
 const NGINX: &str = "/usr/sbin/nginx";
 

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::cli::serve;
-use crate::helpers::{Browser, spawn_app};
+use crate::helpers::{Browser, serve, spawn_app};
 
 const CONNECTIONS: usize = 10;
 const REQUESTS_PER_CONNECTION: usize = 20_000;

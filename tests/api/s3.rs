@@ -1,5 +1,6 @@
-//! S3 storages against a real S3 server on loopback (`s3_server.rs`): uploads through the admin
-//! as multipart uploads, downloads by presigned redirect or proxied, encryption, failures.
+//! S3 storages against a real S3 server on loopback (`helpers/s3_server.rs`): uploads through
+//! the admin as multipart uploads, downloads by presigned redirect or proxied, encryption,
+//! failures.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +10,11 @@ use private_media::domain::Role;
 use private_media::storage::s3::PART_SIZE;
 use reqwest::StatusCode;
 
-use crate::downloads::upload_file;
+use crate::helpers::s3_server::{ACCESS_KEY, LOCATION, S3Server};
 use crate::helpers::{
     Browser, PASSWORD, Part, TestApp, TestDatabase, location, spawn_app_on, spawn_app_with, text,
+    upload_file,
 };
-use crate::s3_server::{ACCESS_KEY, LOCATION, S3Server};
 
 const S3: &str = "s3";
 
@@ -625,7 +626,7 @@ async fn check_passes_and_fails_as_it_should() {
         app.cli_with_env(&["check"], &env)
     };
 
-    let output = run(env(crate::s3_server::SECRET_KEY));
+    let output = run(env(crate::helpers::s3_server::SECRET_KEY));
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
     assert!(stdout.contains("storage `media` (s3): ok"), "{stdout}");
@@ -641,7 +642,7 @@ async fn check_passes_and_fails_as_it_should() {
     );
 
     server.stop().await;
-    let output = run(env(crate::s3_server::SECRET_KEY));
+    let output = run(env(crate::helpers::s3_server::SECRET_KEY));
     assert_eq!(output.status.code(), Some(1));
     let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
     assert!(all.contains("cannot reach S3"), "{all}");

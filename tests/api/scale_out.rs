@@ -13,8 +13,9 @@ use private_media::domain::Role;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
-use crate::downloads::upload_file;
-use crate::helpers::{Browser, PASSWORD, Part, TestApp, TestDatabase, spawn_app_on, text};
+use crate::helpers::{
+    Browser, PASSWORD, Part, TestApp, TestDatabase, spawn_app_on, text, upload_file,
+};
 
 const SHARED_SECRET: &str =
     "one secret key shared by every instance of the site, at least sixty-four characters long";

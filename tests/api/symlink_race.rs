@@ -12,8 +12,7 @@ use private_media::config::PathRule;
 use private_media::domain::Role;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 
-use crate::downloads::upload_file;
-use crate::helpers::{Browser, spawn_app_with};
+use crate::helpers::{Browser, spawn_app_with, upload_file};
 
 const INSIDE: &[u8] = b"the file that belongs inside the storage root";
 const FOREIGN: &[u8] = b"FOREIGN-BYTES-FROM-OUTSIDE-THE-ROOT";

@@ -5,7 +5,9 @@ use private_media::config::ContentTypePattern;
 use private_media::domain::Role;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{BOUNDARY, PNG, Part, location, spawn_app, spawn_app_in, spawn_app_with};
+use crate::helpers::{
+    BOUNDARY, PNG, Part, location, multipart_file_head, spawn_app, spawn_app_in, spawn_app_with,
+};
 
 #[tokio::test]
 async fn staff_upload_a_file_and_see_it_listed() {
@@ -301,12 +303,7 @@ async fn a_client_that_drops_the_connection_halfway_leaves_nothing() {
     let token = staff.csrf_token("/admin/files/new").await;
     let cookie = staff.cookie_header();
 
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"access\"\r\n\r\nowner\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"partial.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    );
+    let head = multipart_file_head(&token, "owner", "partial.bin");
     let addr = staff.base.trim_start_matches("http://").to_owned();
     let sent = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(&addr).unwrap();
@@ -688,12 +685,7 @@ async fn a_bad_access_rule_is_refused_when_the_first_file_arrives() {
     let token = staff.csrf_token("/admin/files/new").await;
     let cookie = staff.cookie_header();
 
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"access\"\r\n\r\neveryone\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"large.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    );
+    let head = multipart_file_head(&token, "everyone", "large.bin");
     let addr = staff.base.trim_start_matches("http://").to_owned();
     // A 50 MiB file is promised, only its first 256 KiB are sent: the answer must come anyway.
     let answer = tokio::task::spawn_blocking(move || {

@@ -4,8 +4,7 @@
 use private_media::domain::Role;
 use reqwest::StatusCode;
 
-use crate::downloads::upload_file;
-use crate::helpers::{BOUNDARY, PNG, Part, multipart_body, spawn_app};
+use crate::helpers::{PNG, Part, multipart_body, spawn_app, upload_file};
 
 #[tokio::test]
 async fn the_upload_script_gets_one_json_result_per_file() {
@@ -14,14 +13,8 @@ async fn the_upload_script_gets_one_json_result_per_file() {
     let token = staff.csrf_token("/admin/files/new").await;
     let post = |parts: Vec<Part<'static>>| {
         staff
-            .client
-            .post(staff.url("/admin/files"))
+            .upload_request(multipart_body(&parts))
             .header("accept", "application/json")
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(multipart_body(&parts))
             .send()
     };
     let token: &'static str = Box::leak(token.into_boxed_str());

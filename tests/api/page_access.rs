@@ -1,3 +1,6 @@
+//! Who reaches which page: anonymous visitors are sent to the login with `next`, plain users
+//! get 403 on the admin, staff and superusers reach it, and `/files` shows who is logged in.
+
 use private_media::domain::Role;
 
 use crate::helpers::{location, spawn_app};

@@ -4,8 +4,7 @@
 use private_media::domain::Role;
 use reqwest::StatusCode;
 
-use crate::downloads::upload_file;
-use crate::helpers::{Part, spawn_app, spawn_app_with};
+use crate::helpers::{Part, spawn_app, spawn_app_with, upload_file};
 
 const SPOOFED: &str = "invoice\u{202E}fdp.exe";
 const SHOWN: &str = "invoice[U+202E]fdp.exe";

@@ -1,11 +1,10 @@
-use std::io::{BufRead, BufReader};
+//! The binary's commands (`user`, `migrate`, `check`, `serve`): their output, the first admin
+//! `serve` creates, and configuration errors (file or environment) as one clear line.
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Child;
-use std::sync::mpsc;
-use std::time::Duration;
 
-use crate::helpers::{PASSWORD, cli_command, csrf_token_in, run_cli, text};
+use crate::helpers::{Browser, PASSWORD, run_cli, serve, text};
 
 fn assert_one_clear_line(stderr: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -217,95 +216,9 @@ fn migrate_creates_the_data_dir_and_a_private_secret_key() {
     assert_eq!(std::fs::read(&key).unwrap(), before);
 }
 
-/// A `serve` process on a free port, killed when dropped.
-pub struct Served {
-    pub child: Child,
-    pub port: u16,
-    pub stdout: Vec<String>,
-    /// What it logged up to and including the "serving on" line.
-    pub stderr: Vec<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
-    let mut command = cli_command(dir, &["serve", "--bind", "127.0.0.1:0"]);
-    command.envs(env.iter().copied());
-    let mut served = Served {
-        child: command.spawn().expect("serve"),
-        port: 0,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-    };
-    let (tx, rx) = mpsc::channel();
-    let stdout = served.child.stdout.take().unwrap();
-    let stderr = served.child.stderr.take().unwrap();
-    let out_tx = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = out_tx.send((true, line));
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send((false, line));
-        }
-    });
-    loop {
-        let (is_stdout, line) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("serve did not start");
-        if is_stdout {
-            served.stdout.push(line);
-            continue;
-        }
-        served.stderr.push(line.clone());
-        if let Some(rest) = line.split("serving on http://127.0.0.1:").nth(1) {
-            served.port = rest.trim_end_matches('/').parse().expect("port");
-            // Whatever the app printed went out before this log line, but stdout and stderr
-            // are read by two threads: give the stdout reader time to catch up.
-            while let Ok((is_stdout, line)) = rx.recv_timeout(Duration::from_secs(1)) {
-                if is_stdout {
-                    served.stdout.push(line);
-                }
-            }
-            return served;
-        }
-    }
-}
-
 async fn can_log_in(port: u16, username: &str, password: &str) -> bool {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let page = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = csrf_token_in(&page).unwrap();
-    let response = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("username", username),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    response.status().as_u16() == 303
+    let browser = Browser::new(&format!("http://127.0.0.1:{port}"));
+    browser.login(username, password, None).await.status() == 303
 }
 
 #[tokio::test]

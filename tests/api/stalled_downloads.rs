@@ -5,8 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::cli::serve;
-use crate::helpers::{BOUNDARY, Browser, Part, location, multipart_body};
+use crate::helpers::{Browser, Served, location, serve};
 
 const ADMIN_PASSWORD: &str = "slow-clients-admin-password";
 const STALLED: usize = 300;
@@ -23,7 +22,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// A served binary with one `FILE_SIZE` file uploaded, and a logged-in admin.
 struct Setup {
-    served: crate::cli::Served,
+    served: Served,
     admin: Browser,
     addr: String,
     url: String,
@@ -41,23 +40,8 @@ async fn serve_one_big_file(env: &[(&str, &str)]) -> Setup {
         admin.login("admin", ADMIN_PASSWORD, None).await.status(),
         303
     );
-    let token = admin.csrf_token("/admin/files/new").await;
     let bytes: Vec<u8> = (0..FILE_SIZE).map(|i| (i % 251) as u8).collect();
-    let response = admin
-        .client
-        .post(admin.url("/admin/files"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(multipart_body(&[
-            Part::Text("csrf_token", &token),
-            Part::Text("access", "staff"),
-            Part::File("big.bin", &bytes),
-        ]))
-        .send()
-        .await
-        .expect("upload");
+    let response = admin.upload("staff", &[("big.bin", &bytes)]).await;
     assert_eq!(response.status(), 303);
     let id = location(&response)
         .rsplit('/')

@@ -8,7 +8,7 @@ use private_media::domain::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{BOUNDARY, TestApp, spawn_app_with};
+use crate::helpers::{BOUNDARY, TestApp, multipart_file_head, spawn_app_with};
 
 /// How long any single step of these tests may take before it counts as hanging.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -112,12 +112,7 @@ async fn a_body_that_keeps_coming_is_not_cut_off() {
     // 2 s of upload at well over the minimum rate, in chunks closer together than the idle
     // timeout: stored as usual.
     let token = staff.csrf_token("/admin/files/new").await;
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"access\"\r\n\r\nstaff\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    );
+    let head = multipart_file_head(&token, "staff", "slow.bin");
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = std::iter::once(Ok(head.into_bytes()))
         .chain((0..8).map(|_| Ok(vec![7u8; 64 * 1024])))
         .chain(std::iter::once(Ok(
@@ -129,13 +124,7 @@ async fn a_body_that_keeps_coming_is_not_cut_off() {
         chunk
     });
     let response = staff
-        .client
-        .post(staff.url("/admin/files"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(reqwest::Body::wrap_stream(body))
+        .upload_request(reqwest::Body::wrap_stream(body))
         .send()
         .await
         .expect("POST");
@@ -149,10 +138,8 @@ async fn a_stalled_upload_gets_408_and_stores_nothing() {
     let staff = app.logged_in("stella", Role::Staff).await;
     let token = staff.csrf_token("/admin/files/new").await;
     let body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"access\"\r\n\r\nstaff\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"stalled.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n{}",
+        "{}{}",
+        multipart_file_head(&token, "staff", "stalled.bin"),
         "x".repeat(20_000)
     );
     let head = format!(

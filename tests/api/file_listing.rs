@@ -1,3 +1,6 @@
+//! `/files`: each user sees exactly the files the access rules allow, can search them, and
+//! gets links to download them.
+
 use private_media::domain::Role;
 
 use crate::helpers::{Part, spawn_app};

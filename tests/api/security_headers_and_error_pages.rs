@@ -1,3 +1,6 @@
+//! What every page carries: the security headers and no inline script; `/healthz` and the
+//! stylesheet are served, unknown pages and wrong methods get HTML 404 and 405 pages.
+
 use private_media::domain::Role;
 
 use crate::helpers::spawn_app;

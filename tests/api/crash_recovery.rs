@@ -12,8 +12,7 @@ use private_media::db::models::pending_upload::PendingKey;
 use private_media::domain::{Role, StorageKey};
 use sha2::{Digest, Sha256};
 
-use crate::cli::serve;
-use crate::helpers::{Browser, Part, spawn_app};
+use crate::helpers::{Browser, Part, serve, spawn_app};
 
 const ADMIN_PASSWORD: &str = "crash-test-admin-password";
 const ROUNDS: usize = 8;
@@ -46,20 +45,12 @@ async fn upload_until_killed(base: String, seed: u64) {
         let size = 200_000 + ((seed * 7919 + n * 104_729) % 3_000_000) as usize;
         let bytes: Vec<u8> = (0..size).map(|i| (i as u64 ^ seed ^ n) as u8).collect();
         let name = format!("crash-{seed}-{n}.bin");
-        let body = crate::helpers::multipart_body(&[
-            Part::Text("csrf_token", &token),
-            Part::Text("access", "staff"),
-            Part::File(&name, &bytes),
-        ]);
         let sent = browser
-            .client
-            .post(browser.url("/admin/files"))
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={}", crate::helpers::BOUNDARY),
-            )
-            .body(body)
-            .send()
+            .try_post_multipart(&[
+                Part::Text("csrf_token", &token),
+                Part::Text("access", "staff"),
+                Part::File(&name, &bytes),
+            ])
             .await;
         if sent.is_err() {
             return;
