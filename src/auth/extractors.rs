@@ -3,18 +3,20 @@
 //! without the role get the 403 page.
 //!
 //! The session cookie says who the user was; every request checks that against the database
-//! (still active, same session epoch), so a password change or deactivation ends sessions at
-//! once on every instance.
+//! (still active, same session epoch, session not ended), so a password change, deactivation
+//! or logout ends sessions at once. The reads may come from the in-process cache, which is
+//! exact: see `db/read_cache.rs` and `db/freshness.rs` for how a change reaches it.
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::auth::session::TypedSession;
+use crate::db::models::file::FileRow;
 use crate::db::models::session::EndedSession;
 use crate::db::models::user::User;
-use crate::db::{DbConn, DbError};
-use crate::domain::{Role, UserId};
+use crate::db::read_cache::SessionReads;
+use crate::domain::{FileId, Role, UserId};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -47,21 +49,18 @@ fn next_after_login(req: &HttpRequest) -> Option<String> {
 }
 
 pub async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
-    current_user_and(req, |_, _| Ok(()))
+    current_user_and_file(req, None)
         .await
-        .map(|(current, ())| current)
+        .map(|(current, _)| current)
 }
 
-/// The logged-in user, and `then` run for them on the same database connection: a download
-/// checks the session and loads its file in one trip to the blocking pool.
-pub async fn current_user_and<T, F>(
+/// The logged-in user and, for a download, the file `id` with whether they are one of its
+/// readers: from the in-process cache when it holds all of them at the current version
+/// (`db::read_cache`), otherwise read together in one trip to the blocking pool.
+pub async fn current_user_and_file(
     req: &HttpRequest,
-    then: F,
-) -> Result<(CurrentUser, T), AppError>
-where
-    F: FnOnce(&mut DbConn, &User) -> Result<T, DbError> + Send + 'static,
-    T: Send + 'static,
-{
+    file: Option<FileId>,
+) -> Result<(CurrentUser, Option<(FileRow, bool)>), AppError> {
     let login_required = || AppError::LoginRequired {
         next: next_after_login(req),
     };
@@ -73,38 +72,61 @@ where
         session.log_out();
         return Err(login_required());
     }
+    // An id that does not parse names no user, like an unknown one.
+    let Ok(user_id) = UserId::parse(&identity.user_id) else {
+        session.log_out();
+        return Err(login_required());
+    };
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::Internal("application state is missing".into()))?;
-    let found = state
-        .db
-        .run(move |c| {
-            if EndedSession::is_ended(c, &identity.session_id)? {
-                return Ok(None);
-            }
-            // An id that does not parse names no user, like an unknown one.
-            let user = match UserId::parse(&identity.user_id) {
-                Ok(id) => User::find_by_id(c, &id)?,
-                Err(_) => None,
-            };
-            match user {
-                Some(user) if user.is_active && user.session_epoch == identity.epoch => {
-                    let extra = then(c, &user)?;
-                    Ok(Some((user, extra)))
-                }
-                _ => Ok(None),
-            }
-        })
-        .await?;
-    match found {
-        Some((user, extra)) => Ok((
-            CurrentUser {
-                csrf_token: session.csrf_token(),
-                user,
-            },
-            extra,
-        )),
+    let cache = state.db.cache();
+    let version = cache.version();
+    let cached = version.and_then(|v| {
+        let reads = cache.session(v, &identity.session_id, &user_id)?;
+        let found = match &file {
+            Some(id) => cache.readable(v, id, &user_id)?,
+            None => None,
+        };
+        Some((reads, found))
+    });
+    let (reads, found) = match cached {
+        Some(hit) => hit,
         None => {
+            let sid = identity.session_id.clone();
+            let (id, wanted) = (user_id.clone(), file.clone());
+            let (reads, found) = state
+                .db
+                .read(move |c| {
+                    let reads = SessionReads {
+                        ended: EndedSession::is_ended(c, &sid)?,
+                        user: User::find_by_id(c, &id)?,
+                    };
+                    let found = match &wanted {
+                        Some(file) => FileRow::find_for_reader(c, file, &id)?,
+                        None => None,
+                    };
+                    Ok((reads, found))
+                })
+                .await?;
+            if let Some(v) = version {
+                let readable = file.as_ref().map(|id| (id, &found));
+                cache.keep(v, &identity.session_id, &user_id, &reads, readable);
+            }
+            (reads, found)
+        }
+    };
+    match reads.user {
+        Some(user) if !reads.ended && user.is_active && user.session_epoch == identity.epoch => {
+            Ok((
+                CurrentUser {
+                    csrf_token: session.csrf_token(),
+                    user,
+                },
+                found,
+            ))
+        }
+        _ => {
             session.log_out();
             Err(login_required())
         }

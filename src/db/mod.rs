@@ -1,9 +1,13 @@
 //! The database: a connection pool, the embedded migrations, and the bridge that runs diesel's
 //! blocking calls off the async threads.
 
+mod freshness;
 pub mod models;
+pub mod read_cache;
 pub mod schema;
 pub mod sql_types;
+
+use std::sync::Arc;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -132,6 +136,7 @@ impl ManageConnection for Manager {
 pub struct Db {
     pool: Pool<Manager>,
     url: DatabaseUrl,
+    freshness: Arc<freshness::Freshness>,
 }
 
 impl Db {
@@ -168,10 +173,20 @@ impl Db {
             .max_size(size)
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager)?;
+        let freshness = Arc::new(match url {
+            DatabaseUrl::Sqlite(path) => freshness::Freshness::sqlite(path.clone()),
+            DatabaseUrl::Postgres(url) => freshness::Freshness::postgres(url.clone()),
+        });
         Ok(Self {
             pool,
             url: url.clone(),
+            freshness,
         })
+    }
+
+    /// The in-process cache of the access check's reads (`read_cache.rs`).
+    pub fn cache(&self) -> read_cache::ReadCache<'_> {
+        read_cache::ReadCache::new(&self.freshness)
     }
 
     pub fn backend_name(&self) -> Result<&'static str, DbError> {
@@ -273,8 +288,29 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
+        let freshness = Arc::clone(&self.freshness);
         // tokio's blocking pool, the one actix-web's workers are built with (its
         // `worker_max_blocking_threads` bounds it), without naming the web framework here.
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            let result = f(&mut conn);
+            // Whatever `f` wrote is committed now: cached reads made before it are dropped
+            // before the caller answers (also when `f` failed half-way, or its caller left).
+            freshness.bump();
+            result
+        })
+        .await
+        .map_err(|_| DbError::Cancelled)?
+    }
+
+    /// `run` for a closure that only reads: the cached reads stay valid. A closure given here
+    /// that writes would leave other requests on this instance reading from before its write.
+    pub async fn read<F, T>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::access::{self, FileAccess};
-use crate::auth::extractors::{current_user, current_user_and};
+use crate::auth::extractors::{current_user, current_user_and_file};
 use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
@@ -37,12 +37,10 @@ pub async fn by_id(
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, AppError> {
     // An id that cannot exist is still answered only to a logged-in user.
-    let id = FileId::parse(&id).ok();
-    let (current, found) = current_user_and(&req, move |c, user| match &id {
-        Some(id) => FileRow::find_for_reader(c, id, &user.id),
-        None => Ok(None),
-    })
-    .await?;
+    let (current, found) = match FileId::parse(&id) {
+        Ok(id) => current_user_and_file(&req, Some(id)).await?,
+        Err(_) => (current_user(&req).await?, None),
+    };
     let Some((file, listed)) = found else {
         return Err(AppError::NotFound);
     };

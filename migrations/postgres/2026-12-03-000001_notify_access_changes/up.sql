@@ -1,0 +1,21 @@
+-- Every instance keeps an exact in-process cache of what the access check reads (users, ended
+-- sessions, files and their readers) and LISTENs on this channel. A change to one of these
+-- tables, by any instance or command, notifies every listener when its transaction commits;
+-- they then drop their cached reads (README: "Performance", the cache's guarantee).
+CREATE FUNCTION private_media_notify_access_change() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('private_media_access', TG_TABLE_NAME);
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER users_access_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION private_media_notify_access_change();
+CREATE TRIGGER ended_sessions_access_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON ended_sessions FOR EACH STATEMENT EXECUTE FUNCTION private_media_notify_access_change();
+CREATE TRIGGER files_access_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON files
+    FOR EACH STATEMENT EXECUTE FUNCTION private_media_notify_access_change();
+CREATE TRIGGER file_readers_access_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON file_readers FOR EACH STATEMENT EXECUTE FUNCTION private_media_notify_access_change();
+CREATE TRIGGER pending_uploads_access_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON pending_uploads FOR EACH STATEMENT EXECUTE FUNCTION private_media_notify_access_change();

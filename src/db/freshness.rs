@@ -1,0 +1,250 @@
+//! Whether what this instance read from the database a moment ago is still what the database
+//! holds: the version that `read_cache` entries are tagged with. Reads made at one version are
+//! used only while the version is unchanged; anything that might change what the access check
+//! reads changes the version first.
+//!
+//! - Changes made through this instance: every `Db::run` (which may write) bumps the local
+//!   generation when its closure returns, before the request that made the change is answered.
+//!   Reads that cannot write go through `Db::read`, which leaves it alone.
+//! - SQLite, other processes (a second instance on the same file, `private-media user …`):
+//!   `PRAGMA data_version` on a connection of each worker thread's own, which SQLite changes
+//!   whenever any other connection commits. Exact, at the very next request.
+//! - PostgreSQL, other instances: a watcher thread LISTENs on the channel the triggers of the
+//!   `notify_access_changes` migration notify at commit, and bumps the generation. While its
+//!   connection is down or has not answered a heartbeat within `HEALTHY_FOR`, no version is
+//!   given out and every request reads the database; when it is back, the generation is bumped
+//!   (whatever was missed is dropped).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+
+/// The channel the PostgreSQL triggers notify.
+pub const CHANNEL: &str = "private_media_access";
+/// How often the watcher looks for notifications: the bound on how late another instance's
+/// change reaches this one (plus the network).
+const POLL: Duration = Duration::from_millis(5);
+/// How often the watcher proves its connection is alive.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+/// How long a heartbeat vouches for the watcher: past it, no cached read is used.
+const HEALTHY_FOR: Duration = Duration::from_millis(1000);
+/// Wait between attempts to bring a lost watcher connection back.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+/// A point in the database's history, as far as this instance can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    generation: u64,
+    data_version: i64,
+}
+
+pub struct Freshness {
+    /// Tells this instance's per-thread state apart from another's (tests run many in one
+    /// process).
+    id: u64,
+    shared: Arc<Shared>,
+    source: Source,
+}
+
+enum Source {
+    Sqlite(PathBuf),
+    /// The watcher starts with the first request that asks (commands never do).
+    Postgres {
+        url: String,
+        started: Once,
+    },
+}
+
+/// What the PostgreSQL watcher thread shares with the requests.
+struct Shared {
+    generation: AtomicU64,
+    /// Milliseconds since `epoch` until which the watcher's last heartbeat vouches; 0 while
+    /// it is down.
+    healthy_until: AtomicU64,
+    epoch: Instant,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            generation: AtomicU64::new(0),
+            healthy_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Each worker thread's read-only SQLite connection for `PRAGMA data_version`, by
+    /// `Freshness::id`.
+    static CHECKERS: RefCell<HashMap<u64, SqliteConnection>> = RefCell::new(HashMap::new());
+}
+
+#[derive(QueryableByName)]
+struct DataVersion {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    data_version: i64,
+}
+
+impl Freshness {
+    pub fn sqlite(path: PathBuf) -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shared: Shared::new(),
+            source: Source::Sqlite(path),
+        }
+    }
+
+    pub fn postgres(url: String) -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shared: Shared::new(),
+            source: Source::Postgres {
+                url,
+                started: Once::new(),
+            },
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Something this instance did may have changed what the access check reads.
+    pub fn bump(&self) {
+        self.shared.bump();
+    }
+
+    /// The current version, or `None` when this instance cannot tell (then read the database).
+    pub fn current(&self) -> Option<Version> {
+        let data_version = match &self.source {
+            Source::Sqlite(path) => self.sqlite_data_version(path)?,
+            Source::Postgres { url, started } => {
+                started.call_once(|| start_watcher(url.clone(), Arc::clone(&self.shared)));
+                let shared = &self.shared;
+                let now = u64::try_from(shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                if now >= shared.healthy_until.load(Ordering::SeqCst) {
+                    return None;
+                }
+                0
+            }
+        };
+        // Read after the health check: a bump made when the watcher came back is seen.
+        let generation = self.shared.generation.load(Ordering::SeqCst);
+        Some(Version {
+            generation,
+            data_version,
+        })
+    }
+
+    fn sqlite_data_version(&self, path: &std::path::Path) -> Option<i64> {
+        CHECKERS.with(|checkers| {
+            let mut checkers = checkers.borrow_mut();
+            if let std::collections::hash_map::Entry::Vacant(slot) = checkers.entry(self.id) {
+                slot.insert(open_checker(path)?);
+            }
+            let conn = checkers.get_mut(&self.id)?;
+            match diesel::sql_query("PRAGMA data_version").get_result::<DataVersion>(conn) {
+                Ok(v) => Some(v.data_version),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read SQLite's data_version; reading uncached");
+                    checkers.remove(&self.id);
+                    None
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Freshness {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn start_watcher(url: String, shared: Arc<Shared>) {
+    let spawned = std::thread::Builder::new()
+        .name("pg-access-watch".into())
+        .spawn(move || watch_postgres(&url, &shared));
+    if let Err(e) = spawned {
+        // Without a watcher no version is ever given out: correct, only uncached.
+        tracing::error!(error = %e, "cannot start the PostgreSQL change watcher");
+    }
+}
+
+fn open_checker(path: &std::path::Path) -> Option<SqliteConnection> {
+    use diesel::connection::SimpleConnection;
+    let mut conn = SqliteConnection::establish(path.to_str()?).ok()?;
+    conn.batch_execute("PRAGMA query_only = 1; PRAGMA busy_timeout = 5000;")
+        .ok()?;
+    Some(conn)
+}
+
+fn watch_postgres(url: &str, shared: &Shared) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        match PgConnection::establish(url) {
+            Ok(mut conn) => {
+                if let Err(e) = listen(&mut conn, shared) {
+                    tracing::warn!(error = %e, "the PostgreSQL change watcher lost its connection; reading uncached until it is back");
+                }
+            }
+            Err(e) => {
+                let message = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tracing::warn!(error = %message, "the PostgreSQL change watcher cannot connect; reading uncached");
+            }
+        }
+        shared.healthy_until.store(0, Ordering::SeqCst);
+        std::thread::sleep(RECONNECT);
+    }
+}
+
+/// Listens until the connection fails or the instance is gone.
+fn listen(conn: &mut PgConnection, shared: &Shared) -> Result<(), diesel::result::Error> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    // Whatever changed while no one listened is dropped from every cache.
+    shared.bump();
+    let mut last_heartbeat = Instant::now();
+    vouch(shared, last_heartbeat);
+    while !shared.stop.load(Ordering::SeqCst) {
+        let mut changed = false;
+        for notification in conn.notifications_iter() {
+            notification?;
+            changed = true;
+        }
+        if changed {
+            shared.bump();
+        }
+        if last_heartbeat.elapsed() >= HEARTBEAT {
+            conn.batch_execute("SELECT 1")?;
+            last_heartbeat = Instant::now();
+            vouch(shared, last_heartbeat);
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(())
+}
+
+fn vouch(shared: &Shared, at: Instant) {
+    let until = at.duration_since(shared.epoch) + HEALTHY_FOR;
+    let until = u64::try_from(until.as_millis()).unwrap_or(u64::MAX);
+    shared.healthy_until.store(until, Ordering::SeqCst);
+}

@@ -1,0 +1,120 @@
+//! The rows every request reads to decide access, kept in process so that a download that
+//! finds them needs no trip to the blocking pool: whether a session was ended, a user by id,
+//! a file with whether a given user is one of its readers. Exact, not timed: an entry is used
+//! only while the `freshness` version it was read at is still current, and every change moves
+//! the version on (see `freshness.rs` for how, per backend).
+//!
+//! One cache per worker thread (no locks; SQLite's `data_version` is per connection, and each
+//! thread has its own), and per database (tests run many instances in one process).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use super::freshness::{Freshness, Version};
+use super::models::file::FileRow;
+use super::models::user::User;
+use crate::domain::{FileId, UserId};
+
+/// Past this many entries a thread's cache starts again empty: a bound on memory (a few MiB
+/// at most) without the bookkeeping of an LRU.
+const MAX_ENTRIES: usize = 4096;
+
+#[derive(Default)]
+struct Entries {
+    version: Option<Version>,
+    len: usize,
+    ended: HashMap<String, bool>,
+    users: HashMap<UserId, Option<User>>,
+    readable: HashMap<(FileId, UserId), Option<(FileRow, bool)>>,
+}
+
+thread_local! {
+    static CACHES: RefCell<HashMap<u64, Entries>> = RefCell::new(HashMap::new());
+}
+
+/// What one request needs to know about its session and user, read at `version`.
+#[derive(Debug, Clone)]
+pub struct SessionReads {
+    pub ended: bool,
+    pub user: Option<User>,
+}
+
+pub struct ReadCache<'a> {
+    freshness: &'a Freshness,
+}
+
+impl<'a> ReadCache<'a> {
+    pub(super) fn new(freshness: &'a Freshness) -> Self {
+        Self { freshness }
+    }
+
+    /// The version to read at, or `None`: do not use the cache at all.
+    pub fn version(&self) -> Option<Version> {
+        self.freshness.current()
+    }
+
+    fn with<T>(&self, version: Version, f: impl FnOnce(&mut Entries) -> T) -> T {
+        CACHES.with(|caches| {
+            let mut caches = caches.borrow_mut();
+            let entries = caches.entry(self.freshness.id()).or_default();
+            if entries.version != Some(version) {
+                *entries = Entries {
+                    version: Some(version),
+                    ..Entries::default()
+                };
+            }
+            f(entries)
+        })
+    }
+
+    pub fn session(&self, version: Version, sid: &str, user: &UserId) -> Option<SessionReads> {
+        self.with(version, |e| {
+            Some(SessionReads {
+                ended: *e.ended.get(sid)?,
+                user: e.users.get(user)?.clone(),
+            })
+        })
+    }
+
+    pub fn readable(
+        &self,
+        version: Version,
+        file: &FileId,
+        user: &UserId,
+    ) -> Option<Option<(FileRow, bool)>> {
+        self.with(version, |e| {
+            e.readable.get(&(file.clone(), user.clone())).cloned()
+        })
+    }
+
+    /// Keeps what was read at `version`, if that is still the current version (a change may
+    /// have come while the database was read).
+    pub fn keep(
+        &self,
+        version: Version,
+        sid: &str,
+        user_id: &UserId,
+        session: &SessionReads,
+        readable: Option<(&FileId, &Option<(FileRow, bool)>)>,
+    ) {
+        if self.version() != Some(version) {
+            return;
+        }
+        self.with(version, |e| {
+            if e.len >= MAX_ENTRIES {
+                *e = Entries {
+                    version: Some(version),
+                    ..Entries::default()
+                };
+            }
+            e.ended.insert(sid.to_owned(), session.ended);
+            e.users.insert(user_id.clone(), session.user.clone());
+            e.len += 2;
+            if let Some((file, found)) = readable {
+                e.readable
+                    .insert((file.clone(), user_id.clone()), found.clone());
+                e.len += 1;
+            }
+        });
+    }
+}
