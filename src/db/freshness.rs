@@ -27,6 +27,8 @@ use diesel::{PgConnection, SqliteConnection};
 
 /// The channel the PostgreSQL triggers notify.
 pub const CHANNEL: &str = "private_media_access";
+/// The watcher connection's `application_name`.
+pub const WATCHER_NAME: &str = "private-media-watch";
 /// How often the watcher looks for notifications: the bound on how late another instance's
 /// change reaches this one (plus the network).
 const POLL: Duration = Duration::from_millis(5);
@@ -110,6 +112,9 @@ impl Freshness {
     }
 
     pub fn postgres(url: String) -> Self {
+        // Named, so an operator (and the tests) can tell the watcher's connection apart.
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}application_name={WATCHER_NAME}");
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shared: Shared::new(),

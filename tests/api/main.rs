@@ -3,6 +3,7 @@
 // Test code may unwrap: a panic is a failed test (`[lints]` in Cargo.toml denies it elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access_cache;
 mod admin_conveniences;
 mod caching;
 mod cli_commands;

@@ -22,14 +22,15 @@ const SHARED_SECRET: &str =
 
 /// Two instances of one site: one database, one storage folder, one secret key; each has its
 /// own data dir and port. The shared dir is returned last, so it outlives both apps.
-struct Site {
-    one: TestApp,
-    two: TestApp,
-    storage_root: PathBuf,
+pub struct Site {
+    pub one: TestApp,
+    pub two: TestApp,
+    pub storage_root: PathBuf,
     _shared: tempfile::TempDir,
 }
 
-async fn two_instances() -> Site {
+/// Also used by the cache tests (`access_cache.rs`).
+pub async fn two_instances() -> Site {
     let database = TestDatabase::fresh();
     let shared = tempfile::tempdir().expect("shared dir");
     let storage_root = shared.path().join("private");

@@ -1,0 +1,304 @@
+//! The in-process cache of the access check's reads (README: "Performance"): every change
+//! that decides who may read what takes effect at the very next request on the instance that
+//! made it, and on another instance at once (SQLite) or within the stated bound (PostgreSQL).
+//! Each test first downloads twice, so that the answer is in the cache when the change comes.
+
+use std::time::{Duration, Instant};
+
+use private_media::domain::Role;
+use reqwest::StatusCode;
+
+use crate::helpers::{Browser, PASSWORD, TestApp, spawn_app, text, upload_file};
+use crate::scale_out::two_instances;
+
+/// How late a change made on one instance may reach another (README: "Performance").
+const OTHER_INSTANCE_BOUND: Duration = Duration::from_millis(250);
+
+struct Fixture {
+    app: TestApp,
+    staff: Browser,
+    admin: Browser,
+    paul: Browser,
+    url: String,
+    file_id: String,
+}
+
+/// A file only paul (and staff) may read, downloaded twice by paul.
+async fn primed() -> Fixture {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let admin = app.logged_in("root", Role::Superuser).await;
+    let paul = app.logged_in("paul", Role::User).await;
+    let file = upload_file(
+        &app,
+        &staff,
+        "payslip.pdf",
+        b"%PDF-1.4 paul",
+        "users",
+        None,
+        &["paul"],
+    )
+    .await;
+    let url = format!("/files/{}/download", file.id);
+    for _ in 0..2 {
+        assert_eq!(paul.get(&url).await.status(), StatusCode::OK);
+    }
+    Fixture {
+        app,
+        staff,
+        admin,
+        paul,
+        url,
+        file_id: file.id.to_string(),
+    }
+}
+
+async fn edit_access(staff: &Browser, file_id: &str, access: &str, users: &[&str]) {
+    let path = format!("/admin/files/{file_id}");
+    let token = staff.csrf_token(&path).await;
+    let mut fields = vec![
+        ("csrf_token", token.as_str()),
+        ("title", "Payslip"),
+        ("access", access),
+    ];
+    fields.extend(users.iter().map(|u| ("users", *u)));
+    assert_eq!(
+        staff.post_form(&path, &fields).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+fn user_id(app: &TestApp, name: &str) -> String {
+    let mut conn = app.db.get().expect("connection");
+    private_media::db::models::user::User::find_by_username(
+        &mut conn,
+        &private_media::domain::Username::parse(name).expect("name"),
+    )
+    .expect("query")
+    .expect("user")
+    .id
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_rule_change_is_seen_by_the_very_next_download() {
+    let f = primed().await;
+    edit_access(&f.staff, &f.file_id, "owner", &[]).await;
+    assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_reader_taken_off_the_list_is_refused_at_once_and_one_put_on_it_is_let_in_at_once() {
+    let f = primed().await;
+    f.app.add_user("anna", Role::User);
+    edit_access(&f.staff, &f.file_id, "users", &["anna"]).await;
+    assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::FORBIDDEN);
+    // The refusal was cached too; putting paul back is just as immediate.
+    assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::FORBIDDEN);
+    edit_access(&f.staff, &f.file_id, "users", &["anna", "paul"]).await;
+    assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_deleted_file_is_gone_at_the_very_next_download() {
+    let f = primed().await;
+    let path = format!("/admin/files/{}/delete", f.file_id);
+    let token = f
+        .staff
+        .csrf_token(&format!("/admin/files/{}", f.file_id))
+        .await;
+    let response = f.staff.post_form(&path, &[("csrf_token", &token)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_deactivation_ends_the_session_at_the_very_next_request() {
+    let f = primed().await;
+    let path = format!("/admin/users/{}", user_id(&f.app, "paul"));
+    let token = f.admin.csrf_token(&path).await;
+    let response = f
+        .admin
+        .post_form(&path, &[("csrf_token", &token), ("role", "user")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_session_at_the_very_next_request() {
+    let f = primed().await;
+    let path = format!("/admin/users/{}", user_id(&f.app, "paul"));
+    let token = f.admin.csrf_token(&path).await;
+    let response = f
+        .admin
+        .post_form(
+            &format!("{path}/password"),
+            &[("csrf_token", &token), ("password", "a brand new password")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_logout_ends_a_copied_cookie_at_the_very_next_request() {
+    let f = primed().await;
+    let copy = Browser::with_cookies_of(&f.paul, &f.app.base);
+    assert_eq!(copy.get(&f.url).await.status(), StatusCode::OK);
+    assert_eq!(f.paul.logout().await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(copy.get(&f.url).await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_command_run_beside_the_server_is_seen_by_the_very_next_request() {
+    let f = primed().await;
+    let output = f.app.cli(&["user", "deactivate", "paul"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // SQLite: exact (its data_version). PostgreSQL: the command is another process, like
+    // another instance, and the bound applies.
+    let refused_after = refused_within(&f.paul, &f.url, OTHER_INSTANCE_BOUND).await;
+    if f.app.db.backend_name().expect("backend") == "sqlite" {
+        assert_eq!(refused_after, Some(0), "SQLite must be exact");
+    }
+}
+
+/// Asks `url` until it is no longer answered 200; how many 200s came before, or panics
+/// after `bound`.
+async fn refused_within(browser: &Browser, url: &str, bound: Duration) -> Option<usize> {
+    let start = Instant::now();
+    let mut granted = 0;
+    loop {
+        let status = browser.get(url).await.status();
+        if status != StatusCode::OK {
+            return Some(granted);
+        }
+        granted += 1;
+        assert!(
+            start.elapsed() < bound,
+            "still granted {granted} times after {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_change_on_one_instance_reaches_the_other_within_the_bound() {
+    let site = two_instances().await;
+    let (one, two) = (&site.one, &site.two);
+    let staff = one.logged_in("stella", Role::Staff).await;
+    let paul = one.logged_in("paul", Role::User).await;
+    let file = upload_file(
+        one,
+        &staff,
+        "contract.pdf",
+        b"%PDF-1.4 c",
+        "users",
+        None,
+        &["paul"],
+    )
+    .await;
+    let url = format!("/files/{}/download", file.id);
+    let paul_on_two = Browser::with_cookies_of(&paul, &two.base);
+    for _ in 0..2 {
+        assert_eq!(paul_on_two.get(&url).await.status(), StatusCode::OK);
+    }
+    let sqlite = one.db.backend_name().expect("backend") == "sqlite";
+
+    edit_access(&staff, &file.id.to_string(), "owner", &[]).await;
+    let granted = refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
+    if sqlite {
+        assert_eq!(granted, Some(0), "SQLite must be exact across processes");
+    }
+
+    // And back: paul on the list again, seen by the other instance as promptly.
+    edit_access(&staff, &file.id.to_string(), "users", &["paul"]).await;
+    let start = Instant::now();
+    while paul_on_two.get(&url).await.status() != StatusCode::OK {
+        assert!(
+            start.elapsed() < OTHER_INSTANCE_BOUND,
+            "not granted after {:?}",
+            start.elapsed()
+        );
+    }
+    if sqlite {
+        assert!(start.elapsed() < Duration::from_millis(100));
+    }
+
+    // A password change made through one instance ends the session on the other.
+    let admin = one.logged_in("root", Role::Superuser).await;
+    let path = format!("/admin/users/{}", user_id(one, "paul"));
+    let token = admin.csrf_token(&path).await;
+    let response = admin
+        .post_form(
+            &format!("{path}/password"),
+            &[
+                ("csrf_token", &token),
+                ("password", "another long password"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let granted = refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
+    if sqlite {
+        assert_eq!(granted, Some(0));
+    }
+    let _ = PASSWORD;
+}
+
+/// PostgreSQL only: with the change watchers' connections cut, no instance answers from its
+/// cache until its watcher is back (and then it starts from an empty cache).
+#[tokio::test]
+async fn a_lost_watcher_connection_never_leaves_a_stale_answer() {
+    let site = two_instances().await;
+    let (one, two) = (&site.one, &site.two);
+    if one.db.backend_name().expect("backend") != "postgres" {
+        return;
+    }
+    let staff = one.logged_in("stella", Role::Staff).await;
+    let paul = one.logged_in("paul", Role::User).await;
+    let file = upload_file(
+        one,
+        &staff,
+        "memo.pdf",
+        b"%PDF-1.4 m",
+        "users",
+        None,
+        &["paul"],
+    )
+    .await;
+    let url = format!("/files/{}/download", file.id);
+    let paul_on_two = Browser::with_cookies_of(&paul, &two.base);
+    for _ in 0..2 {
+        assert_eq!(paul_on_two.get(&url).await.status(), StatusCode::OK);
+    }
+    // Every watcher of this server (other tests' too: they only read uncached for a moment).
+    terminate_watchers();
+    edit_access(&staff, &file.id.to_string(), "owner", &[]).await;
+    refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
+    // Back and still exact: a second change after the watcher reconnected.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    edit_access(&staff, &file.id.to_string(), "users", &["paul"]).await;
+    let start = Instant::now();
+    while paul_on_two.get(&url).await.status() != StatusCode::OK {
+        assert!(
+            start.elapsed() < OTHER_INSTANCE_BOUND,
+            "not granted after {:?}",
+            start.elapsed()
+        );
+    }
+    edit_access(&staff, &file.id.to_string(), "owner", &[]).await;
+    refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
+}
+
+fn terminate_watchers() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let server = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+    let mut conn = diesel::PgConnection::establish(&server).expect("connect");
+    conn.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'private-media-watch'",
+    )
+    .expect("terminate the watchers");
+}
