@@ -320,7 +320,7 @@ impl Db {
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.run(|conn| {
+        self.read(|conn| {
             conn.batch_execute("SELECT 1")?;
             Ok(())
         })

@@ -101,7 +101,7 @@ pub async fn by_path(
     let row_key = key.clone();
     let (row, pending) = state
         .db
-        .run(move |c| {
+        .read(move |c| {
             let row = FileRow::find_by_key(c, DEFAULT_STORAGE, &row_key)?;
             let pending = row.is_none() && PendingKey::is_pending(c, DEFAULT_STORAGE, &row_key)?;
             Ok((row, pending))

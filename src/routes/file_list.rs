@@ -43,7 +43,7 @@ where
         sort: Sort::parse(params.sort.as_deref()),
     };
     let sort = query.sort;
-    let page = state.db.run(move |c| fetch(c, &query)).await?;
+    let page = state.db.read(move |c| fetch(c, &query)).await?;
     let listing = Listing {
         path,
         q: params.q.unwrap_or_default(),

@@ -119,7 +119,7 @@ pub async fn submit(
         Ok(name) => {
             state
                 .db
-                .run(move |c| User::find_by_username(c, &name))
+                .read(move |c| User::find_by_username(c, &name))
                 .await?
         }
         Err(_) => None,

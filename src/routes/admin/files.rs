@@ -91,7 +91,7 @@ async fn detail_page(
 ) -> Result<DetailPage, AppError> {
     let (file, readers, users) = state
         .db
-        .run(move |c| {
+        .read(move |c| {
             let Some(file) = FileRow::find_with_owner(c, &id)? else {
                 return Ok(None);
             };
@@ -207,7 +207,7 @@ pub async fn resolve_readers(
     parsed.sort();
     parsed.dedup();
     let wanted = parsed.clone();
-    let found = state.db.run(move |c| User::find_many(c, &wanted)).await?;
+    let found = state.db.read(move |c| User::find_many(c, &wanted)).await?;
     if let Some(missing) = parsed
         .iter()
         .find(|n| !found.iter().any(|u| u.username == **n))
@@ -234,7 +234,7 @@ pub async fn confirm_delete(
     let id = parse_file_id(&id)?;
     let file = state
         .db
-        .run(move |c| FileRow::find_with_owner(c, &id))
+        .read(move |c| FileRow::find_with_owner(c, &id))
         .await?
         .ok_or(AppError::NotFound)?;
     html::page(&ConfirmDeletePage {
@@ -254,7 +254,7 @@ pub async fn delete(
     let lookup = id.clone();
     let file = state
         .db
-        .run(move |c| FileRow::find(c, &lookup))
+        .read(move |c| FileRow::find(c, &lookup))
         .await?
         .ok_or(AppError::NotFound)?;
     let storage = state.storages.get(&file.storage).ok_or_else(|| {

@@ -29,7 +29,7 @@ pub async fn index(
 ) -> Result<HttpResponse, AppError> {
     let (users, file_count) = state
         .db
-        .run(|c| Ok((User::list(c)?, FileRow::count(c)?)))
+        .read(|c| Ok((User::list(c)?, FileRow::count(c)?)))
         .await?;
     html::page(&AdminIndex {
         nav: Some(Nav::from(&current)),

@@ -72,7 +72,7 @@ async fn list_page(
     new_username: String,
     new_role: Role,
 ) -> Result<ListPage, AppError> {
-    let users = state.db.run(User::list).await?;
+    let users = state.db.read(User::list).await?;
     Ok(ListPage {
         nav: Some(Nav::from(current)),
         flash,
@@ -166,7 +166,7 @@ async fn find(state: &AppState, id: &UserId) -> Result<User, AppError> {
     let id = id.clone();
     state
         .db
-        .run(move |c| User::find_by_id(c, &id))
+        .read(move |c| User::find_by_id(c, &id))
         .await?
         .ok_or(AppError::NotFound)
 }

@@ -136,7 +136,7 @@ async fn check(
             let lookup = name.clone();
             match state
                 .db
-                .run(move |c| User::find_by_username(c, &lookup))
+                .read(move |c| User::find_by_username(c, &lookup))
                 .await?
             {
                 Some(user) => user,

@@ -47,7 +47,7 @@ async fn new_page(
 ) -> Result<NewPage, AppError> {
     let users = state
         .db
-        .run(User::list_active)
+        .read(User::list_active)
         .await?
         .into_iter()
         .map(|u| u.username)
