@@ -13,6 +13,7 @@ use actix_web::dev::{Server, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
+use secrecy::ExposeSecret;
 
 use crate::auth::csrf;
 use crate::auth::session::SESSION_MAX_AGE_SECS;
@@ -207,7 +208,7 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
         db,
         storages,
     } = prepared;
-    let key = Key::derive_from(secret.as_bytes());
+    let key = Key::derive_from(secret.expose_secret().as_bytes());
     let secure = settings.cookies_secure();
     let state = web::Data::new(AppState {
         settings: Arc::clone(&settings),

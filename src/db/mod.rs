@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::ExposeSecret;
 
 use crate::config::DatabaseUrl;
 
@@ -90,17 +91,17 @@ impl Manager {
                 )?;
                 Ok(DbConn::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url.expose_secret())
                 .map(DbConn::Postgres)
                 // libpq's messages span lines; errors here are one line. The URL may carry a
-                // password, so it is not repeated.
+                // password, so it is not repeated, and libpq's quotes of it lose the password.
                 .map_err(|e| {
                     let message = e
                         .to_string()
                         .split_whitespace()
                         .collect::<Vec<_>>()
                         .join(" ");
-                    DbError::Connect(format!("PostgreSQL: {message}"))
+                    DbError::Connect(format!("PostgreSQL: {}", self.url.scrub(&message)))
                 }),
         }
     }
@@ -309,5 +310,33 @@ fn migrations_for(conn: &DbConn) -> EmbeddedMigrations {
     match conn {
         DbConn::Postgres(_) => POSTGRES_MIGRATIONS,
         DbConn::Sqlite(_) => SQLITE_MIGRATIONS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_postgres_connection_does_not_show_the_password() {
+        // Port 1 on loopback: nothing listens there. libpq quotes a token it cannot decode.
+        for (url, password) in [
+            ("postgres://media:Zq7-pw@127.0.0.1:1/media", "Zq7-pw"),
+            ("postgres://media:Zq7%zz-pw@127.0.0.1:1/media", "Zq7%zz-pw"),
+            (
+                "postgres://127.0.0.1:1/media?password=Zq7%zz-pw",
+                "Zq7%zz-pw",
+            ),
+            ("postgres://media:Zq7 pw@127.0.0.1:1/media", "Zq7 pw"),
+        ] {
+            let parsed = DatabaseUrl::parse(url).expect("a postgres url");
+            let Err(error) = Db::connect(&parsed, 1) else {
+                panic!("connected to {url}");
+            };
+            let shown = format!("{error} {error:?}");
+            assert!(shown.contains("PostgreSQL"), "{shown}");
+            assert!(!shown.contains(password), "{shown}");
+            assert!(!shown.contains("Zq7"), "{shown}");
+        }
     }
 }
