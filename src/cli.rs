@@ -111,9 +111,10 @@ impl Cli {
                 }
                 serve(settings)
             }
+            // The database only: no secret key is created and no storage is opened (or swept).
             Command::Migrate => {
-                let prepared = startup::prepare(settings)?;
-                match prepared.applied_migrations {
+                let opened = startup::open_database(&settings)?;
+                match opened.applied_migrations {
                     0 => println!("no migrations pending: the database is up to date"),
                     1 => println!("applied 1 migration"),
                     n => println!("applied {n} migrations"),
@@ -122,7 +123,7 @@ impl Cli {
             }
             Command::Check => check(settings),
             Command::User { command } => {
-                let db = startup::prepare(settings)?.db;
+                let db = startup::open_database(&settings)?.db;
                 user_command(&db, command)
             }
         }

@@ -13,6 +13,7 @@ use actix_web::dev::{Server, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
+use secrecy::ExposeSecret;
 
 use crate::auth::csrf;
 use crate::auth::session::SESSION_MAX_AGE_SECS;
@@ -62,25 +63,54 @@ pub struct Prepared {
     pub storages: Storages,
 }
 
+/// For `serve` (and the tests' apps): the data dir, the secret key (created on the first
+/// start), the database (`open_database`), then the storages (opening a local folder creates
+/// it and sweeps the temp files of stopped instances).
 pub fn prepare(settings: Settings) -> Result<Prepared, StartupError> {
-    create_private_dir(&settings.data_dir).map_err(|source| StartupError::DataDir {
-        path: settings.data_dir.display().to_string(),
-        source,
-    })?;
+    create_data_dir(&settings)?;
     let secret = secret::load_or_create(&settings)?;
-    let db = Db::connect(&settings.database, DB_POOL_SIZE)?;
-    let applied = db.run_migrations()?;
-    if applied > 0 {
-        tracing::info!(applied, "database migrations applied");
-    }
-    db.check_writable()?;
+    let OpenDatabase {
+        db,
+        applied_migrations,
+    } = open_database(&settings)?;
     let storages = Storages::from_settings(&settings)?;
     Ok(Prepared {
         settings: Arc::new(settings),
-        applied_migrations: applied,
+        applied_migrations,
         secret,
         db,
         storages,
+    })
+}
+
+/// A migrated database, and how many migrations opening it applied.
+pub struct OpenDatabase {
+    pub db: Db,
+    pub applied_migrations: usize,
+}
+
+/// The database alone, for `migrate` and the `user` commands: the data dir (where the SQLite
+/// file lives by default), a connection pool, pending migrations run, the write probe. No
+/// secret key is read or created and no storage is opened: a command that manages the
+/// database leaves the files, and what a start sweeps, alone.
+pub fn open_database(settings: &Settings) -> Result<OpenDatabase, StartupError> {
+    create_data_dir(settings)?;
+    let db = Db::connect(&settings.database, DB_POOL_SIZE)?;
+    let applied_migrations = db.run_migrations()?;
+    if applied_migrations > 0 {
+        tracing::info!(applied = applied_migrations, "database migrations applied");
+    }
+    db.check_writable()?;
+    Ok(OpenDatabase {
+        db,
+        applied_migrations,
+    })
+}
+
+fn create_data_dir(settings: &Settings) -> Result<(), StartupError> {
+    create_private_dir(&settings.data_dir).map_err(|source| StartupError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
     })
 }
 
@@ -207,7 +237,7 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
         db,
         storages,
     } = prepared;
-    let key = Key::derive_from(secret.as_bytes());
+    let key = Key::derive_from(secret.expose_secret().as_bytes());
     let secure = settings.cookies_secure();
     let state = web::Data::new(AppState {
         settings: Arc::clone(&settings),

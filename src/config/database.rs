@@ -1,11 +1,26 @@
 //! `DATABASE_URL`: SQLite or PostgreSQL, and how it is shown without its password.
+//!
+//! A PostgreSQL URL may carry a password, so it is kept as a `SecretString`: its `Debug` is the
+//! redacted URL, and only `Db` exposes it, to open a connection.
 
+use std::ops::Range;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Clone)]
 pub enum DatabaseUrl {
     Sqlite(PathBuf),
-    Postgres(String),
+    Postgres(SecretString),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.debug_tuple("Postgres").field(&self.redacted()).finish(),
+        }
+    }
 }
 
 impl DatabaseUrl {
@@ -13,7 +28,7 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Self::Postgres(url) => redact_postgres(url),
+            Self::Postgres(url) => redact_postgres(url.expose_secret()),
         }
     }
 
@@ -24,41 +39,87 @@ impl DatabaseUrl {
             }
             Ok(Self::Sqlite(PathBuf::from(path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(url.to_owned()))
+            Ok(Self::Postgres(SecretString::from(url)))
         } else {
             Err("expected `sqlite://PATH` or `postgres://…`".into())
         }
     }
+
+    /// `message` (a client library's error about this URL) with every password the URL holds
+    /// replaced by `***`, as written and percent-decoded: libpq quotes parts of a URL it
+    /// cannot parse.
+    pub fn scrub(&self, message: &str) -> String {
+        let Self::Postgres(url) = self else {
+            return message.to_owned();
+        };
+        let url = url.expose_secret();
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let mut scrubbed = message.to_owned();
+        for range in secret_ranges(rest) {
+            let written = &rest[range];
+            let decoded = percent_encoding::percent_decode_str(written).decode_utf8_lossy();
+            for secret in [written, decoded.as_ref()] {
+                if !secret.is_empty() {
+                    scrubbed = scrubbed.replace(secret, "***");
+                }
+            }
+        }
+        scrubbed
+    }
 }
 
-/// `postgres://user:secret@host/db?password=secret` → `postgres://user:***@host/db?password=***`.
+/// Where passwords may be in a PostgreSQL URL after its `scheme://`: after the user name
+/// (the user information ends at the last `@`; without a `:` in it, a user information with
+/// `/`, `?` or `#` is taken whole), and the value of every `password=` that follows a `?` or
+/// an `&` (its name percent-decoded, as libpq does). Typed URLs are not always valid ones (an
+/// unencoded `/`, `?` or `@` in a password), so this errs towards hiding too much.
+fn secret_ranges(rest: &str) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    if let Some(at) = rest.rfind('@') {
+        let userinfo = &rest[..at];
+        match userinfo.find(':') {
+            Some(colon) => ranges.push(colon + 1..at),
+            None if userinfo.contains(['/', '?', '#']) => ranges.push(0..at),
+            None => {}
+        }
+    }
+    for (separator, _) in rest.match_indices(['?', '&']) {
+        let start = separator + 1;
+        let end = rest[start..].find('&').map_or(rest.len(), |e| start + e);
+        if let Some(eq) = rest[start..end].find('=') {
+            let name =
+                percent_encoding::percent_decode_str(&rest[start..start + eq]).decode_utf8_lossy();
+            if name.eq_ignore_ascii_case("password") {
+                ranges.push(start + eq + 1..end);
+            }
+        }
+    }
+    ranges.retain(|range| !range.is_empty());
+    ranges
+}
+
+/// `postgres://user:secret@host/db?password=secret` → `postgres://user:***@host/db?password=***`
+/// (every range `secret_ranges` finds, overlapping ones merged, becomes `***`).
 fn redact_postgres(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                        format!("{key}=***")
-                    }
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
+    let mut ranges = secret_ranges(rest);
+    ranges.sort_by_key(|range| range.start);
+    let mut merged: Vec<Range<usize>> = Vec::new();
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
         }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
+    }
+    let mut shown = format!("{scheme}://");
+    let mut at = 0;
+    for range in merged {
+        shown.push_str(&rest[at..range.start]);
+        shown.push_str("***");
+        at = range.end;
+    }
+    shown.push_str(&rest[at..]);
+    shown
 }
 
 #[cfg(test)]
@@ -82,5 +143,68 @@ mod tests {
         );
         assert_eq!(shown("postgres://a:b:c@db"), "postgres://a:***@db");
         assert_eq!(shown("sqlite://data/x.sqlite3"), "sqlite://data/x.sqlite3");
+        // Unencoded `/`, `?` or `@` in a password (not a valid URL, but a typed one).
+        assert_eq!(
+            shown("postgres://m:pa/ss@db/media"),
+            "postgres://m:***@db/media"
+        );
+        assert_eq!(
+            shown("postgres://m:pa?ss@db/media"),
+            "postgres://m:***@db/media"
+        );
+        assert_eq!(
+            shown("postgres://m:p@ss@db/media"),
+            "postgres://m:***@db/media"
+        );
+        assert_eq!(
+            shown("postgres://db/media?password=p@ss/x"),
+            "postgres://***"
+        );
+        assert_eq!(
+            shown("postgres://db/media?ssl=1?password=x&user=m"),
+            "postgres://db/media?ssl=1?password=***&user=m"
+        );
+        assert_eq!(
+            shown("postgres://db/media?p%61ssword=x"),
+            "postgres://db/media?p%61ssword=***"
+        );
+    }
+
+    #[test]
+    fn debug_of_a_database_url_is_redacted() {
+        for (url, secret) in [
+            ("postgres://media:Zq7-url-pw@db:5432/media", "Zq7-url-pw"),
+            (
+                "postgresql://db/media?user=m&password=Zq7-query-pw",
+                "Zq7-query-pw",
+            ),
+            ("postgres://media:Zq7/slash@db/media", "Zq7/slash"),
+        ] {
+            let parsed = DatabaseUrl::parse(url).unwrap();
+            for shown in [
+                format!("{parsed:?}"),
+                format!("{parsed:#?}"),
+                parsed.redacted(),
+            ] {
+                assert!(!shown.contains(secret), "{shown}");
+                assert!(
+                    shown.contains("Postgres") || shown.starts_with("postgres"),
+                    "{shown}"
+                );
+            }
+        }
+        let sqlite = DatabaseUrl::parse("sqlite://data/x.sqlite3").unwrap();
+        assert_eq!(format!("{sqlite:?}"), "Sqlite(\"data/x.sqlite3\")");
+    }
+
+    #[test]
+    fn messages_about_a_url_lose_its_passwords() {
+        let url = DatabaseUrl::parse("postgres://m:Zq7%25pw@db/x?password=Zq7-other").unwrap();
+        let message = "bad token \"Zq7%25pw\", decoded Zq7%pw, and Zq7-other";
+        let scrubbed = url.scrub(message);
+        assert!(!scrubbed.contains("Zq7"), "{scrubbed}");
+        assert_eq!(scrubbed, "bad token \"***\", decoded ***, and ***");
+        let sqlite = DatabaseUrl::parse("sqlite://x").unwrap();
+        assert_eq!(sqlite.scrub(message), message);
     }
 }

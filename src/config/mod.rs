@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
 
 mod database;
 mod delivery;
@@ -67,15 +68,17 @@ pub struct Settings {
     pub server: ServerSettings,
 }
 
-/// Key material for session cookies and signed links: at least 64 characters.
-#[derive(Clone)]
-pub struct SecretKey(String);
+/// Key material for session cookies and signed links: at least 64 characters. Kept as a
+/// `SecretString`, so its `Debug` shows no key; `expose_secret` is for building the cookie key.
+#[derive(Clone, Debug)]
+pub struct SecretKey(SecretString);
 
 impl SecretKey {
     pub const MIN_LEN: usize = 64;
 
-    pub fn parse(value: String) -> Result<Self, String> {
-        let len = value.chars().count();
+    pub fn parse(value: impl Into<SecretString>) -> Result<Self, String> {
+        let value = value.into();
+        let len = value.expose_secret().chars().count();
         if len < Self::MIN_LEN {
             return Err(format!(
                 "must be at least {} characters long (got {len})",
@@ -84,15 +87,11 @@ impl SecretKey {
         }
         Ok(Self(value))
     }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
 }
 
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(…)")
+impl ExposeSecret<str> for SecretKey {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 }
 
@@ -203,6 +202,14 @@ fn figment_error(error: figment::Error) -> ConfigError {
         .unwrap_or_default();
     let problem = match &error.kind {
         figment::error::Kind::UnknownField(_, _) => "unknown key".to_owned(),
+        // serde's message quotes the value it found: not for a secret.
+        kind if raw::is_secret(&path) => match kind {
+            figment::error::Kind::InvalidType(_, expected)
+            | figment::error::Kind::InvalidValue(_, expected) => {
+                format!("invalid value (not shown: it is a secret), expected {expected}")
+            }
+            _ => "invalid value (not shown: it is a secret)".to_owned(),
+        },
         kind => sources::one_line(&kind.to_string()),
     };
     let key = if path.is_empty() {
@@ -229,9 +236,8 @@ impl Raw {
             return Err(ConfigError::new("data_dir", "must not be empty"));
         }
         let database = match self.database_url {
-            Some(url) => {
-                DatabaseUrl::parse(&url).map_err(|p| ConfigError::new("DATABASE_URL", p))?
-            }
+            Some(url) => DatabaseUrl::parse(url.expose_secret())
+                .map_err(|p| ConfigError::new("DATABASE_URL", p))?,
             None => DatabaseUrl::Sqlite(data_dir.join("private-media.sqlite3")),
         };
         let bind_text = self.bind.unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -288,19 +294,21 @@ mod tests {
         let s = from_toml("").expect("defaults are valid");
         assert_eq!(s.data_dir, PathBuf::from("data"));
         assert_eq!(
-            s.database,
-            DatabaseUrl::Sqlite(PathBuf::from("data/private-media.sqlite3"))
+            s.sqlite_path(),
+            Some(Path::new("data/private-media.sqlite3"))
         );
         assert_eq!(s.bind.to_string(), DEFAULT_BIND);
         assert!(
             !s.cookies_secure(),
             "loopback bind defaults to insecure cookies"
         );
-        assert_eq!(
-            s.storages.get("local"),
-            Some(&StorageSettings::Filesystem {
-                root: PathBuf::from("data/private")
-            })
+        assert!(
+            matches!(
+                s.storages.get("local"),
+                Some(StorageSettings::Filesystem { root }) if root == Path::new("data/private")
+            ),
+            "{:?}",
+            s.storages
         );
         assert_eq!(s.upload.max_file_size, DEFAULT_MAX_FILE_SIZE);
         assert_eq!(s.delivery.server, DeliveryServer::App);
@@ -362,6 +370,95 @@ mod tests {
         for (toml, key) in cases {
             let err = from_toml(toml).expect_err(toml);
             assert_eq!(err.key, key, "for {toml:?}: {err}");
+        }
+    }
+
+    const KEY: &str = "Zq7-session-key-0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEF";
+    const S3_SECRET: &str = "Zq7-s3-secret-access-key";
+    const DB_PASSWORD: &str = "Zq7-db-password";
+
+    fn with_secrets() -> Figment {
+        Figment::from(Toml::string(&format!(
+            "secret_key = \"{KEY}\"\n\
+             database_url = \"postgres://media:{DB_PASSWORD}@db:5432/media?sslmode=require\"\n\
+             [storages.media]\n\
+             kind = \"s3\"\n\
+             bucket = \"b\"\n\
+             access_key_id = \"AKIDEXAMPLE\"\n\
+             secret_access_key = \"{S3_SECRET}\"\n"
+        )))
+    }
+
+    fn assert_no_secret(shown: &str) {
+        for secret in [KEY, S3_SECRET, DB_PASSWORD, "Zq7"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_settings_and_the_raw_tree_shows_no_secret() {
+        let figment = with_secrets();
+        let s = Settings::from_figment(figment.clone()).expect("valid");
+        // The secrets are there for the code that uses them.
+        let key = s.secret_key.as_ref().expect("a key");
+        assert_eq!(key.expose_secret(), KEY);
+        let Some(StorageSettings::S3(s3)) = s.storages.get("media") else {
+            panic!("not s3: {:?}", s.storages);
+        };
+        let s3_secret = s3.secret_access_key.as_ref().expect("an S3 secret");
+        assert_eq!(s3_secret.expose_secret(), S3_SECRET);
+        assert_eq!(
+            s.database.redacted(),
+            "postgres://media:***@db:5432/media?sslmode=require"
+        );
+
+        let raw: Raw = figment.extract().expect("raw");
+        for shown in [
+            format!("{s:?}"),
+            format!("{s:#?}"),
+            format!("{:?}", s.clone()),
+            format!("{:?}", s.database),
+            format!("{:?}", s.secret_key),
+            format!("{:?}", s.storages),
+            format!("{s3:?}"),
+            format!("{raw:?}"),
+            format!("{raw:#?}"),
+        ] {
+            assert_no_secret(&shown);
+        }
+        // What is not secret is still shown.
+        let shown = format!("{s:?}");
+        assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(shown.contains("media:***@db:5432"), "{shown}");
+    }
+
+    #[test]
+    fn errors_do_not_quote_a_secret() {
+        // serde's messages quote a value of the wrong type.
+        let number = "98765432109876";
+        let bind = from_toml(&format!("bind = {number}")).expect_err("a number");
+        assert!(bind.to_string().contains(number), "{bind}");
+        for (toml, key) in [
+            (format!("secret_key = {number}"), "secret_key"),
+            (format!("database_url = {number}"), "database_url"),
+            (
+                format!(
+                    "[storages.media]\nkind = \"s3\"\nbucket = \"b\"\nsecret_access_key = {number}"
+                ),
+                "storages.media.secret_access_key",
+            ),
+            (format!("secret_key = [\"{KEY}\"]"), "secret_key"),
+            (
+                format!("database_url = \"mysql://media:{DB_PASSWORD}@db\""),
+                "DATABASE_URL",
+            ),
+            ("secret_key = \"Zq7-too-short\"".to_owned(), "secret_key"),
+        ] {
+            let err = from_toml(&toml).expect_err(&toml);
+            assert_eq!(err.key, key, "{err}");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(number), "{shown}");
+            assert_no_secret(&shown);
         }
     }
 }

@@ -1,19 +1,21 @@
 //! The raw, all-optional tree that figment fills: every key the configuration accepts, with
 //! the type it is read as. Each section's `validate` (beside its settings) makes it usable.
+//! Secrets are read straight into `SecretString`s, so not even this tree's `Debug` shows them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use bytesize::ByteSize;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Raw {
     pub(super) data_dir: Option<PathBuf>,
-    pub(super) database_url: Option<String>,
+    pub(super) database_url: Option<SecretString>,
     pub(super) bind: Option<String>,
-    pub(super) secret_key: Option<String>,
+    pub(super) secret_key: Option<SecretString>,
     pub(super) secure_cookies: Option<bool>,
     #[serde(default)]
     pub(super) storages: BTreeMap<String, RawStorage>,
@@ -25,6 +27,16 @@ pub(super) struct Raw {
     pub(super) access: RawAccess,
     #[serde(default)]
     pub(super) server: RawServer,
+}
+
+/// Whether the key at `path` holds a secret (`SecretString` above), whose value an error
+/// must not quote.
+pub(super) fn is_secret(path: &[String]) -> bool {
+    match path {
+        [key] => key == "secret_key" || key == "database_url",
+        [section, _, key] => section == "storages" && key == "secret_access_key",
+        _ => false,
+    }
 }
 
 /// A list from TOML (`["10.0.0.1", "10.0.0.0/8"]`) or the environment, where figment reads
@@ -60,7 +72,7 @@ pub(super) struct RawStorage {
     pub(super) region: Option<String>,
     pub(super) endpoint: Option<String>,
     pub(super) access_key_id: Option<String>,
-    pub(super) secret_access_key: Option<String>,
+    pub(super) secret_access_key: Option<SecretString>,
     pub(super) querystring_auth: Option<bool>,
     pub(super) querystring_expire: Option<u64>,
     pub(super) encryption: Option<String>,

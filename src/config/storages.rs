@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::SecretString;
+
 use super::ConfigError;
 use super::raw::RawStorage;
 
@@ -9,20 +11,22 @@ pub const DEFAULT_STORAGE: &str = "local";
 /// The largest object S3 copies in one request.
 pub(super) const S3_MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StorageSettings {
     Filesystem { root: PathBuf },
     S3(S3Settings),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows no secret: `secret_access_key` is a `SecretString`, exposed only to build the
+/// S3 client's credentials.
+#[derive(Debug, Clone)]
 pub struct S3Settings {
     pub bucket: String,
     pub location: String,
     pub region: String,
     pub endpoint: Option<String>,
     pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<SecretString>,
     pub querystring_auth: bool,
     pub querystring_expire: u64,
     pub encryption: Option<S3Encryption>,

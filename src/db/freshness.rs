@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseUrl;
 
 /// The channel the PostgreSQL triggers notify.
 pub const CHANNEL: &str = "private_media_access";
@@ -58,7 +61,7 @@ enum Source {
     Sqlite(PathBuf),
     /// The watcher starts with the first request that asks (commands never do).
     Postgres {
-        url: String,
+        url: DatabaseUrl,
         started: Once,
     },
 }
@@ -111,10 +114,8 @@ impl Freshness {
         }
     }
 
-    pub fn postgres(url: String) -> Self {
-        // Named, so an operator (and the tests) can tell the watcher's connection apart.
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let url = format!("{url}{separator}application_name={WATCHER_NAME}");
+    /// `url` is a PostgreSQL URL.
+    pub fn postgres(url: DatabaseUrl) -> Self {
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shared: Shared::new(),
@@ -181,7 +182,7 @@ impl Drop for Freshness {
     }
 }
 
-fn start_watcher(url: String, shared: Arc<Shared>) {
+fn start_watcher(url: DatabaseUrl, shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("pg-access-watch".into())
         .spawn(move || watch_postgres(&url, &shared));
@@ -199,9 +200,9 @@ fn open_checker(path: &std::path::Path) -> Option<SqliteConnection> {
     Some(conn)
 }
 
-fn watch_postgres(url: &str, shared: &Shared) {
+fn watch_postgres(url: &DatabaseUrl, shared: &Shared) {
     while !shared.stop.load(Ordering::SeqCst) {
-        match PgConnection::establish(url) {
+        match connect(url) {
             Ok(mut conn) => {
                 if let Err(e) = listen(&mut conn, shared) {
                     tracing::warn!(error = %e, "the PostgreSQL change watcher lost its connection; reading uncached until it is back");
@@ -219,6 +220,18 @@ fn watch_postgres(url: &str, shared: &Shared) {
         shared.healthy_until.store(0, Ordering::SeqCst);
         std::thread::sleep(RECONNECT);
     }
+}
+
+/// The watcher's connection, named so that an operator (and the tests) can tell it apart.
+fn connect(url: &DatabaseUrl) -> Result<PgConnection, diesel::ConnectionError> {
+    let DatabaseUrl::Postgres(url) = url else {
+        return Err(diesel::ConnectionError::InvalidConnectionUrl(
+            "the change watcher needs a PostgreSQL URL".into(),
+        ));
+    };
+    let url = url.expose_secret();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    PgConnection::establish(&format!("{url}{separator}application_name={WATCHER_NAME}"))
 }
 
 /// Listens until the connection fails or the instance is gone.

@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::ExposeSecret;
 
 use crate::config::DatabaseUrl;
 
@@ -94,17 +95,17 @@ impl Manager {
                 )?;
                 Ok(DbConn::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url.expose_secret())
                 .map(DbConn::Postgres)
                 // libpq's messages span lines; errors here are one line. The URL may carry a
-                // password, so it is not repeated.
+                // password, so it is not repeated, and libpq's quotes of it lose the password.
                 .map_err(|e| {
                     let message = e
                         .to_string()
                         .split_whitespace()
                         .collect::<Vec<_>>()
                         .join(" ");
-                    DbError::Connect(format!("PostgreSQL: {message}"))
+                    DbError::Connect(format!("PostgreSQL: {}", self.url.scrub(&message)))
                 }),
         }
     }
@@ -175,7 +176,7 @@ impl Db {
             .build(manager)?;
         let freshness = Arc::new(match url {
             DatabaseUrl::Sqlite(path) => freshness::Freshness::sqlite(path.clone()),
-            DatabaseUrl::Postgres(url) => freshness::Freshness::postgres(url.clone()),
+            DatabaseUrl::Postgres(_) => freshness::Freshness::postgres(url.clone()),
         });
         Ok(Self {
             pool,
@@ -347,5 +348,33 @@ fn migrations_for(conn: &DbConn) -> EmbeddedMigrations {
     match conn {
         DbConn::Postgres(_) => POSTGRES_MIGRATIONS,
         DbConn::Sqlite(_) => SQLITE_MIGRATIONS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_postgres_connection_does_not_show_the_password() {
+        // Port 1 on loopback: nothing listens there. libpq quotes a token it cannot decode.
+        for (url, password) in [
+            ("postgres://media:Zq7-pw@127.0.0.1:1/media", "Zq7-pw"),
+            ("postgres://media:Zq7%zz-pw@127.0.0.1:1/media", "Zq7%zz-pw"),
+            (
+                "postgres://127.0.0.1:1/media?password=Zq7%zz-pw",
+                "Zq7%zz-pw",
+            ),
+            ("postgres://media:Zq7 pw@127.0.0.1:1/media", "Zq7 pw"),
+        ] {
+            let parsed = DatabaseUrl::parse(url).expect("a postgres url");
+            let Err(error) = Db::connect(&parsed, 1) else {
+                panic!("connected to {url}");
+            };
+            let shown = format!("{error} {error:?}");
+            assert!(shown.contains("PostgreSQL"), "{shown}");
+            assert!(!shown.contains(password), "{shown}");
+            assert!(!shown.contains("Zq7"), "{shown}");
+        }
     }
 }

@@ -183,7 +183,7 @@ fn the_environment_overrides_the_file() {
 }
 
 #[test]
-fn migrate_creates_the_data_dir_and_a_private_secret_key() {
+fn migrate_creates_the_data_dir_and_the_database_and_no_secret_key() {
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("fresh");
     let output = run_cli(
@@ -194,10 +194,6 @@ fn migrate_creates_the_data_dir_and_a_private_secret_key() {
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(data.join("private-media.sqlite3").is_file());
-    let key = data.join("secret.key");
-    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
-    assert!(std::fs::read_to_string(&key).unwrap().len() >= 64);
     let mode_of = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode_of(&data), 0o700, "the data dir");
     assert_eq!(
@@ -205,15 +201,117 @@ fn migrate_creates_the_data_dir_and_a_private_secret_key() {
         0o600,
         "the database"
     );
-    // A second run keeps the key.
-    let before = std::fs::read(&key).unwrap();
-    run_cli(
-        parent.path(),
-        &["migrate"],
-        None,
-        &[("PRIVATE_MEDIA_DATA_DIR", data.to_str().unwrap())],
+    // The secret key and the storage folder are for `serve` to make.
+    assert!(
+        !data.join("secret.key").exists(),
+        "migrate made a secret key"
     );
+    assert!(
+        !data.join("private").exists(),
+        "migrate made the storage folder"
+    );
+}
+
+#[test]
+fn serve_creates_a_private_secret_key_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("secret.key");
+    let env = [("PRIVATE_MEDIA_ADMIN_PASSWORD", PASSWORD)];
+    drop(serve(dir.path(), &env));
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&key).unwrap().len() >= 64);
+    // A second start keeps the key.
+    let before = std::fs::read(&key).unwrap();
+    drop(serve(dir.path(), &env));
     assert_eq!(std::fs::read(&key).unwrap(), before);
+}
+
+/// Runs the `migrate` and `user` commands, each expected to succeed on a fresh data dir, and
+/// `after_each` after each one.
+fn run_database_commands(dir: &Path, mut after_each: impl FnMut(&[&str])) {
+    for (args, stdin) in [
+        (vec!["migrate"], None),
+        (
+            vec!["user", "add", "alice", "--password-stdin"],
+            Some("a good password\n"),
+        ),
+        (vec!["user", "list"], None),
+        (
+            vec!["user", "set-password", "alice", "--password-stdin"],
+            Some("another password\n"),
+        ),
+        (vec!["user", "deactivate", "alice"], None),
+        (vec!["user", "activate", "alice"], None),
+        (vec!["migrate"], None),
+    ] {
+        let output = run_cli(dir, &args, stdin, &[]);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        after_each(&args);
+    }
+}
+
+/// What a killed instance leaves in the default storage: its temp folder, a lock nobody
+/// holds, a partial upload. Returns the temp folder.
+fn leave_a_dead_instance(data_dir: &Path) -> std::path::PathBuf {
+    let dead = data_dir.join("private").join(".tmp").join("deadbeef");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("lock"), b"").unwrap();
+    std::fs::write(dead.join("upload-0123456"), b"left over").unwrap();
+    dead
+}
+
+#[test]
+fn database_commands_create_no_secret_key_and_leave_storage_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    // A start sweeps a dead instance's leftovers; commands that manage the database must not.
+    let dead = leave_a_dead_instance(dir.path());
+    let storage = dir.path().join("private");
+    let before = tree(&storage);
+
+    run_database_commands(dir.path(), |args| {
+        assert!(
+            !dir.path().join("secret.key").exists(),
+            "{args:?} made a secret key"
+        );
+        assert_eq!(tree(&storage), before, "{args:?} changed the storage");
+    });
+    let list = text(&run_cli(dir.path(), &["user", "list"], None, &[]).stdout);
+    assert!(list.contains("alice"), "{list}");
+
+    // A start is what sweeps it, and makes the key.
+    let served = serve(dir.path(), &[("PRIVATE_MEDIA_ADMIN_PASSWORD", PASSWORD)]);
+    assert!(!dead.exists(), "serve kept a dead instance's temp folder");
+    assert!(dir.path().join("secret.key").is_file());
+    drop(served);
+}
+
+#[test]
+fn database_commands_create_no_storage_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let media = elsewhere.path().join("media");
+    std::fs::write(
+        dir.path().join("private-media.toml"),
+        format!(
+            "[storages.media]\nkind = \"filesystem\"\nroot = \"{}\"\n",
+            media.display()
+        ),
+    )
+    .unwrap();
+    run_database_commands(dir.path(), |_| {});
+    let mut made: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("private-media.sqlite3"))
+        .collect();
+    made.sort();
+    assert_eq!(made, ["private-media.toml"], "besides the database");
+    assert!(!media.exists(), "a command made the storage folder");
 }
 
 async fn can_log_in(port: u16, username: &str, password: &str) -> bool {
@@ -626,11 +724,7 @@ fn check_leaves_a_dead_instances_temp_folder_to_the_next_serve() {
     let dir = tempfile::tempdir().unwrap();
     let migrated = run_cli(dir.path(), &["migrate"], None, &[]);
     assert!(migrated.status.success(), "{}", text(&migrated.stderr));
-    // What a killed instance leaves: its temp folder, a lock nobody holds, a partial upload.
-    let dead = dir.path().join("private").join(".tmp").join("deadbeef");
-    std::fs::create_dir_all(&dead).unwrap();
-    std::fs::write(dead.join("lock"), b"").unwrap();
-    std::fs::write(dead.join("upload-0123456"), b"left over").unwrap();
+    let dead = leave_a_dead_instance(dir.path());
     let before = tree(dir.path());
 
     let output = run_cli(dir.path(), &["check"], None, &[]);

@@ -109,7 +109,7 @@ pub async fn spawn_app_on(
     configure(&mut settings);
     let database_url = match &settings.database {
         DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-        DatabaseUrl::Postgres(url) => url.clone(),
+        DatabaseUrl::Postgres(url) => secrecy::ExposeSecret::expose_secret(url).to_owned(),
     };
     let prepared = startup::prepare(settings).expect("prepare");
     let db = prepared.db.clone();

@@ -640,6 +640,8 @@ async fn staff_edit_the_title_and_the_rule() {
 fn check_passes_and_fails_as_it_should() {
     let dir = tempfile::tempdir().unwrap();
     crate::helpers::run_cli(dir.path(), &["migrate"], None, &[]);
+    // `migrate` leaves the storage alone; its folder is made by the first start.
+    std::fs::create_dir(dir.path().join("private")).unwrap();
     let ok = crate::helpers::run_cli(dir.path(), &["check"], None, &[]);
     assert!(
         ok.status.success(),

@@ -26,6 +26,7 @@ use rusoto_core::credential::{
 use rusoto_core::{HttpClient, Region};
 use rusoto_s3::util::{PreSignedRequest, PreSignedRequestOption};
 use rusoto_s3::{GetObjectRequest, HeadObjectRequest, ListObjectsV2Request, S3, S3Client};
+use secrecy::ExposeSecret;
 
 use super::{
     ByteRange, ByteStream, DirectUrl, ObjectMeta, PendingUpload, Storage, StorageError, StorageKey,
@@ -79,9 +80,10 @@ impl S3Storage {
             })?,
         };
         let credentials = match (&settings.access_key_id, &settings.secret_access_key) {
-            (Some(id), Some(secret)) => {
-                Credentials::Static(StaticProvider::new_minimal(id.clone(), secret.clone()))
-            }
+            (Some(id), Some(secret)) => Credentials::Static(StaticProvider::new_minimal(
+                id.clone(),
+                secret.expose_secret().to_owned(),
+            )),
             _ => {
                 let mut chain = ChainProvider::new();
                 chain.set_timeout(Duration::from_secs(2));

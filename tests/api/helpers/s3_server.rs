@@ -102,7 +102,7 @@ impl S3Server {
             region: "us-east-1".to_owned(),
             endpoint: Some(self.endpoint.clone()),
             access_key_id: Some(ACCESS_KEY.to_owned()),
-            secret_access_key: Some(SECRET_KEY.to_owned()),
+            secret_access_key: Some(SECRET_KEY.into()),
             querystring_auth,
             querystring_expire: 300,
             encryption: None::<S3Encryption>,
