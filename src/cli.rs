@@ -252,8 +252,7 @@ fn creatable(path: &std::path::Path) -> Result<(), String> {
 /// On an empty database, creates the superuser `admin` so one command gives a working app.
 /// The password is `PRIVATE_MEDIA_ADMIN_PASSWORD`, or random and printed once.
 fn create_first_superuser(db: &Db) -> Result<(), CliError> {
-    let mut conn = db.get()?;
-    if User::count(&mut conn)? > 0 {
+    if User::count(&mut *db.get()?)? > 0 {
         return Ok(());
     }
     let (password, generated) = match std::env::var("PRIVATE_MEDIA_ADMIN_PASSWORD") {
@@ -263,11 +262,13 @@ fn create_first_superuser(db: &Db) -> Result<(), CliError> {
     let password = NewPassword::parse(password)
         .map_err(|e| CliError::Input(format!("PRIVATE_MEDIA_ADMIN_PASSWORD: {e}")))?;
     let username = Username::parse("admin")?;
+    // Hashed before a connection is taken: argon2 never runs while one is held.
+    let password_hash = password.hash()?;
     let created = User::create(
-        &mut conn,
+        &mut *db.get()?,
         NewUser {
             username,
-            password_hash: password.hash()?,
+            password_hash,
             role: Role::Superuser,
         },
     );
@@ -291,7 +292,7 @@ fn create_first_superuser(db: &Db) -> Result<(), CliError> {
 }
 
 fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
-    let mut conn = db.get()?;
+    // A connection per step: none is held while a password is typed or hashed.
     match command {
         UserCommand::Add {
             username,
@@ -301,10 +302,10 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
         } => {
             let username = Username::parse(&username)?;
             // Fail before asking for a password that would be thrown away.
-            if User::find_by_username(&mut conn, &username)?.is_some() {
+            if User::find_by_username(&mut *db.get()?, &username)?.is_some() {
                 return Err(UserError::Duplicate(username).into());
             }
-            let password = read_new_password(password_stdin)?;
+            let password_hash = read_new_password(password_stdin)?.hash()?;
             let role = if superuser {
                 Role::Superuser
             } else if staff {
@@ -313,10 +314,10 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
                 Role::User
             };
             User::create(
-                &mut conn,
+                &mut *db.get()?,
                 NewUser {
                     username: username.clone(),
-                    password_hash: password.hash()?,
+                    password_hash,
                     role,
                 },
             )?;
@@ -327,13 +328,13 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
             password_stdin,
         } => {
             let username = Username::parse(&username)?;
-            User::get_by_username(&mut conn, &username)?;
-            let password = read_new_password(password_stdin)?;
-            User::set_password(&mut conn, &username, password.hash()?)?;
+            User::get_by_username(&mut *db.get()?, &username)?;
+            let password_hash = read_new_password(password_stdin)?.hash()?;
+            User::set_password(&mut *db.get()?, &username, password_hash)?;
             println!("password of `{username}` changed; their sessions have ended");
         }
         UserCommand::List => {
-            let users = User::list(&mut conn)?;
+            let users = User::list(&mut *db.get()?)?;
             println!(
                 "{:<32} {:<10} {:<8} LAST LOGIN",
                 "USERNAME", "ROLE", "ACTIVE"
@@ -350,12 +351,12 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
         }
         UserCommand::Deactivate { username } => {
             let username = Username::parse(&username)?;
-            User::set_active(&mut conn, &username, false)?;
+            User::set_active(&mut *db.get()?, &username, false)?;
             println!("deactivated `{username}`; their sessions have ended");
         }
         UserCommand::Activate { username } => {
             let username = Username::parse(&username)?;
-            User::set_active(&mut conn, &username, true)?;
+            User::set_active(&mut *db.get()?, &username, true)?;
             println!("activated `{username}`");
         }
     }
