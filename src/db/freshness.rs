@@ -11,9 +11,10 @@
 //!   whenever any other connection commits. Exact, at the very next request.
 //! - PostgreSQL, other instances: a watcher thread LISTENs on the channel the triggers of the
 //!   `notify_access_changes` migration notify at commit, and bumps the generation. While its
-//!   connection is down or has not answered a heartbeat within `HEALTHY_FOR`, no version is
-//!   given out and every request reads the database; when it is back, the generation is bumped
-//!   (whatever was missed is dropped).
+//!   connection is down, has not answered a heartbeat within `HEALTHY_FOR`, or the watcher has
+//!   not looked for notifications within `POLLED_FOR`, no version is given out and every
+//!   request reads the database; when it is back, the generation is bumped (whatever was
+//!   missed is dropped).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,8 +38,11 @@ pub const WATCHER_NAME: &str = "private-media-watch";
 const POLL: Duration = Duration::from_millis(5);
 /// How often the watcher proves its connection is alive.
 const HEARTBEAT: Duration = Duration::from_millis(250);
-/// How long a heartbeat vouches for the watcher: past it, no cached read is used.
+/// How long a heartbeat vouches for the watcher's connection: past it, no cached read is used.
 const HEALTHY_FOR: Duration = Duration::from_millis(1000);
+/// How long one look for notifications vouches for the watcher itself: a thread that stalls
+/// (an overloaded machine) stops the cache long before the bound on other instances' changes.
+const POLLED_FOR: Duration = Duration::from_millis(100);
 /// Wait between attempts to bring a lost watcher connection back.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -195,7 +199,8 @@ fn start_watcher(url: DatabaseUrl, shared: Arc<Shared>) {
 fn open_checker(path: &std::path::Path) -> Option<SqliteConnection> {
     use diesel::connection::SimpleConnection;
     let mut conn = SqliteConnection::establish(path.to_str()?).ok()?;
-    conn.batch_execute("PRAGMA query_only = 1; PRAGMA busy_timeout = 5000;")
+    // No busy wait: it would block a worker thread; a busy answer reads uncached instead.
+    conn.batch_execute("PRAGMA query_only = 1; PRAGMA busy_timeout = 0;")
         .ok()?;
     Some(conn)
 }
@@ -241,7 +246,6 @@ fn listen(conn: &mut PgConnection, shared: &Shared) -> Result<(), diesel::result
     // Whatever changed while no one listened is dropped from every cache.
     shared.bump();
     let mut last_heartbeat = Instant::now();
-    vouch(shared, last_heartbeat);
     while !shared.stop.load(Ordering::SeqCst) {
         let mut changed = false;
         for notification in conn.notifications_iter() {
@@ -254,15 +258,58 @@ fn listen(conn: &mut PgConnection, shared: &Shared) -> Result<(), diesel::result
         if last_heartbeat.elapsed() >= HEARTBEAT {
             conn.batch_execute("SELECT 1")?;
             last_heartbeat = Instant::now();
-            vouch(shared, last_heartbeat);
         }
+        // Everything notified before this look has been applied.
+        vouch(shared, last_heartbeat, Instant::now());
         std::thread::sleep(POLL);
     }
     Ok(())
 }
 
-fn vouch(shared: &Shared, at: Instant) {
-    let until = at.duration_since(shared.epoch) + HEALTHY_FOR;
-    let until = u64::try_from(until.as_millis()).unwrap_or(u64::MAX);
+fn vouch(shared: &Shared, heartbeat: Instant, polled: Instant) {
+    let until = (heartbeat + HEALTHY_FOR).min(polled + POLLED_FOR);
+    let until = u64::try_from(until.duration_since(shared.epoch).as_millis()).unwrap_or(u64::MAX);
     shared.healthy_until.store(until, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+
+    #[test]
+    fn a_sqlite_version_moves_with_every_commit_of_another_connection_and_every_bump() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let mut writer = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        writer
+            .batch_execute("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
+            .unwrap();
+        let freshness = Freshness::sqlite(path);
+        let first = freshness.current().unwrap();
+        assert_eq!(freshness.current(), Some(first), "nothing changed");
+        writer.batch_execute("INSERT INTO t VALUES (1)").unwrap();
+        let second = freshness.current().unwrap();
+        assert_ne!(second, first, "another connection committed");
+        freshness.bump();
+        assert_ne!(freshness.current().unwrap(), second, "this instance changed something");
+    }
+
+    #[test]
+    fn a_postgres_version_is_given_out_only_while_the_watcher_vouches() {
+        let url = DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let freshness = Freshness::postgres(url);
+        // Its watcher cannot connect: the cache is never used.
+        assert_eq!(freshness.current(), None);
+        // Past its first failed attempt (the next is `RECONNECT` away), vouch by hand.
+        std::thread::sleep(Duration::from_millis(100));
+        let now = Instant::now();
+        vouch(&freshness.shared, now, now);
+        assert!(freshness.current().is_some());
+        // A watcher that has not looked for notifications lately vouches for nothing.
+        let stale = now.checked_sub(POLLED_FOR * 2).unwrap_or(now);
+        vouch(&freshness.shared, now, stale);
+        assert_eq!(freshness.current(), None);
+    }
 }

@@ -22,7 +22,6 @@ const MAX_ENTRIES: usize = 4096;
 #[derive(Default)]
 struct Entries {
     version: Option<Version>,
-    len: usize,
     ended: HashMap<String, bool>,
     users: HashMap<UserId, Option<User>>,
     readable: HashMap<(FileId, UserId), Option<(FileRow, bool)>>,
@@ -101,7 +100,7 @@ impl<'a> ReadCache<'a> {
             return;
         }
         self.with(version, |e| {
-            if e.len >= MAX_ENTRIES {
+            if e.ended.len() + e.users.len() + e.readable.len() >= MAX_ENTRIES {
                 *e = Entries {
                     version: Some(version),
                     ..Entries::default()
@@ -109,11 +108,9 @@ impl<'a> ReadCache<'a> {
             }
             e.ended.insert(sid.to_owned(), session.ended);
             e.users.insert(user_id.clone(), session.user.clone());
-            e.len += 2;
             if let Some((file, found)) = readable {
                 e.readable
                     .insert((file.clone(), user_id.clone()), found.clone());
-                e.len += 1;
             }
         });
     }
