@@ -293,7 +293,11 @@ mod tests {
         let second = freshness.current().unwrap();
         assert_ne!(second, first, "another connection committed");
         freshness.bump();
-        assert_ne!(freshness.current().unwrap(), second, "this instance changed something");
+        assert_ne!(
+            freshness.current().unwrap(),
+            second,
+            "this instance changed something"
+        );
     }
 
     #[test]

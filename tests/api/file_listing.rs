@@ -95,3 +95,78 @@ async fn files_searches_and_links_to_downloads() {
     assert!(found.contains("Quarterly report.pdf"));
     assert!(!found.contains("notes.txt"));
 }
+
+/// Every order, paged: the pages together are the whole list in that order, each file once
+/// (the page's ids are read first, then their rows; ties in the order are broken by the id).
+#[tokio::test]
+async fn pages_of_every_order_cover_the_list_once_in_order() {
+    use private_media::db::models::file::{FileRow, ListQuery, Sort};
+
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    // Sizes and titles repeat, so ties must be broken the same way on every page.
+    let files: Vec<(String, Vec<u8>)> = (0..23)
+        .map(|i| (format!("Doc-{:02}.txt", i % 7), vec![b'x'; 1 + i % 4]))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    assert_eq!(staff.upload("owner", &refs).await.status().as_u16(), 303);
+
+    let mut conn = app.db.get().expect("connection");
+    for sort in [
+        Sort::Newest,
+        Sort::Oldest,
+        Sort::Name,
+        Sort::NameDesc,
+        Sort::Size,
+        Sort::SizeDesc,
+    ] {
+        let query = |page, per_page| ListQuery {
+            search: None,
+            page,
+            per_page,
+            sort,
+        };
+        let whole = FileRow::admin_page(&mut conn, &query(1, 500)).expect("whole list");
+        assert_eq!(whole.items.len(), 23);
+        let mut paged = Vec::new();
+        for page in 1..=4 {
+            let p = FileRow::admin_page(&mut conn, &query(page, 7)).expect("page");
+            assert_eq!(p.pages, 4);
+            paged.extend(p.items.into_iter().map(|f| f.file.id.to_string()));
+        }
+        let whole: Vec<String> = whole
+            .items
+            .into_iter()
+            .map(|f| f.file.id.to_string())
+            .collect();
+        assert_eq!(paged, whole, "{sort:?}");
+        // And the whole list is in the order asked for.
+        let rows: Vec<FileRow> = whole
+            .iter()
+            .map(|id| {
+                app.file_rows()
+                    .into_iter()
+                    .find(|f| f.id.to_string() == *id)
+                    .expect("row")
+            })
+            .collect();
+        let keys_sorted = |f: &dyn Fn(&FileRow, &FileRow) -> std::cmp::Ordering| {
+            rows.windows(2)
+                .all(|w| f(&w[0], &w[1]) != std::cmp::Ordering::Greater)
+        };
+        let ok = match sort {
+            Sort::Newest => keys_sorted(&|a, b| b.uploaded_at.cmp(&a.uploaded_at)),
+            Sort::Oldest => keys_sorted(&|a, b| a.uploaded_at.cmp(&b.uploaded_at)),
+            Sort::Name => keys_sorted(&|a, b| a.title.to_lowercase().cmp(&b.title.to_lowercase())),
+            Sort::NameDesc => {
+                keys_sorted(&|a, b| b.title.to_lowercase().cmp(&a.title.to_lowercase()))
+            }
+            Sort::Size => keys_sorted(&|a, b| a.size.cmp(&b.size)),
+            Sort::SizeDesc => keys_sorted(&|a, b| b.size.cmp(&a.size)),
+        };
+        assert!(ok, "{sort:?} out of order");
+    }
+}

@@ -288,12 +288,19 @@ impl FileRow {
             Sort::Size => base.order((files::size.asc(), files::id.asc())),
             Sort::SizeDesc => base.order((files::size.desc(), files::id.desc())),
         };
-        let rows: Vec<(FileRow, Username)> = ordered
-            .inner_join(users::table.on(users::id.eq(files::owner_id)))
+        // The page's ids first, from the order's index alone (a deep page skips index
+        // entries, not joined rows), then their rows, put back in that order.
+        let ids: Vec<String> = ordered
+            .select(files::id)
             .limit(per_page)
             .offset((page - 1) * per_page)
+            .load(conn)?;
+        let mut rows: Vec<(FileRow, Username)> = files::table
+            .inner_join(users::table.on(users::id.eq(files::owner_id)))
+            .filter(files::id.eq_any(&ids))
             .select((FileRow::as_select(), users::username))
             .load(conn)?;
+        rows.sort_by_key(|(file, _)| ids.iter().position(|id| id == file.id.as_str()));
         Ok(Page {
             items: rows
                 .into_iter()
