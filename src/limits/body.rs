@@ -295,9 +295,11 @@ mod tests {
             actix_web::rt::time::sleep(Duration::from_millis(10)).await;
             (n < 3).then(|| (Ok(Bytes::from_static(b"x")), n + 1))
         });
+        // Limits far above the client's 10 ms (a loaded CI machine stretches sleeps), and a
+        // handler busy for longer than both.
         let policy = BodyPolicy {
-            idle: Duration::from_millis(50),
-            grace: Duration::from_millis(50),
+            idle: Duration::from_millis(400),
+            grace: Duration::from_millis(400),
             min_rate: 1024 * 1024,
         };
         let mut body = BoundedBody::new(Box::pin(chunks), policy, Rc::clone(&shared));
@@ -306,7 +308,7 @@ mod tests {
             chunk.unwrap();
             count += 1;
             // Busy elsewhere for longer than both limits; the client sent everything at once.
-            actix_web::rt::time::sleep(Duration::from_millis(120)).await;
+            actix_web::rt::time::sleep(Duration::from_millis(500)).await;
         }
         assert_eq!(count, 3);
         assert!(!shared.timed_out());
