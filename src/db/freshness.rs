@@ -10,11 +10,11 @@
 //!   `PRAGMA data_version` on a connection of each worker thread's own, which SQLite changes
 //!   whenever any other connection commits. Exact, at the very next request.
 //! - PostgreSQL, other instances: a watcher thread LISTENs on the channel the triggers of the
-//!   `notify_access_changes` migration notify at commit, and bumps the generation. While its
-//!   connection is down, has not answered a heartbeat within `HEALTHY_FOR`, or the watcher has
-//!   not looked for notifications within `POLLED_FOR`, no version is given out and every
-//!   request reads the database; when it is back, the generation is bumped (whatever was
-//!   missed is dropped).
+//!   `notify_access_changes` migration notify at commit, and bumps the generation. Each
+//!   round trip it completes vouches for the cache for `VOUCH_FOR` from when it was sent;
+//!   without one (connection down or stalled, watcher stuck), no version is given out and
+//!   every request reads the database; when it is back, the generation is bumped (whatever
+//!   was missed is dropped).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,16 +33,17 @@ use crate::config::DatabaseUrl;
 pub const CHANNEL: &str = "private_media_access";
 /// The watcher connection's `application_name`.
 pub const WATCHER_NAME: &str = "private-media-watch";
-/// How often the watcher looks for notifications: the bound on how late another instance's
-/// change reaches this one (plus the network).
+/// How often the watcher looks for notifications between heartbeats.
 const POLL: Duration = Duration::from_millis(5);
-/// How often the watcher proves its connection is alive.
-const HEARTBEAT: Duration = Duration::from_millis(250);
-/// How long a heartbeat vouches for the watcher's connection: past it, no cached read is used.
-const HEALTHY_FOR: Duration = Duration::from_millis(1000);
-/// How long one look for notifications vouches for the watcher itself: a thread that stalls
-/// (an overloaded machine) stops the cache long before the bound on other instances' changes.
-const POLLED_FOR: Duration = Duration::from_millis(100);
+/// How often the watcher makes a round trip to the database (a `SELECT 1`).
+const HEARTBEAT: Duration = Duration::from_millis(40);
+/// How long a completed round trip vouches for the cache, counted from when it was sent: a
+/// change committed before that moment was notified before its answer came back, and was
+/// applied before the watcher vouched. So a cached answer is never older than the last
+/// change by more than this, whatever the network does (a stalled connection stops the
+/// cache `VOUCH_FOR` after its last good round trip). The README states it as "within
+/// 250 ms".
+const VOUCH_FOR: Duration = Duration::from_millis(150);
 /// Wait between attempts to bring a lost watcher connection back.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -236,7 +237,12 @@ fn connect(url: &DatabaseUrl) -> Result<PgConnection, diesel::ConnectionError> {
     };
     let url = url.expose_secret();
     let separator = if url.contains('?') { '&' } else { '?' };
-    PgConnection::establish(&format!("{url}{separator}application_name={WATCHER_NAME}"))
+    // A dead network is noticed in seconds, not TCP's minutes: the cache is off meanwhile
+    // (the vouch runs out), and the watcher reconnects sooner.
+    PgConnection::establish(&format!(
+        "{url}{separator}application_name={WATCHER_NAME}&connect_timeout=5&keepalives=1\
+         &keepalives_idle=5&keepalives_interval=2&keepalives_count=3&tcp_user_timeout=5000"
+    ))
 }
 
 /// Listens until the connection fails or the instance is gone.
@@ -245,8 +251,16 @@ fn listen(conn: &mut PgConnection, shared: &Shared) -> Result<(), diesel::result
     conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     // Whatever changed while no one listened is dropped from every cache.
     shared.bump();
-    let mut last_heartbeat = Instant::now();
+    let mut last_heartbeat: Option<Instant> = None;
     while !shared.stop.load(Ordering::SeqCst) {
+        let sent = Instant::now();
+        let heartbeat_due = last_heartbeat.is_none_or(|at| sent.duration_since(at) >= HEARTBEAT);
+        if heartbeat_due {
+            // PostgreSQL sends a listener the notifications of every commit before it was sent
+            // ahead of this answer (before its ReadyForQuery).
+            conn.batch_execute("SELECT 1")?;
+            last_heartbeat = Some(sent);
+        }
         let mut changed = false;
         for notification in conn.notifications_iter() {
             notification?;
@@ -255,20 +269,18 @@ fn listen(conn: &mut PgConnection, shared: &Shared) -> Result<(), diesel::result
         if changed {
             shared.bump();
         }
-        if last_heartbeat.elapsed() >= HEARTBEAT {
-            conn.batch_execute("SELECT 1")?;
-            last_heartbeat = Instant::now();
+        // After the bump: a request that sees this vouch also sees the new generation.
+        if heartbeat_due {
+            vouch(shared, sent);
         }
-        // Everything notified before this look has been applied.
-        vouch(shared, last_heartbeat, Instant::now());
         std::thread::sleep(POLL);
     }
     Ok(())
 }
 
-fn vouch(shared: &Shared, heartbeat: Instant, polled: Instant) {
-    let until = (heartbeat + HEALTHY_FOR).min(polled + POLLED_FOR);
-    let until = u64::try_from(until.duration_since(shared.epoch).as_millis()).unwrap_or(u64::MAX);
+fn vouch(shared: &Shared, round_trip_sent: Instant) {
+    let until = (round_trip_sent + VOUCH_FOR).duration_since(shared.epoch);
+    let until = u64::try_from(until.as_millis()).unwrap_or(u64::MAX);
     shared.healthy_until.store(until, Ordering::SeqCst);
 }
 
@@ -308,12 +320,10 @@ mod tests {
         assert_eq!(freshness.current(), None);
         // Past its first failed attempt (the next is `RECONNECT` away), vouch by hand.
         std::thread::sleep(Duration::from_millis(100));
-        let now = Instant::now();
-        vouch(&freshness.shared, now, now);
+        vouch(&freshness.shared, Instant::now());
         assert!(freshness.current().is_some());
-        // A watcher that has not looked for notifications lately vouches for nothing.
-        let stale = now.checked_sub(POLLED_FOR * 2).unwrap_or(now);
-        vouch(&freshness.shared, now, stale);
+        // A round trip sent longer ago than `VOUCH_FOR` vouches for nothing.
+        std::thread::sleep(VOUCH_FOR + Duration::from_millis(20));
         assert_eq!(freshness.current(), None);
     }
 }

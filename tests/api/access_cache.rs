@@ -302,3 +302,46 @@ fn terminate_watchers() {
     )
     .expect("terminate the watchers");
 }
+
+/// PostgreSQL only: the triggers that notify the other instances fire ALWAYS, so a change
+/// made with `session_replication_role = replica` (pg_restore --disable-triggers, logical
+/// replication) reaches them too (found by an attack: it was never seen).
+#[tokio::test]
+async fn a_change_made_as_a_replica_still_reaches_the_other_instances() {
+    use diesel::connection::SimpleConnection;
+
+    let site = two_instances().await;
+    let (one, two) = (&site.one, &site.two);
+    if one.db.backend_name().expect("backend") != "postgres" {
+        return;
+    }
+    let staff = one.logged_in("stella", Role::Staff).await;
+    let paul = one.logged_in("paul", Role::User).await;
+    let file = upload_file(
+        one,
+        &staff,
+        "note.pdf",
+        b"%PDF-1.4 n",
+        "users",
+        None,
+        &["paul"],
+    )
+    .await;
+    let url = format!("/files/{}/download", file.id);
+    let paul_on_two = Browser::with_cookies_of(&paul, &two.base);
+    for _ in 0..2 {
+        assert_eq!(paul_on_two.get(&url).await.status(), StatusCode::OK);
+    }
+    // A raw change, as a replica applies it; through the first instance's pool, which the
+    // second instance's cache knows nothing of.
+    let mut conn = one.db.get().expect("connection");
+    conn.batch_execute(&format!(
+        "SET session_replication_role = replica; \
+         UPDATE files SET access = 'owner' WHERE id = '{}'; \
+         SET session_replication_role = origin;",
+        file.id
+    ))
+    .expect("raw update");
+    drop(conn);
+    refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
+}

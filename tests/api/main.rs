@@ -25,6 +25,7 @@ mod security_headers_and_error_pages;
 mod slow_request_bodies;
 mod spoofed_names;
 mod stalled_downloads;
+mod stalled_watcher;
 mod symlink_race;
 mod uploads;
 mod users_admin;
