@@ -200,7 +200,8 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def wrk(url, connections, seconds, cookie=None):
     """req/s and p99 (ms) of `url` under wrk -t2."""
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    # wrk wants at least one connection per thread.
+    cmd = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if cookie:
         cmd += ["-H", f"Cookie: {cookie}"]
     out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout

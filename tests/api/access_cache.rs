@@ -182,37 +182,53 @@ async fn refused_within(browser: &Browser, url: &str, bound: Duration) -> Option
     }
 }
 
-#[tokio::test]
-async fn a_change_on_one_instance_reaches_the_other_within_the_bound() {
-    let site = two_instances().await;
+/// On a site of two instances: stella (staff) and paul on the first, a file `name` only paul
+/// may read, uploaded through the first and downloaded twice by paul through the second.
+struct TwoPrimed {
+    staff: Browser,
+    paul_on_two: Browser,
+    url: String,
+    file_id: String,
+}
+
+async fn primed_on_two(site: &crate::scale_out::Site, name: &str) -> TwoPrimed {
     let (one, two) = (&site.one, &site.two);
     let staff = one.logged_in("stella", Role::Staff).await;
     let paul = one.logged_in("paul", Role::User).await;
-    let file = upload_file(
-        one,
-        &staff,
-        "contract.pdf",
-        b"%PDF-1.4 c",
-        "users",
-        None,
-        &["paul"],
-    )
-    .await;
+    let file = upload_file(one, &staff, name, b"%PDF-1.4 x", "users", None, &["paul"]).await;
     let url = format!("/files/{}/download", file.id);
     let paul_on_two = Browser::with_cookies_of(&paul, &two.base);
     for _ in 0..2 {
         assert_eq!(paul_on_two.get(&url).await.status(), StatusCode::OK);
     }
+    TwoPrimed {
+        staff,
+        paul_on_two,
+        url,
+        file_id: file.id.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_change_on_one_instance_reaches_the_other_within_the_bound() {
+    let site = two_instances().await;
+    let one = &site.one;
+    let TwoPrimed {
+        staff,
+        paul_on_two,
+        url,
+        file_id,
+    } = primed_on_two(&site, "contract.pdf").await;
     let sqlite = one.db.backend_name().expect("backend") == "sqlite";
 
-    edit_access(&staff, &file.id.to_string(), "owner", &[]).await;
+    edit_access(&staff, &file_id, "owner", &[]).await;
     let granted = refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
     if sqlite {
         assert_eq!(granted, Some(0), "SQLite must be exact across processes");
     }
 
     // And back: paul on the list again, seen by the other instance as promptly.
-    edit_access(&staff, &file.id.to_string(), "users", &["paul"]).await;
+    edit_access(&staff, &file_id, "users", &["paul"]).await;
     let start = Instant::now();
     while paul_on_two.get(&url).await.status() != StatusCode::OK {
         assert!(
@@ -251,34 +267,23 @@ async fn a_change_on_one_instance_reaches_the_other_within_the_bound() {
 #[tokio::test]
 async fn a_lost_watcher_connection_never_leaves_a_stale_answer() {
     let site = two_instances().await;
-    let (one, two) = (&site.one, &site.two);
+    let one = &site.one;
     if one.db.backend_name().expect("backend") != "postgres" {
         return;
     }
-    let staff = one.logged_in("stella", Role::Staff).await;
-    let paul = one.logged_in("paul", Role::User).await;
-    let file = upload_file(
-        one,
-        &staff,
-        "memo.pdf",
-        b"%PDF-1.4 m",
-        "users",
-        None,
-        &["paul"],
-    )
-    .await;
-    let url = format!("/files/{}/download", file.id);
-    let paul_on_two = Browser::with_cookies_of(&paul, &two.base);
-    for _ in 0..2 {
-        assert_eq!(paul_on_two.get(&url).await.status(), StatusCode::OK);
-    }
+    let TwoPrimed {
+        staff,
+        paul_on_two,
+        url,
+        file_id,
+    } = primed_on_two(&site, "memo.pdf").await;
     // Every watcher of this server (other tests' too: they only read uncached for a moment).
     terminate_watchers();
-    edit_access(&staff, &file.id.to_string(), "owner", &[]).await;
+    edit_access(&staff, &file_id, "owner", &[]).await;
     refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
     // Back and still exact: a second change after the watcher reconnected.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    edit_access(&staff, &file.id.to_string(), "users", &["paul"]).await;
+    edit_access(&staff, &file_id, "users", &["paul"]).await;
     let start = Instant::now();
     while paul_on_two.get(&url).await.status() != StatusCode::OK {
         assert!(
@@ -287,7 +292,7 @@ async fn a_lost_watcher_connection_never_leaves_a_stale_answer() {
             start.elapsed()
         );
     }
-    edit_access(&staff, &file.id.to_string(), "owner", &[]).await;
+    edit_access(&staff, &file_id, "owner", &[]).await;
     refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
 }
 
@@ -311,27 +316,16 @@ async fn a_change_made_as_a_replica_still_reaches_the_other_instances() {
     use diesel::connection::SimpleConnection;
 
     let site = two_instances().await;
-    let (one, two) = (&site.one, &site.two);
+    let one = &site.one;
     if one.db.backend_name().expect("backend") != "postgres" {
         return;
     }
-    let staff = one.logged_in("stella", Role::Staff).await;
-    let paul = one.logged_in("paul", Role::User).await;
-    let file = upload_file(
-        one,
-        &staff,
-        "note.pdf",
-        b"%PDF-1.4 n",
-        "users",
-        None,
-        &["paul"],
-    )
-    .await;
-    let url = format!("/files/{}/download", file.id);
-    let paul_on_two = Browser::with_cookies_of(&paul, &two.base);
-    for _ in 0..2 {
-        assert_eq!(paul_on_two.get(&url).await.status(), StatusCode::OK);
-    }
+    let TwoPrimed {
+        staff: _,
+        paul_on_two,
+        url,
+        file_id,
+    } = primed_on_two(&site, "note.pdf").await;
     // A raw change, as a replica applies it; through the first instance's pool, which the
     // second instance's cache knows nothing of.
     let mut conn = one.db.get().expect("connection");
@@ -339,7 +333,7 @@ async fn a_change_made_as_a_replica_still_reaches_the_other_instances() {
         "SET session_replication_role = replica; \
          UPDATE files SET access = 'owner' WHERE id = '{}'; \
          SET session_replication_role = origin;",
-        file.id
+        file_id
     ))
     .expect("raw update");
     drop(conn);
