@@ -55,14 +55,26 @@ impl DatabaseUrl {
         let url = url.expose_secret();
         let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
         let mut scrubbed = message.to_owned();
+        let mut secrets: Vec<String> = Vec::new();
         for range in secret_ranges(rest) {
             let written = &rest[range];
             let decoded = percent_encoding::percent_decode_str(written).decode_utf8_lossy();
             for secret in [written, decoded.as_ref()] {
-                if !secret.is_empty() {
-                    scrubbed = scrubbed.replace(secret, "***");
-                }
+                secrets.push(secret.to_owned());
+                // libpq splits a typed URL at these, and may then quote one piece of a
+                // password as a host, a port or a database (`m:pa/ss@…` → port "pa").
+                secrets.extend(
+                    secret
+                        .split(['/', '@', '?', '#', ':', '&', '='])
+                        .filter(|piece| piece.chars().count() >= 2)
+                        .map(str::to_owned),
+                );
             }
+        }
+        // The longest first, so no piece of a longer secret is left behind.
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            scrubbed = scrubbed.replace(secret.as_str(), "***");
         }
         scrubbed
     }
@@ -125,6 +137,17 @@ fn redact_postgres(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_of_a_password_that_libpq_quotes_are_scrubbed_too() {
+        // Found by an attack: libpq read `pa` as a port and `ss@127.0.0.1` as a host.
+        let url = DatabaseUrl::parse("postgres://m:pa/ss@127.0.0.1/test").unwrap();
+        let shown = url.scrub(r#"invalid integer value "pa" for connection option "port""#);
+        assert!(!shown.contains("\"pa\""), "{shown}");
+        let url = DatabaseUrl::parse("postgres://m:p@ss@127.0.0.1:1/test").unwrap();
+        let shown = url.scrub(r#"could not translate host name "ss@127.0.0.1" to address"#);
+        assert!(!shown.contains("ss@"), "{shown}");
+    }
 
     #[test]
     fn database_urls_are_shown_without_their_password() {

@@ -211,7 +211,8 @@ fn watch_postgres(url: &DatabaseUrl, shared: &Shared) {
         match connect(url) {
             Ok(mut conn) => {
                 if let Err(e) = listen(&mut conn, shared) {
-                    tracing::warn!(error = %e, "the PostgreSQL change watcher lost its connection; reading uncached until it is back");
+                    let message = url.scrub(&e.to_string());
+                    tracing::warn!(error = %message, "the PostgreSQL change watcher lost its connection; reading uncached until it is back");
                 }
             }
             Err(e) => {
@@ -236,7 +237,13 @@ fn connect(url: &DatabaseUrl) -> Result<PgConnection, diesel::ConnectionError> {
         ));
     };
     let url = url.expose_secret();
-    let separator = if url.contains('?') { '&' } else { '?' };
+    // A `?` in a typed password is not a query string: look after the user information.
+    let after_userinfo = url.rfind('@').map_or(url, |at| &url[at..]);
+    let separator = if after_userinfo.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     // A dead network is noticed in seconds, not TCP's minutes: the cache is off meanwhile
     // (the vouch runs out), and the watcher reconnects sooner.
     PgConnection::establish(&format!(
