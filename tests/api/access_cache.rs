@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use private_media::domain::Role;
 use reqwest::StatusCode;
 
-use crate::helpers::{Browser, PASSWORD, TestApp, spawn_app, text, upload_file};
+use crate::helpers::{Browser, TestApp, spawn_app, text, upload_file};
 use crate::scale_out::two_instances;
 
 /// How late a change made on one instance may reach another (README: "Performance").
@@ -53,19 +53,24 @@ async fn primed() -> Fixture {
     }
 }
 
+/// Posts `fields` to `action` with the CSRF token of `form_page`, as the browser would after
+/// opening it; the change must be accepted (303).
+async fn submit(browser: &Browser, form_page: &str, action: &str, fields: &[(&str, &str)]) {
+    let token = browser.csrf_token(form_page).await;
+    let mut all = vec![("csrf_token", token.as_str())];
+    all.extend_from_slice(fields);
+    assert_eq!(
+        browser.post_form(action, &all).await.status(),
+        StatusCode::SEE_OTHER,
+        "{action}"
+    );
+}
+
 async fn edit_access(staff: &Browser, file_id: &str, access: &str, users: &[&str]) {
     let path = format!("/admin/files/{file_id}");
-    let token = staff.csrf_token(&path).await;
-    let mut fields = vec![
-        ("csrf_token", token.as_str()),
-        ("title", "Payslip"),
-        ("access", access),
-    ];
+    let mut fields = vec![("title", "Payslip"), ("access", access)];
     fields.extend(users.iter().map(|u| ("users", *u)));
-    assert_eq!(
-        staff.post_form(&path, &fields).await.status(),
-        StatusCode::SEE_OTHER
-    );
+    submit(staff, &path, &path, &fields).await;
 }
 
 fn user_id(app: &TestApp, name: &str) -> String {
@@ -102,13 +107,8 @@ async fn a_reader_taken_off_the_list_is_refused_at_once_and_one_put_on_it_is_let
 #[tokio::test]
 async fn a_deleted_file_is_gone_at_the_very_next_download() {
     let f = primed().await;
-    let path = format!("/admin/files/{}/delete", f.file_id);
-    let token = f
-        .staff
-        .csrf_token(&format!("/admin/files/{}", f.file_id))
-        .await;
-    let response = f.staff.post_form(&path, &[("csrf_token", &token)]).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let detail = format!("/admin/files/{}", f.file_id);
+    submit(&f.staff, &detail, &format!("{detail}/delete"), &[]).await;
     assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::NOT_FOUND);
 }
 
@@ -116,12 +116,7 @@ async fn a_deleted_file_is_gone_at_the_very_next_download() {
 async fn a_deactivation_ends_the_session_at_the_very_next_request() {
     let f = primed().await;
     let path = format!("/admin/users/{}", user_id(&f.app, "paul"));
-    let token = f.admin.csrf_token(&path).await;
-    let response = f
-        .admin
-        .post_form(&path, &[("csrf_token", &token), ("role", "user")])
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    submit(&f.admin, &path, &path, &[("role", "user")]).await;
     assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::SEE_OTHER);
 }
 
@@ -129,15 +124,8 @@ async fn a_deactivation_ends_the_session_at_the_very_next_request() {
 async fn a_password_change_ends_the_session_at_the_very_next_request() {
     let f = primed().await;
     let path = format!("/admin/users/{}", user_id(&f.app, "paul"));
-    let token = f.admin.csrf_token(&path).await;
-    let response = f
-        .admin
-        .post_form(
-            &format!("{path}/password"),
-            &[("csrf_token", &token), ("password", "a brand new password")],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let password = [("password", "a brand new password")];
+    submit(&f.admin, &path, &format!("{path}/password"), &password).await;
     assert_eq!(f.paul.get(&f.url).await.status(), StatusCode::SEE_OTHER);
 }
 
@@ -244,22 +232,12 @@ async fn a_change_on_one_instance_reaches_the_other_within_the_bound() {
     // A password change made through one instance ends the session on the other.
     let admin = one.logged_in("root", Role::Superuser).await;
     let path = format!("/admin/users/{}", user_id(one, "paul"));
-    let token = admin.csrf_token(&path).await;
-    let response = admin
-        .post_form(
-            &format!("{path}/password"),
-            &[
-                ("csrf_token", &token),
-                ("password", "another long password"),
-            ],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let password = [("password", "another long password")];
+    submit(&admin, &path, &format!("{path}/password"), &password).await;
     let granted = refused_within(&paul_on_two, &url, OTHER_INSTANCE_BOUND).await;
     if sqlite {
         assert_eq!(granted, Some(0));
     }
-    let _ = PASSWORD;
 }
 
 /// PostgreSQL only: with the change watchers' connections cut, no instance answers from its
