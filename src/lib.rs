@@ -14,6 +14,7 @@
 //! configuration.
 
 pub mod access;
+pub mod access_log;
 pub mod auth;
 pub mod cache_control;
 pub mod cli;

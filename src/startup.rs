@@ -12,7 +12,7 @@ use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::{Server, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{
-    Condition, DefaultHeaders, ErrorHandlerResponse, ErrorHandlers, Logger, from_fn,
+    Condition, DefaultHeaders, ErrorHandlerResponse, ErrorHandlers, from_fn,
 };
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
@@ -258,10 +258,8 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
         max_requests = limits.max_requests,
         "connection limits"
     );
-    // The access log costs a formatted line per request even when its level is off: with
-    // `PRIVATE_MEDIA_LOG` above info for it, it is not set up at all.
-    let access_log =
-        tracing::enabled!(target: "actix_web::middleware::logger", tracing::Level::INFO);
+    let access_log = crate::access_log::enabled();
+    let trusted_proxies = Arc::new(settings.server.trusted_proxies.clone());
     let server = HttpServer::new(move || {
         let gate = gate.clone();
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
@@ -305,10 +303,10 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
             }))
             .wrap(from_fn(crate::cache_control::apply))
             .wrap(security_headers())
-            .wrap(Condition::new(
-                access_log,
-                Logger::new("%a \"%r\" %s %b %Dms"),
-            ))
+            .wrap(Condition::new(access_log, {
+                let trusted = Arc::clone(&trusted_proxies);
+                from_fn(move |req, next| crate::access_log::record(Arc::clone(&trusted), req, next))
+            }))
             .configure(crate::routes::configure)
             .default_service(web::to(crate::routes::not_found))
     })

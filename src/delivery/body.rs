@@ -1,17 +1,24 @@
-//! The body of large file responses: 1 MiB positioned reads on the blocking pool, handed to
-//! the connection in 32 KiB slices, with a watchdog per response.
+//! The body of large file responses.
 //!
-//! - Speed: NamedFile's own reader uses 64 KiB reads, one pool hop each, which caps a big
-//!   download near 1.1 GB/s on these machines; 1 MiB reads reach the socket's speed
-//!   (the README's Performance section has the measurements).
-//! - Memory per slow client: actix copies every chunk it is given into the connection's write
-//!   buffer and keeps it there until the socket takes it, so a client that stops reading
-//!   holds one chunk. Slices keep that to 32 KiB; the rest of our 1 MiB read is dropped by the
-//!   watchdog once the client has not asked for more for a second (and read again if it
-//!   does), so a stalled download holds about 100 KiB, not 1 MiB.
+//! - Speed: on a plain HTTP/1 connection the file goes with sendfile(2), from the page cache
+//!   to the socket with no copy through the process, as nginx sends it; the vendored
+//!   actix-http writes the head first and then lets the body write itself (`poll_write_direct`,
+//!   a private-media patch). Elsewhere (HTTP/2, a body collected in memory), 1 MiB positioned
+//!   reads on the blocking pool handed to the connection in 32 KiB slices: NamedFile's own
+//!   reader uses 64 KiB reads, one pool hop each, which caps a big download near 1.1 GB/s on
+//!   these machines (the README's Performance section has the measurements).
+//! - Memory per slow client: sendfile holds nothing but what the socket buffer takes. On the
+//!   read path, actix copies every chunk it is given into the connection's write buffer and
+//!   keeps it there until the socket takes it, so a client that stops reading holds one chunk.
+//!   Slices keep that to 32 KiB; the rest of our 1 MiB read is dropped by the watchdog once
+//!   the client has not asked for more for a second (and read again if it does), so a stalled
+//!   download holds about 100 KiB, not 1 MiB.
 //! - Time: a client that takes nothing for `SEND_TIMEOUT` (nginx's `send_timeout`) has its
 //!   connection shut down by the watchdog, which frees the connection and its descriptor;
 //!   when big downloads hold half the connections the server takes, after 5 s already.
+//! - A page that is not in the page cache is read by sendfile on the worker thread, as nginx
+//!   does without `aio threads`: at most `SENDFILE_MAX_CHUNK` per call, and the file is read
+//!   ahead sequentially, so a cold file costs a disk read per chunk, not per page.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -26,16 +33,19 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
-use actix_web::body::{BodySize, MessageBody, SizedStream};
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use futures_util::Stream;
+use tokio::io::Interest;
 use tokio::task::JoinHandle;
 
 /// Bytes read from the file per trip to the blocking pool.
 const CHUNK: u64 = 1024 * 1024;
 /// Bytes handed to the connection at a time.
 const SLICE: usize = 32 * 1024;
+/// Bytes one sendfile(2) call may send (nginx's `sendfile_max_chunk` default): a fast client
+/// cannot keep the worker in one call for long, and a cold file is read this much at a time.
+const SENDFILE_MAX_CHUNK: usize = 2 * 1024 * 1024;
 /// All downloads together hold at most this much in 1 MiB reads; past it, reads are one
 /// slice long. A flood of downloads that stall at once (each read ahead while their socket
 /// buffers filled) then cannot grow the heap by a chunk each.
@@ -103,13 +113,20 @@ impl ConnectionSocket {
             .map(|fd| Self(Rc::new(fd)))
     }
 
+    /// The socket registered for write readiness, so a body can send with sendfile(2) and
+    /// wait while the socket's buffer is full. Another duplicate of the descriptor, which
+    /// the body owns: closing it when the body ends leaves the connection open. `None` if
+    /// the process has no descriptor to spare or the runtime refuses it.
+    fn for_direct_writes(&self) -> Option<tokio::net::TcpStream> {
+        let fd = rustix::io::fcntl_dupfd_cloexec(&*self.0, 0).ok()?;
+        tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd)).ok()
+    }
+
     fn shut_down(&self) {
         // An error means the connection is already gone: there is nothing left to end.
         let _ = rustix::net::shutdown(&*self.0, rustix::net::Shutdown::Both);
     }
 }
-
-pub type FileChunks = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>>>>;
 
 /// Where the body of a 200 or 206 answer starts in the file and how long it is.
 pub fn span_of(response: &HttpResponse) -> Option<(u64, u64)> {
@@ -147,13 +164,13 @@ struct Shared {
 }
 
 /// `length` bytes of `file` from `offset`, as described at the top of this module.
-/// `socket` is the connection's, when known (without it, no watchdog).
+/// `socket` is the connection's, when known (without it, no watchdog and no sendfile).
 pub fn sized_file_body(
     file: File,
     offset: u64,
     length: u64,
     socket: Option<ConnectionSocket>,
-) -> SizedStream<FileChunks> {
+) -> FileBody {
     let shared = Rc::new(RefCell::new(Shared {
         buffered: Bytes::new(),
         share: None,
@@ -163,19 +180,33 @@ pub fn sized_file_body(
         timed_out: false,
         slow: false,
     }));
+    let direct = socket
+        .as_ref()
+        .and_then(ConnectionSocket::for_direct_writes);
+    if direct.is_some() {
+        // Doubles the kernel's read-ahead window for the file; advice only, so a refusal
+        // changes nothing but speed.
+        let _ = rustix::fs::fadvise(
+            &file,
+            offset,
+            std::num::NonZeroU64::new(length),
+            rustix::fs::Advice::Sequential,
+        );
+    }
     // Only a real connection has a socket, and it is served on an actix worker, where local
     // tasks can be spawned.
     let watchdog = socket.map(|socket| actix_web::rt::spawn(watch(Rc::clone(&shared), socket)));
     DOWNLOADS_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-    let body = FileBody {
+    FileBody {
         file: Arc::new(file),
         next_unsent: offset,
         end: offset + length,
+        length,
         shared,
         read_inline: length <= CHUNK,
         watchdog,
-    };
-    SizedStream::new(length, Box::pin(body))
+        direct,
+    }
 }
 
 async fn watch(shared: Rc<RefCell<Shared>>, socket: ConnectionSocket) {
@@ -208,17 +239,21 @@ async fn watch(shared: Rc<RefCell<Shared>>, socket: ConnectionSocket) {
     }
 }
 
-struct FileBody {
+/// A span of a file as a response body; see the top of this module.
+pub struct FileBody {
     file: Arc<File>,
     /// File offset of the next byte to hand over.
     next_unsent: u64,
     end: u64,
+    length: u64,
     shared: Rc<RefCell<Shared>>,
     /// The whole body fits one read: read it right here, which is cheaper than a hop to the
     /// blocking pool when the page cache has the file (it usually does); in slices too, when
     /// the read-ahead budget is spent.
     read_inline: bool,
     watchdog: Option<actix_web::rt::task::JoinHandle<()>>,
+    /// The connection's socket, for sendfile(2).
+    direct: Option<tokio::net::TcpStream>,
 }
 
 impl Drop for FileBody {
@@ -230,21 +265,80 @@ impl Drop for FileBody {
     }
 }
 
-impl Stream for FileBody {
-    type Item = std::io::Result<Bytes>;
+impl MessageBody for FileBody {
+    type Error = std::io::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.length)
+    }
+
+    fn writes_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    fn poll_write_direct(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<u64>>> {
+        let this = &mut *self;
+        if this.next_unsent >= this.end {
+            return Poll::Ready(None);
+        }
+        if let Err(e) = this.asked() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let Some(socket) = this.direct.as_ref() else {
+            return Poll::Ready(Some(Err(std::io::Error::other(
+                "this body has no socket to write to",
+            ))));
+        };
+        loop {
+            match socket.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+            let count = (this.end - this.next_unsent).min(SENDFILE_MAX_CHUNK as u64) as usize;
+            let mut offset = this.next_unsent;
+            let file = &this.file;
+            // On a full socket buffer `try_io` clears the readiness, and the next poll waits.
+            let sent = socket.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(socket, &**file, Some(&mut offset), count)
+                    .map_err(std::io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    this.end = this.next_unsent;
+                    return Poll::Ready(Some(Err(shrank())));
+                }
+                Ok(sent) => {
+                    this.next_unsent += sent as u64;
+                    return Poll::Ready(Some(Ok(sent as u64)));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    this.end = this.next_unsent;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Bytes>>> {
         let this = &mut *self;
         loop {
+            if let Err(e) = this.asked() {
+                return Poll::Ready(Some(Err(e)));
+            }
             {
                 let mut shared = this.shared.borrow_mut();
-                shared.last_asked = Instant::now();
-                if shared.timed_out {
-                    return Poll::Ready(Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the client stopped reading",
-                    ))));
-                }
                 if !shared.buffered.is_empty() {
                     let take = shared.buffered.len().min(SLICE);
                     let slice = shared.buffered.split_to(take);
@@ -311,17 +405,35 @@ impl Stream for FileBody {
     }
 }
 
+impl FileBody {
+    /// The connection asked for more: the watchdog's clock restarts, unless it already
+    /// shut the connection down.
+    fn asked(&self) -> std::io::Result<()> {
+        let mut shared = self.shared.borrow_mut();
+        shared.last_asked = Instant::now();
+        if shared.timed_out {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn shrank() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the file became shorter while it was sent",
+    )
+}
+
 fn read_exact_at(file: &File, position: u64, want: u64) -> std::io::Result<Bytes> {
     let mut buffer = vec![0u8; want as usize];
     let mut filled = 0;
     while filled < buffer.len() {
         match file.read_at(&mut buffer[filled..], position + filled as u64) {
-            Ok(0) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the file became shorter while it was sent",
-                ));
-            }
+            Ok(0) => return Err(shrank()),
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -346,6 +458,75 @@ mod tests {
         assert_eq!(body.size(), BodySize::Sized(length));
         let read = actix_web::body::to_bytes(body).await.unwrap();
         assert_eq!(read, &data[offset as usize..(offset + length) as usize]);
+    }
+
+    /// A connected pair on loopback: the server's end as a request's `ConnectionSocket`,
+    /// and the client's end to read from.
+    async fn connection() -> (tokio::net::TcpStream, ConnectionSocket, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let server = tokio::net::TcpStream::from_std(server).unwrap();
+        let socket = ConnectionSocket::of(&server).unwrap();
+        (server, socket, client)
+    }
+
+    /// Writes the body as the HTTP/1 dispatcher does when it writes direct.
+    async fn write_direct(mut body: FileBody) -> std::io::Result<u64> {
+        assert!(body.writes_direct());
+        let mut total = 0;
+        while let Some(written) =
+            std::future::poll_fn(|cx| Pin::new(&mut body).poll_write_direct(cx)).await
+        {
+            total += written?;
+        }
+        Ok(total)
+    }
+
+    #[actix_web::test]
+    async fn sendfile_writes_exactly_the_span_to_the_socket() {
+        let mut tmp = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..(9 * SENDFILE_MAX_CHUNK + 3))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        tmp.write_all(&data).unwrap();
+        let (offset, length) = (
+            SENDFILE_MAX_CHUNK as u64 + 7,
+            7 * SENDFILE_MAX_CHUNK as u64 + 5,
+        );
+        let (_server, socket, mut client) = connection().await;
+        // The client reads while the body writes: more than a socket buffer goes through.
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; length as usize];
+            std::io::Read::read_exact(&mut client, &mut got).unwrap();
+            got
+        });
+        let body = sized_file_body(tmp, offset, length, Some(socket));
+        assert_eq!(body.size(), BodySize::Sized(length));
+        assert_eq!(write_direct(body).await.unwrap(), length);
+        let got = reader.join().unwrap();
+        assert!(got == data[offset as usize..(offset + length) as usize]);
+    }
+
+    #[actix_web::test]
+    async fn sendfile_of_a_file_that_shrinks_ends_with_an_error() {
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(&[1u8; 100]).unwrap();
+        let (_server, socket, _client) = connection().await;
+        let body = sized_file_body(tmp, 0, 200, Some(socket));
+        let error = write_direct(body).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    #[actix_web::test]
+    async fn sendfile_to_a_closed_connection_ends_with_an_error() {
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(&vec![1u8; 16 * 1024 * 1024]).unwrap();
+        let (_server, socket, client) = connection().await;
+        drop(client);
+        let body = sized_file_body(tmp, 0, 16 * 1024 * 1024, Some(socket));
+        assert!(write_direct(body).await.is_err());
     }
 
     #[tokio::test]

@@ -5,8 +5,9 @@
 //! - `server = "app"`: the app streams the file. actix-files' `NamedFile` does what it already
 //!   does right: `ETag`, `Last-Modified`, `Range` (206/416), `If-None-Match` /
 //!   `If-Modified-Since` (304), `If-Match` (412) and `HEAD`. Only the body of responses over
-//!   64 KiB is ours (`body.rs`): NamedFile reads 64 KiB at a time, one blocking-pool hop each,
-//!   which caps big files well below what the page cache and the socket can do.
+//!   64 KiB is ours (`body.rs`): sendfile(2) from the page cache to the socket, where NamedFile
+//!   would read 64 KiB at a time, one blocking-pool hop each, well below what the page cache
+//!   and the socket can do.
 //! - `server = "nginx"`: an empty answer with `X-Accel-Redirect`; nginx sends the bytes.
 //! - `server = "apache"`: an empty answer with `X-Sendfile` and the absolute path.
 //! - A storage without local files (S3): a redirect to a presigned URL, or the app streams

@@ -294,6 +294,23 @@ pub struct Served {
     pub stdout: Vec<String>,
     /// What it logged up to and including the "serving on" line.
     pub stderr: Vec<String>,
+    /// What it prints after that (`true` for stdout).
+    later: mpsc::Receiver<(bool, String)>,
+}
+
+impl Served {
+    /// The next line on stderr that satisfies `wanted`, waiting at most `within`.
+    pub fn stderr_line(&self, within: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match self.later.recv_timeout(left) {
+                Ok((false, line)) if wanted(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 impl Drop for Served {
@@ -306,13 +323,14 @@ impl Drop for Served {
 pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
     let mut command = cli_command(dir, &["serve", "--bind", "127.0.0.1:0"]);
     command.envs(env.iter().copied());
+    let (tx, rx) = mpsc::channel();
     let mut served = Served {
         child: command.spawn().expect("serve"),
         port: 0,
         stdout: Vec::new(),
         stderr: Vec::new(),
+        later: rx,
     };
-    let (tx, rx) = mpsc::channel();
     let stdout = served.child.stdout.take().unwrap();
     let stderr = served.child.stderr.take().unwrap();
     let out_tx = tx.clone();
@@ -327,7 +345,8 @@ pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
         }
     });
     loop {
-        let (is_stdout, line) = rx
+        let (is_stdout, line) = served
+            .later
             .recv_timeout(Duration::from_secs(60))
             .expect("serve did not start");
         if is_stdout {
@@ -339,7 +358,7 @@ pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
             served.port = rest.trim_end_matches('/').parse().expect("port");
             // Whatever the app printed went out before this log line, but stdout and stderr
             // are read by two threads: give the stdout reader time to catch up.
-            while let Ok((is_stdout, line)) = rx.recv_timeout(Duration::from_secs(1)) {
+            while let Ok((is_stdout, line)) = served.later.recv_timeout(Duration::from_secs(1)) {
                 if is_stdout {
                     served.stdout.push(line);
                 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access_cache;
+mod access_log;
 mod admin_conveniences;
 mod caching;
 mod cli_commands;

@@ -84,6 +84,25 @@ impl MessageBody for BoxBody {
     }
 
     #[inline]
+    fn writes_direct(&self) -> bool {
+        match &self.0 {
+            BoxBodyInner::Stream(stream) => stream.writes_direct(),
+            _ => false,
+        }
+    }
+
+    #[inline]
+    fn poll_write_direct(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<u64, Self::Error>>> {
+        match &mut self.0 {
+            BoxBodyInner::Stream(body) => Pin::new(body).poll_write_direct(cx),
+            _ => Poll::Ready(None),
+        }
+    }
+
+    #[inline]
     fn try_into_bytes(self) -> Result<Bytes, Self> {
         match self.0 {
             BoxBodyInner::None(body) => Ok(body.try_into_bytes().unwrap()),

@@ -88,6 +88,28 @@ where
     }
 
     #[inline]
+    fn writes_direct(&self) -> bool {
+        match self {
+            EitherBody::Left { body } => body.writes_direct(),
+            EitherBody::Right { body } => body.writes_direct(),
+        }
+    }
+
+    fn poll_write_direct(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<u64, Self::Error>>> {
+        match self.project() {
+            EitherBodyProj::Left { body } => body
+                .poll_write_direct(cx)
+                .map_err(|err| Error::new_body().with_cause(err)),
+            EitherBodyProj::Right { body } => body
+                .poll_write_direct(cx)
+                .map_err(|err| Error::new_body().with_cause(err)),
+        }
+    }
+
+    #[inline]
     fn try_into_bytes(self) -> Result<Bytes, Self> {
         match self {
             EitherBody::Left { body } => body

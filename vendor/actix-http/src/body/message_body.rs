@@ -86,6 +86,30 @@ pub trait MessageBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>>;
 
+    /// Whether this body writes itself to the connection's socket (private-media patch, see
+    /// the workspace's Cargo.toml). When it does and the response has a `Content-Length`, the
+    /// HTTP/1 dispatcher first writes out everything it holds for the connection (the head)
+    /// and then calls [`poll_write_direct`](Self::poll_write_direct) instead of `poll_next`.
+    /// Other paths (HTTP/2, `HEAD`, a body collected in memory) still call `poll_next`, so such
+    /// a body must answer both.
+    #[inline]
+    fn writes_direct(&self) -> bool {
+        false
+    }
+
+    /// Writes the next part of the body straight to the connection's socket and returns how
+    /// many bytes it wrote, or `None` once it has written all of it. Called only when
+    /// [`writes_direct`](Self::writes_direct) is true and nothing else is waiting to be
+    /// written to the connection; it never writes more than the body's size.
+    #[inline]
+    fn poll_write_direct(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<u64, Self::Error>>> {
+        let _ = cx;
+        Poll::Ready(None)
+    }
+
     /// Try to convert into the complete chunk of body bytes.
     ///
     /// Override this method if the complete body can be trivially extracted. This is useful for
@@ -139,6 +163,17 @@ mod foreign_impls {
             cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Bytes, Self::Error>>> {
             Pin::new(&mut **self).poll_next(cx)
+        }
+
+        fn writes_direct(&self) -> bool {
+            (**self).writes_direct()
+        }
+
+        fn poll_write_direct(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<u64, Self::Error>>> {
+            Pin::new(&mut **self).poll_write_direct(cx)
         }
     }
 
@@ -197,6 +232,19 @@ mod foreign_impls {
         ) -> Poll<Option<Result<Bytes, Self::Error>>> {
             Pin::new(self.get_mut().as_mut()).poll_next(cx)
         }
+
+        #[inline]
+        fn writes_direct(&self) -> bool {
+            self.as_ref().writes_direct()
+        }
+
+        #[inline]
+        fn poll_write_direct(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<u64, Self::Error>>> {
+            Pin::new(self.get_mut().as_mut()).poll_write_direct(cx)
+        }
     }
 
     impl<T, B> MessageBody for Pin<T>
@@ -217,6 +265,19 @@ mod foreign_impls {
             cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Bytes, Self::Error>>> {
             self.get_mut().as_mut().poll_next(cx)
+        }
+
+        #[inline]
+        fn writes_direct(&self) -> bool {
+            self.as_ref().writes_direct()
+        }
+
+        #[inline]
+        fn poll_write_direct(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<u64, Self::Error>>> {
+            self.get_mut().as_mut().poll_write_direct(cx)
         }
     }
 
@@ -520,6 +581,28 @@ where
                 Poll::Ready(Some(Err(mapped_err)))
             }
             Some(Ok(val)) => Poll::Ready(Some(Ok(val))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    #[inline]
+    fn writes_direct(&self) -> bool {
+        self.body.writes_direct()
+    }
+
+    fn poll_write_direct(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<u64, Self::Error>>> {
+        let this = self.as_mut().project();
+
+        match ready!(this.body.poll_write_direct(cx)) {
+            Some(Err(err)) => match self.as_mut().project().mapper.take() {
+                Some(f) => Poll::Ready(Some(Err((f)(err)))),
+                // The mapper is spent on the first error; a body polled after one is done.
+                None => Poll::Ready(None),
+            },
+            Some(Ok(n)) => Poll::Ready(Some(Ok(n))),
             None => Poll::Ready(None),
         }
     }

@@ -146,6 +146,18 @@ impl Decoder for Codec {
     }
 }
 
+impl Codec {
+    /// See `MessageEncoder::direct_write_allowed`. (private-media patch)
+    pub(crate) fn direct_write_allowed(&self) -> bool {
+        self.encoder.direct_write_allowed()
+    }
+
+    /// See `MessageEncoder::wrote_direct`. (private-media patch)
+    pub(crate) fn wrote_direct(&mut self, written: u64) -> io::Result<()> {
+        self.encoder.wrote_direct(written)
+    }
+}
+
 impl Encoder<Message<(Response<()>, BodySize)>> for Codec {
     type Error = io::Error;
 

@@ -693,10 +693,31 @@ where
                 }
 
                 StateProj::SendPayload { mut body } => {
+                    // A body that writes itself to the socket (a file sent with sendfile(2))
+                    // goes once the head before it is out. (private-media patch, see
+                    // Cargo.toml)
+                    let direct = body.writes_direct() && this.codec.direct_write_allowed();
+
                     // keep populate writer buffer until buffer size limit hit,
                     // get blocked or finished.
                     while this.write_buf.len() < *this.h1_write_buffer_size {
-                        match body.as_mut().poll_next(cx) {
+                        let polled = if direct {
+                            if !this.write_buf.is_empty() {
+                                return Ok(PollResponse::DrainWriteBuf);
+                            }
+                            match body.as_mut().poll_write_direct(cx) {
+                                Poll::Ready(Some(Ok(written))) => {
+                                    this.codec.wrote_direct(written)?;
+                                    continue;
+                                }
+                                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
+                                Poll::Ready(None) => Poll::Ready(None),
+                                Poll::Pending => Poll::Pending,
+                            }
+                        } else {
+                            body.as_mut().poll_next(cx)
+                        };
+                        match polled {
                             Poll::Ready(Some(Ok(item))) => {
                                 this.codec
                                     .encode(Message::Chunk(Some(item)), this.write_buf)?;

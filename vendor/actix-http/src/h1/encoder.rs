@@ -359,6 +359,26 @@ impl<T: MessageType> MessageEncoder<T> {
         self.te.encode_eof(buf)
     }
 
+    /// Whether the body may be written to the socket past this encoder: only a body with a
+    /// `Content-Length` (no framing to add) that still has bytes to send. (private-media patch)
+    pub(crate) fn direct_write_allowed(&self) -> bool {
+        matches!(self.te.kind, TransferEncodingKind::Length(remaining) if remaining > 0)
+    }
+
+    /// Counts `written` bytes of the body sent past this encoder. (private-media patch)
+    pub(crate) fn wrote_direct(&mut self, written: u64) -> io::Result<()> {
+        match self.te.kind {
+            TransferEncodingKind::Length(ref mut remaining) if written <= *remaining => {
+                *remaining -= written;
+                Ok(())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a body wrote more than its Content-Length",
+            )),
+        }
+    }
+
     /// Encode message.
     pub fn encode(
         &mut self,

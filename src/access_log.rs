@@ -1,0 +1,159 @@
+//! One line per answered request at `info` under the `private_media::access` target:
+//! `CLIENT "METHOD PATH VERSION" STATUS BYTES_SENT DURATIONms`, written when the answer's
+//! last byte has gone (or the client went away), so the bytes and the time are what was
+//! really sent. The client is the one `[server] trusted_proxies` lets us believe.
+//!
+//! Ours rather than actix-web's `Logger`: its body wrapper hides a file body's sendfile(2)
+//! path (`delivery/body.rs`), so with the log on every big download went through user
+//! space. This wrapper passes it on, and counts the bytes either way.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+
+use crate::client_addr::{TrustedProxies, client_address};
+
+/// The target the lines are logged under (`PRIVATE_MEDIA_LOG=private_media::access=off`
+/// silences them).
+pub const TARGET: &str = "private_media::access";
+
+/// Whether the access log is on at the current filter: when it is off, the middleware is not
+/// set up at all (it would still cost a formatted request line per request).
+pub fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
+}
+
+/// The middleware (`from_fn`): wraps each answer's body in one that logs when it ends.
+pub async fn record(
+    trusted: Arc<TrustedProxies>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let client = client_address(peer, req.headers(), &trusted).map(|c| c.ip());
+    let line = RequestLine {
+        method: req.method().to_string(),
+        target: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned()),
+        version: req.version(),
+    };
+    let response = next.call(req).await?;
+    let status = response.status().as_u16();
+    Ok(response.map_body(move |_, body| LoggedBody {
+        body,
+        entry: Some(Entry {
+            client,
+            line,
+            status,
+            started,
+            sent: 0,
+        }),
+    }))
+}
+
+struct RequestLine {
+    method: String,
+    target: String,
+    version: actix_web::http::Version,
+}
+
+impl fmt::Display for RequestLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {:?}", self.method, self.target, self.version)
+    }
+}
+
+struct Entry {
+    client: Option<IpAddr>,
+    line: RequestLine,
+    status: u16,
+    started: Instant,
+    sent: u64,
+}
+
+impl Entry {
+    fn write(&self) {
+        let client: &dyn fmt::Display = match &self.client {
+            Some(ip) => ip,
+            None => &"-",
+        };
+        tracing::info!(
+            target: TARGET,
+            "{client} \"{}\" {} {} {:.3}ms",
+            self.line,
+            self.status,
+            self.sent,
+            self.started.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body that logs its request once it is dropped.
+    pub struct LoggedBody<B> {
+        #[pin]
+        body: B,
+        entry: Option<Entry>,
+    }
+
+    impl<B> PinnedDrop for LoggedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(entry) = this.project().entry.take() {
+                entry.write();
+            }
+        }
+    }
+}
+
+impl<B: MessageBody> LoggedBody<B> {
+    fn count(self: Pin<&mut Self>, bytes: u64) {
+        if let Some(entry) = self.project().entry.as_mut() {
+            entry.sent += bytes;
+        }
+    }
+}
+
+impl<B: MessageBody> MessageBody for LoggedBody<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let polled = self.as_mut().project().body.poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.count(chunk.len() as u64);
+        }
+        polled
+    }
+
+    fn writes_direct(&self) -> bool {
+        self.body.writes_direct()
+    }
+
+    fn poll_write_direct(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<u64, Self::Error>>> {
+        let polled = self.as_mut().project().body.poll_write_direct(cx);
+        if let Poll::Ready(Some(Ok(written))) = &polled {
+            self.count(*written);
+        }
+        polled
+    }
+}
