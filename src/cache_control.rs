@@ -26,11 +26,11 @@ pub async fn apply(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    // Matched against the table here, not taken from routing: a request refused before
-    // routing (CSRF) is still a download's.
-    let pattern = req.resource_map().match_pattern(req.path());
-    let value = policy(pattern.as_deref());
     let mut response = next.call(req).await?;
+    // The pattern routing matched; a request refused before routing (CSRF) is matched
+    // against the table instead, so it is still a download's.
+    let pattern = response.request().match_pattern();
+    let value = policy(pattern.as_deref());
     let headers = response.headers_mut();
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));

@@ -22,6 +22,7 @@ pub mod presentation;
 mod s3;
 
 use std::io::ErrorKind;
+use std::path::Path;
 
 use actix_files::NamedFile;
 use actix_web::http::header::{self, HeaderValue};
@@ -128,7 +129,9 @@ fn stream_local_file(
     local: LocalObject,
     presentation: &Presentation,
 ) -> Result<HttpResponse, AppError> {
-    let file = match NamedFile::from_file(local.file, &local.path) {
+    // NamedFile guesses a type and a name from the path; both are replaced below, so it gets
+    // one without an extension (the guess is then cheap).
+    let file = match NamedFile::from_file(local.file, Path::new("download")) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Err(AppError::NotFound),
         Err(e) => return Err(StorageError::Io(e).into()),
