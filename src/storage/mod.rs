@@ -157,6 +157,7 @@ pub async fn probe(storage: &dyn Storage) -> Result<(), StorageError> {
     let probe = format!("private-media-check {}", crate::ids::random_id());
     let mut upload = storage.start_upload().await?;
     upload.write(Bytes::from(probe.clone())).await?;
+    upload.finish().await?;
     let key = StorageKey::parse(&format!(
         "private-media-check/{}.txt",
         crate::ids::random_id()
@@ -187,6 +188,13 @@ pub async fn probe(storage: &dyn Storage) -> Result<(), StorageError> {
 #[async_trait]
 pub trait PendingUpload: Send {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError>;
+
+    /// Says the last byte has been written: the bytes are made durable where they wait, and
+    /// from here until `commit` or `abort` the upload holds no descriptor and no buffer. A
+    /// batch keeps every finished file of a request waiting until the whole request has been
+    /// read, so this is what keeps one request's descriptors and memory independent of its
+    /// number of files. Writing after it is an error; `commit` without it still works.
+    async fn finish(&mut self) -> Result<(), StorageError>;
 
     /// Makes the bytes visible under `key`, or under a fresh unique variant of it when `key`
     /// is taken (never overwriting), and returns the key used.

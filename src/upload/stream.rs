@@ -29,6 +29,7 @@ pub enum ReceiveError {
 }
 
 /// A file received in full and accepted; not visible until its pending upload is committed.
+/// Its pending upload is finished (`PendingUpload::finish`): it holds no descriptor.
 pub struct Received {
     pub pending: Box<dyn PendingUpload>,
     pub size: u64,
@@ -95,6 +96,9 @@ where
             sniffed
         }
     };
+    // Whole and accepted: it waits for the rest of the request holding no descriptor and no
+    // buffer, however many files come after it.
+    pending.finish().await?;
     Ok(Ok(Received {
         pending,
         size,

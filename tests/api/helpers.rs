@@ -245,7 +245,16 @@ impl TestApp {
 
 /// The binary, with no inherited configuration, in `dir` (so no stray private-media.toml).
 pub fn cli_command(data_dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_private-media"));
+    configured(
+        Command::new(env!("CARGO_BIN_EXE_private-media")),
+        data_dir,
+        args,
+    )
+}
+
+/// `command` (the binary, or something that runs it) with `args`, in `data_dir`, without the
+/// configuration this process inherited.
+fn configured(mut command: Command, data_dir: &Path, args: &[&str]) -> Command {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().to_string();
         if key.starts_with("PRIVATE_MEDIA_") || key == "DATABASE_URL" {
@@ -323,6 +332,25 @@ impl Drop for Served {
 pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
     let mut command = cli_command(dir, &["serve", "--bind", "127.0.0.1:0"]);
     command.envs(env.iter().copied());
+    start_serving(command)
+}
+
+/// [`serve`] with its soft and hard `RLIMIT_NOFILE` (`ulimit -n`) set to `limit`: the shell
+/// sets it and then becomes the server (`exec`), so the child is the server itself.
+pub fn serve_with_open_file_limit(dir: &Path, env: &[(&str, &str)], limit: u64) -> Served {
+    let mut shell = Command::new("sh");
+    shell.args([
+        "-c",
+        "ulimit -n \"$0\" && exec \"$@\"",
+        &limit.to_string(),
+        env!("CARGO_BIN_EXE_private-media"),
+    ]);
+    let mut command = configured(shell, dir, &["serve", "--bind", "127.0.0.1:0"]);
+    command.envs(env.iter().copied());
+    start_serving(command)
+}
+
+fn start_serving(mut command: Command) -> Served {
     let (tx, rx) = mpsc::channel();
     let mut served = Served {
         child: command.spawn().expect("serve"),

@@ -28,5 +28,6 @@ mod spoofed_names;
 mod stalled_downloads;
 mod stalled_watcher;
 mod symlink_race;
+mod upload_descriptors;
 mod uploads;
 mod users_admin;

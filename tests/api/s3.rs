@@ -735,3 +735,82 @@ async fn a_script_from_s3_is_an_octet_stream_attachment_in_both_modes() {
         }
     }
 }
+
+/// Each file of a batch becomes a whole temporary object as soon as its part ends (so it
+/// holds no buffer while the rest arrives); the batch still commits them all.
+#[tokio::test]
+async fn a_batch_of_files_is_stored_whole_and_leaves_no_temporary_objects() {
+    let server = S3Server::start().await;
+    let app = s3_app(&server, true).await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let files: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| (format!("batch-{i}.bin"), bytes(1000 + i * 4096)))
+        .collect();
+    let listed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+
+    let response = staff.upload("staff", &listed).await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let rows = app.file_rows();
+    assert_eq!(rows.len(), files.len());
+    for (name, data) in &files {
+        let row = rows.iter().find(|r| &r.original_name == name).unwrap();
+        let key = format!("{LOCATION}/{}", row.storage_key);
+        assert_eq!(&server.object_bytes(&key), data, "{name}");
+    }
+    let objects = server.objects();
+    assert_eq!(objects.len(), files.len(), "{objects:?}");
+    assert!(server.open_multipart_uploads().is_empty());
+}
+
+/// A part after finished files fails the request: none of them is stored, and their
+/// temporary objects go.
+#[tokio::test]
+async fn a_batch_whose_later_part_is_refused_leaves_nothing_in_the_bucket() {
+    let server = S3Server::start().await;
+    let app = s3_app(&server, true).await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let token = staff.csrf_token("/admin/files/new").await;
+    let files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("early-{i}.bin"), bytes(2000 + i)))
+        .collect();
+    let too_long = "t".repeat(65 * 1024);
+    let mut parts = vec![
+        Part::Text("csrf_token", &token),
+        Part::Text("access", "staff"),
+    ];
+    parts.extend(files.iter().map(|(n, b)| Part::File(n, b)));
+    parts.push(Part::Text("title", &too_long));
+
+    let response = staff.post_multipart(&parts).await;
+
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        server
+            .writes()
+            .iter()
+            .filter(|w| w.operation == "put")
+            .count()
+            >= files.len(),
+        "the files had become temporary objects: {:?}",
+        server.writes()
+    );
+    assert!(
+        !server.writes().iter().any(|w| w.operation == "copy"),
+        "a file was committed"
+    );
+    let mut left = server.objects();
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = server.objects();
+    }
+    assert!(left.is_empty(), "objects left: {left:?}");
+    assert!(server.open_multipart_uploads().is_empty());
+    assert!(app.file_rows().is_empty());
+}

@@ -63,6 +63,12 @@ fn refusal_as_not_found(e: Errno) -> Error {
 #[error("a symlink stands in the object's path")]
 pub struct SymlinkInPath;
 
+/// The name of a file to be linked stands for another file than the one meant: someone
+/// replaced it. Nothing was linked.
+#[derive(Debug, thiserror::Error)]
+#[error("the file to be linked was replaced by another")]
+pub struct SwappedFile;
+
 fn split_parent(relative: &str) -> Result<(&str, &str), Error> {
     let (parent, name) = relative.rsplit_once('/').unwrap_or(("", relative));
     if name.is_empty() || name == "." || name == ".." {

@@ -1,5 +1,12 @@
 //! An upload in flight: bytes gathered in a bounded buffer, written to a temp file in this
 //! instance's temp folder off the async threads, and at commit hard-linked to their key.
+//!
+//! Once the last byte is in (`finish`), the temp file is synced and closed: a batch keeps
+//! many finished uploads waiting for the rest of its request, and each holding its file open
+//! made one request hold a descriptor per file. `commit` opens the temp file again from the
+//! temp folder's handle without following a symlink, checks it is the very file written
+//! (device, inode, size, change time), and links it while holding it open, so the key gets
+//! that file or nothing.
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
@@ -10,7 +17,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 
 use super::{blocking, map_io};
-use crate::storage::beneath::Root;
+use crate::storage::beneath::{self, Root, SwappedFile};
 use crate::storage::{PendingUpload, StorageError, StorageKey};
 
 /// Bytes gathered before one write to disk, off the async threads. Every upload in flight
@@ -23,10 +30,42 @@ const SMALL_BUFFER: usize = 64 * 1024;
 /// the first, so more than a few means something else is wrong).
 const MAX_NAME_TRIES: usize = 16;
 
+/// Which file `finish` closed: the one `commit` must find again under the temp name. The
+/// inode alone would not do (a file removed and made anew often gets the freed number
+/// back); its change time moves with any write, and a new file has its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Written {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    changed: (i64, i64),
+}
+
+impl Written {
+    fn of(file: &File) -> Result<Self, std::io::Error> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other(SwappedFile));
+        }
+        Ok(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
 /// A temp file in this instance's temp folder, removed when dropped unless it was linked to
-/// its key (and then removed all the same: the key keeps the data).
+/// its key (and then removed all the same: the key keeps the data). Removal goes by name
+/// from the folder's handle, so a closed temp file is removed as surely as an open one.
 struct TempFile {
-    file: File,
+    /// Open while bytes are written; `None` once `close` has synced it (or `synced_file`
+    /// has handed it out).
+    file: Option<File>,
+    /// What `close` closed.
+    written: Option<Written>,
     dir: Arc<OwnedFd>,
     name: String,
 }
@@ -36,7 +75,14 @@ impl TempFile {
         for _ in 0..MAX_NAME_TRIES {
             let name = format!("upload-{}", crate::ids::random_id());
             match Root::create_new_in(dir.as_fd(), &name) {
-                Ok(file) => return Ok(Self { file, dir, name }),
+                Ok(file) => {
+                    return Ok(Self {
+                        file: Some(file),
+                        written: None,
+                        dir,
+                        name,
+                    });
+                }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -45,6 +91,48 @@ impl TempFile {
             "no free temp file name",
         )))
     }
+
+    fn write_all(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        match &mut self.file {
+            Some(file) => Ok(file.write_all(data)?),
+            None => Err(finished_written_to()),
+        }
+    }
+
+    /// Syncs and closes the file, remembering which file it was.
+    fn close(&mut self) -> Result<(), StorageError> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+            self.written = Some(Written::of(&file)?);
+        }
+        Ok(())
+    }
+
+    /// The file, synced: the one still open, or the closed one opened again beneath the temp
+    /// folder (no symlink followed) and checked to be the file that was written.
+    fn synced_file(&mut self) -> Result<File, StorageError> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+            return Ok(file);
+        }
+        let obstructed = |detail: &dyn std::fmt::Display| {
+            StorageError::Obstructed(format!("the temp file {}: {detail}", self.name))
+        };
+        let Some(written) = self.written else {
+            return Err(obstructed(&"already committed"));
+        };
+        let file =
+            beneath::open_file_in(self.dir.as_fd(), &self.name).map_err(|e| obstructed(&e))?;
+        match Written::of(&file) {
+            Ok(found) if found == written => Ok(file),
+            Ok(_) => Err(obstructed(&SwappedFile)),
+            Err(e) => Err(obstructed(&e)),
+        }
+    }
+}
+
+fn finished_written_to() -> StorageError {
+    StorageError::Io(std::io::Error::other("a finished upload was written to"))
 }
 
 impl Drop for TempFile {
@@ -92,7 +180,7 @@ impl FsUpload {
         let mut temp = self.take_temp()?;
         let data = self.buffer.split().freeze();
         let temp = blocking(move || {
-            temp.file.write_all(&data)?;
+            temp.write_all(&data)?;
             Ok(temp)
         })
         .await?;
@@ -104,6 +192,9 @@ impl FsUpload {
 #[async_trait]
 impl PendingUpload for FsUpload {
     async fn write(&mut self, mut chunk: Bytes) -> Result<(), StorageError> {
+        if self.temp.as_ref().is_some_and(|t| t.file.is_none()) {
+            return Err(finished_written_to());
+        }
         while !chunk.is_empty() {
             // Past the first few chunks, take the whole buffer at once rather than doubling up to it.
             if self.buffer.len() + chunk.len() > SMALL_BUFFER
@@ -123,20 +214,41 @@ impl PendingUpload for FsUpload {
         Ok(())
     }
 
+    async fn finish(&mut self) -> Result<(), StorageError> {
+        self.flush().await?;
+        // The rest of the buffer's allocation goes too: a waiting upload holds no memory.
+        self.buffer = BytesMut::new();
+        let mut temp = self.take_temp()?;
+        let temp = blocking(move || {
+            temp.close()?;
+            Ok(temp)
+        })
+        .await?;
+        self.temp = Some(temp);
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>, key: StorageKey) -> Result<StorageKey, StorageError> {
         self.flush().await?;
-        let temp = self.take_temp()?;
+        let mut temp = self.take_temp()?;
         let root = Arc::clone(&self.root);
         blocking(move || {
-            temp.file.sync_all()?;
+            // Held open until the link is made and checked, then closed (before `temp` goes).
+            let file = temp.synced_file()?;
             let mut key = key;
             for _ in 0..MAX_NAME_TRIES {
                 // A hard link never replaces: two uploads of one name can never overwrite
                 // each other, and the key appears complete or not at all.
-                match root.link_into(temp.dir.as_fd(), &temp.name, key.as_str()) {
+                match root.link_into(temp.dir.as_fd(), &temp.name, file.as_fd(), key.as_str()) {
                     Ok(()) => return Ok(key),
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                         key = key.with_unique_suffix();
+                    }
+                    Err(e) if e.get_ref().is_some_and(|inner| inner.is::<SwappedFile>()) => {
+                        return Err(StorageError::Obstructed(format!(
+                            "the temp file {}: {e}",
+                            temp.name
+                        )));
                     }
                     Err(e) => return Err(map_io(e, &key)),
                 }
@@ -201,6 +313,64 @@ mod tests {
         assert_eq!(
             std::fs::read(dir.path().join(second.as_str())).unwrap(),
             b"two"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finished_upload_holds_no_descriptor_and_commits_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FilesystemStorage::open(dir.path()).unwrap();
+        let mut upload = FsUpload::start(Arc::clone(&storage.tmp_dir), Arc::clone(&storage.root))
+            .await
+            .unwrap();
+        let data = vec![7u8; WRITE_BUFFER + 10];
+        upload.write(Bytes::copy_from_slice(&data)).await.unwrap();
+        upload.finish().await.unwrap();
+        let temp = upload.temp.as_ref().unwrap();
+        assert!(temp.file.is_none(), "the temp file is still open");
+        assert_eq!(upload.buffer.capacity(), 0, "the buffer is still held");
+        assert!(upload.write(Bytes::from_static(b"more")).await.is_err());
+        let key = Box::new(upload)
+            .commit(StorageKey::parse("done.bin").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(dir.path().join(key.as_str())).unwrap(), data);
+        assert_eq!(std::fs::read_dir(storage.temp_dir()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_temp_file_swapped_while_closed_is_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FilesystemStorage::open(dir.path()).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"secret").unwrap();
+        for swap in ["symlink", "file"] {
+            let mut upload =
+                FsUpload::start(Arc::clone(&storage.tmp_dir), Arc::clone(&storage.root))
+                    .await
+                    .unwrap();
+            upload.write(Bytes::from_static(b"mine")).await.unwrap();
+            upload.finish().await.unwrap();
+            let temp = storage.temp_dir().join(&upload.temp.as_ref().unwrap().name);
+            std::fs::remove_file(&temp).unwrap();
+            match swap {
+                "symlink" => std::os::unix::fs::symlink(outside.path().join("secret"), &temp),
+                _ => std::fs::write(&temp, b"mine"),
+            }
+            .unwrap();
+            let key = format!("{swap}.bin");
+            let e = Box::new(upload)
+                .commit(StorageKey::parse(&key).unwrap())
+                .await
+                .unwrap_err();
+            assert!(matches!(e, StorageError::Obstructed(_)), "{swap}: {e}");
+            assert!(!dir.path().join(&key).exists(), "{swap} was committed");
+            // The temp name is removed all the same.
+            assert!(std::fs::symlink_metadata(&temp).is_err(), "{swap} left");
+        }
+        assert_eq!(
+            std::fs::read(outside.path().join("secret")).unwrap(),
+            b"secret"
         );
     }
 

@@ -1,6 +1,7 @@
 //! An upload to S3: the bytes stream as a multipart upload to a temporary key under
-//! `LOCATION/.tmp/`, one bounded part at a time (small files as one `PutObject`); `commit`
-//! copies the finished object to its key (a fresh unique name if the key is taken) and deletes
+//! `LOCATION/.tmp/`, one bounded part at a time (small files as one `PutObject`); `finish`
+//! makes them a whole temporary object, so a finished upload waiting for the rest of its
+//! batch holds no buffer; `commit` copies the finished object to its key (a fresh unique name if the key is taken) and deletes
 //! the temporary one. A refused or broken upload aborts the multipart upload, so nothing is
 //! left.
 
@@ -42,6 +43,8 @@ pub(super) struct S3Upload {
     tmp_key: String,
     buffer: BytesMut,
     multipart: Option<Multipart>,
+    /// The temporary object is whole (`finish`): nothing more is written or sent.
+    complete: bool,
     /// Committed or aborted: nothing for `Drop` to clean up.
     finished: bool,
 }
@@ -54,6 +57,7 @@ impl S3Upload {
             bucket,
             buffer: BytesMut::new(),
             multipart: None,
+            complete: false,
             finished: false,
         }
     }
@@ -114,8 +118,11 @@ impl S3Upload {
         Ok(())
     }
 
-    /// Makes the bytes a whole object at the temporary key.
+    /// Makes the bytes a whole object at the temporary key, once.
     async fn finish_tmp_object(&mut self) -> Result<(), StorageError> {
+        if self.complete {
+            return Ok(());
+        }
         if self.multipart.is_none() {
             let body = self.buffer.split().freeze();
             let WriteFields {
@@ -137,6 +144,7 @@ impl S3Upload {
                 })
                 .await
                 .map_err(|e| classify(e, &self.tmp_key))?;
+            self.complete_tmp_object();
             return Ok(());
         }
         if !self.buffer.is_empty() {
@@ -168,7 +176,14 @@ impl S3Upload {
         }
         // Complete: what is left to clean up is the temporary object, not the upload.
         self.multipart = None;
+        self.complete_tmp_object();
         Ok(())
+    }
+
+    fn complete_tmp_object(&mut self) {
+        self.complete = true;
+        // The allocation goes too: a waiting upload holds no memory.
+        self.buffer = BytesMut::new();
     }
 
     /// Cleans up in a task of its own, so it runs to the end even if the request that waits
@@ -215,6 +230,11 @@ async fn discard(bucket: Bucket, tmp_key: String, upload_id: Option<String>) {
 #[async_trait]
 impl PendingUpload for S3Upload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        if self.complete {
+            return Err(StorageError::Io(std::io::Error::other(
+                "a finished upload was written to",
+            )));
+        }
         let mut rest = chunk;
         while !rest.is_empty() {
             let room = PART_SIZE - self.buffer.len();
@@ -225,6 +245,10 @@ impl PendingUpload for S3Upload {
             }
         }
         Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), StorageError> {
+        self.finish_tmp_object().await
     }
 
     async fn commit(mut self: Box<Self>, key: StorageKey) -> Result<StorageKey, StorageError> {
