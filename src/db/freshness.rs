@@ -101,7 +101,59 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// Each worker thread's read-only SQLite connection for `PRAGMA data_version`, by
     /// `Freshness::id`.
-    static CHECKERS: RefCell<HashMap<u64, SqliteConnection>> = RefCell::new(HashMap::new());
+    static CHECKERS: RefCell<HashMap<u64, Checker>> = RefCell::new(HashMap::new());
+}
+
+/// Bytes of the WAL-index header at the start of the `-shm` file: two copies of 48 bytes
+/// (sqlite.org/walformat.html, "The WAL-Index Header").
+const WAL_INDEX_HEADER: usize = 48;
+
+/// One worker thread's way to tell whether the SQLite database changed.
+///
+/// `PRAGMA data_version` is exact but costs a read transaction (two lock calls on the
+/// `-shm` file, a statement) per request. SQLite itself decides whether its page cache is
+/// still good by comparing the WAL-index header, which every commit rewrites (its change
+/// counter, frame count and checksums); reading that header (one `pread`) and finding it
+/// identical to the one read before the last `PRAGMA data_version` means no commit has
+/// happened since, so that answer still holds. Any difference, a header caught mid-write (its
+/// two copies differ) or no `-shm` file at all runs the `PRAGMA` again. The checker's own
+/// connection stays open, so the database cannot leave WAL mode or drop its `-shm` file
+/// under it.
+struct Checker {
+    conn: SqliteConnection,
+    shm: Option<std::fs::File>,
+    /// The WAL-index header read just before the last `PRAGMA data_version`, and its answer.
+    seen: Option<([u8; WAL_INDEX_HEADER], i64)>,
+}
+
+impl Checker {
+    fn data_version(&mut self) -> diesel::QueryResult<i64> {
+        let header = self.shm.as_ref().and_then(wal_index_header);
+        if let (Some(header), Some((seen, version))) = (header, self.seen)
+            && header == seen
+        {
+            return Ok(version);
+        }
+        let version = diesel::sql_query("PRAGMA data_version")
+            .get_result::<DataVersion>(&mut self.conn)?
+            .data_version;
+        self.seen = header.map(|header| (header, version));
+        Ok(version)
+    }
+}
+
+/// The WAL-index header, if both of its copies agree and it is initialised (SQLite's own
+/// lock-free read: a writer rewrites the second copy, then the first).
+fn wal_index_header(shm: &std::fs::File) -> Option<[u8; WAL_INDEX_HEADER]> {
+    use std::os::unix::fs::FileExt;
+    let mut both = [0u8; 2 * WAL_INDEX_HEADER];
+    shm.read_exact_at(&mut both, 0).ok()?;
+    let (first, second) = both.split_at(WAL_INDEX_HEADER);
+    // Byte 12 is `isInit`.
+    if first != second || first[12] == 0 {
+        return None;
+    }
+    first.try_into().ok()
 }
 
 #[derive(QueryableByName)]
@@ -168,9 +220,9 @@ impl Freshness {
             if let std::collections::hash_map::Entry::Vacant(slot) = checkers.entry(self.id) {
                 slot.insert(open_checker(path)?);
             }
-            let conn = checkers.get_mut(&self.id)?;
-            match diesel::sql_query("PRAGMA data_version").get_result::<DataVersion>(conn) {
-                Ok(v) => Some(v.data_version),
+            let checker = checkers.get_mut(&self.id)?;
+            match checker.data_version() {
+                Ok(version) => Some(version),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read SQLite's data_version; reading uncached");
                     checkers.remove(&self.id);
@@ -197,13 +249,24 @@ fn start_watcher(url: DatabaseUrl, shared: Arc<Shared>) {
     }
 }
 
-fn open_checker(path: &std::path::Path) -> Option<SqliteConnection> {
+fn open_checker(path: &std::path::Path) -> Option<Checker> {
     use diesel::connection::SimpleConnection;
     let mut conn = SqliteConnection::establish(path.to_str()?).ok()?;
     // No busy wait: it would block a worker thread; a busy answer reads uncached instead.
     conn.batch_execute("PRAGMA query_only = 1; PRAGMA busy_timeout = 0;")
         .ok()?;
-    Some(conn)
+    // Opened only once the connection has read (and so made or joined the WAL index).
+    diesel::sql_query("PRAGMA data_version")
+        .get_result::<DataVersion>(&mut conn)
+        .ok()?;
+    let mut shm_path = path.as_os_str().to_owned();
+    shm_path.push("-shm");
+    let shm = std::fs::File::open(shm_path).ok();
+    Some(Checker {
+        conn,
+        shm,
+        seen: None,
+    })
 }
 
 fn watch_postgres(url: &DatabaseUrl, shared: &Shared) {
@@ -317,6 +380,58 @@ mod tests {
             second,
             "this instance changed something"
         );
+    }
+
+    #[test]
+    fn the_wal_index_header_answers_for_unchanged_data_and_every_commit_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let mut writer = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        writer
+            .batch_execute("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
+            .unwrap();
+        let mut checker = open_checker(&path).unwrap();
+        let mut last = checker.data_version().unwrap();
+        assert!(checker.shm.is_some(), "the -shm file is open");
+        assert!(checker.seen.is_some(), "its header was read");
+        for round in 0..300 {
+            assert_eq!(checker.data_version().unwrap(), last, "nothing changed");
+            // Commits, checkpoints that restart the WAL, and both at once.
+            let change = match round % 3 {
+                0 => "INSERT INTO t VALUES (1)",
+                1 => "INSERT INTO t VALUES (2); PRAGMA wal_checkpoint(TRUNCATE);",
+                _ => "PRAGMA wal_checkpoint(TRUNCATE); UPDATE t SET x = x + 1;",
+            };
+            writer.batch_execute(change).unwrap();
+            let now = checker.data_version().unwrap();
+            assert_ne!(now, last, "round {round}: {change} went unseen");
+            assert!(
+                checker.seen.is_some(),
+                "round {round}: the header was not readable"
+            );
+            last = now;
+        }
+    }
+
+    #[test]
+    fn a_torn_or_missing_header_is_never_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shm = dir.path().join("x-shm");
+        let mut header = vec![0u8; 2 * WAL_INDEX_HEADER];
+        header[12] = 1;
+        header[WAL_INDEX_HEADER + 12] = 1;
+        std::fs::write(&shm, &header).unwrap();
+        assert!(wal_index_header(&std::fs::File::open(&shm).unwrap()).is_some());
+        // The two copies differ: a writer is between them.
+        header[WAL_INDEX_HEADER + 8] = 7;
+        std::fs::write(&shm, &header).unwrap();
+        assert!(wal_index_header(&std::fs::File::open(&shm).unwrap()).is_none());
+        // Not initialised.
+        std::fs::write(&shm, vec![0u8; 2 * WAL_INDEX_HEADER]).unwrap();
+        assert!(wal_index_header(&std::fs::File::open(&shm).unwrap()).is_none());
+        // Too short.
+        std::fs::write(&shm, [1u8; 20]).unwrap();
+        assert!(wal_index_header(&std::fs::File::open(&shm).unwrap()).is_none());
     }
 
     #[test]
