@@ -197,7 +197,8 @@ impl Db {
         })
     }
 
-    /// Runs pending migrations; returns how many ran.
+    /// Runs pending migrations, then folds the search text of rows that have none; returns
+    /// how many migrations ran.
     pub fn run_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;
         let migrations = migrations_for(&conn);
@@ -223,7 +224,16 @@ impl Db {
         let applied = conn
             .run_pending_migrations(migrations)
             .map(|applied| applied.len())
-            .map_err(|e| DbError::Migration(e.to_string()));
+            .map_err(|e| DbError::Migration(e.to_string()))
+            .and_then(|applied| {
+                // The fold is Rust's, not SQL's, so rows from before `search_text` (or written
+                // by hand) are folded here, still in turn with other starts.
+                let folded = models::file::FileRow::fold_unfolded(&mut conn)?;
+                if folded > 0 {
+                    tracing::info!(folded, "search text of existing files folded");
+                }
+                Ok(applied)
+            });
         if let DbConn::Postgres(pg) = &mut *conn {
             pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
         }

@@ -37,6 +37,7 @@ diesel::table! {
         access -> Text,
         uploaded_at -> Timestamp,
         updated_at -> Timestamp,
+        search_text -> Text,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The value types the rest is built from: user and file ids, usernames, roles, access
-//! rules, storage keys, password hashes and the trusted proxies. Each is parsed once where it comes in (a URL, a
+//! rules, storage keys, password hashes, the trusted proxies, and the folded text file search
+//! compares. Each is parsed once where it comes in (a URL, a
 //! form, the command line, a database row) and carried typed from there on, so nothing
 //! further in can hold a bad one.
 //!
@@ -11,6 +12,7 @@ mod access_rule;
 mod ids;
 mod password_hash;
 mod role;
+mod search_text;
 mod storage_key;
 mod trusted_proxies;
 mod username;
@@ -19,6 +21,7 @@ pub use access_rule::AccessRule;
 pub use ids::{FileId, InvalidId, UserId};
 pub use password_hash::PasswordHash;
 pub use role::Role;
+pub use search_text::{fold, search_text};
 pub use storage_key::{InvalidKey, StorageKey};
 pub use trusted_proxies::TrustedProxies;
 pub use username::{Username, UsernameError};

@@ -12,6 +12,7 @@ mod crash_recovery;
 mod csrf;
 mod downloads;
 mod file_listing;
+mod file_search;
 mod helpers;
 mod login;
 mod login_throttling;

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::db::models::user::User;
 use crate::db::schema::{file_readers, files, users};
 use crate::db::{Backend, DbConn, DbError};
-use crate::domain::{AccessRule, FileId, Role, StorageKey, UserId, Username};
+use crate::domain::{AccessRule, FileId, Role, StorageKey, UserId, Username, fold, search_text};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -68,7 +68,8 @@ pub struct Page<T> {
 
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
-    /// Case-insensitive substring of the title or the original name.
+    /// Substring of the title or the original name, in any case (`domain::fold`), `%` and `_`
+    /// literal.
     pub search: Option<String>,
     /// 1-based.
     pub page: i64,
@@ -113,10 +114,11 @@ impl Sort {
     }
 }
 
-/// `%…%` for LIKE, with the pattern's own `%`, `_` and `\` escaped.
+/// `%…%` for LIKE over `search_text`: the search folded as the column is, with its own `%`,
+/// `_` and `\` escaped so that they match themselves.
 fn like_pattern(search: &str) -> String {
     let mut out = String::from("%");
-    for c in search.to_lowercase().chars() {
+    for c in fold(search).chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
@@ -126,19 +128,30 @@ fn like_pattern(search: &str) -> String {
     out
 }
 
+/// The LIKE pattern of a search, or none for an empty one (the whole list).
+fn search_pattern(search: Option<&str>) -> Option<String> {
+    search
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(like_pattern)
+}
+
+/// A search that matches at most this many files is paged from the ids of its matches, found
+/// in one scan of the narrow `search_text` index; past it, matches are common enough that
+/// walking the order's index finds a page quickly, and a count gives the total.
+const FEW_MATCHES: i64 = 1000;
+
+/// Rows folded per transaction by `fold_unfolded`.
+const FOLD_BATCH: usize = 500;
+
 type BoxedFiles = files::BoxedQuery<'static, Backend>;
 
-/// The files matching the search that `user` may read: the SQL twin of `access::can_read`.
-fn filtered(user: Option<&User>, search: Option<&str>) -> BoxedFiles {
+/// The files matching the LIKE `pattern` that `user` may read: the SQL twin of
+/// `access::can_read`.
+fn filtered(user: Option<&User>, pattern: Option<&str>) -> BoxedFiles {
     let mut query = files::table.into_boxed();
-    if let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = like_pattern(search);
-        query = query.filter(
-            lower(files::title)
-                .like(pattern.clone())
-                .escape('\\')
-                .or(lower(files::original_name).like(pattern).escape('\\')),
-        );
+    if let Some(pattern) = pattern {
+        query = query.filter(files::search_text.like(pattern.to_owned()).escape('\\'));
     }
     if let Some(user) = user {
         if !user.is_active {
@@ -169,7 +182,12 @@ impl FileRow {
         let now = Utc::now().naive_utc();
         conn.transaction(|conn| {
             diesel::insert_into(files::table)
-                .values((new, files::uploaded_at.eq(now), files::updated_at.eq(now)))
+                .values((
+                    new,
+                    files::search_text.eq(search_text(&new.title, &new.original_name)),
+                    files::uploaded_at.eq(now),
+                    files::updated_at.eq(now),
+                ))
                 .execute(conn)?;
             Self::replace_readers(conn, &new.id, &new.readers)?;
             // The key's reservation ends with the row that now holds it.
@@ -273,12 +291,31 @@ impl FileRow {
         query: &ListQuery,
     ) -> Result<Page<FileWithOwner>, DbError> {
         let per_page = query.per_page.clamp(1, 500);
-        let total: i64 = filtered(user, query.search.as_deref())
-            .count()
-            .get_result(conn)?;
+        let pattern = search_pattern(query.search.as_deref());
+        // A search's matches, when they are few: their ids are the total and the page's base.
+        let few: Option<Vec<String>> = match &pattern {
+            Some(_) => {
+                let ids: Vec<String> = filtered(user, pattern.as_deref())
+                    .select(files::id)
+                    .limit(FEW_MATCHES + 1)
+                    .load(conn)?;
+                (ids.len() <= FEW_MATCHES as usize).then_some(ids)
+            }
+            None => None,
+        };
+        let total: i64 = match &few {
+            Some(ids) => i64::try_from(ids.len()).unwrap_or(i64::MAX),
+            None => filtered(user, pattern.as_deref())
+                .count()
+                .get_result(conn)?,
+        };
         let pages = ((total + per_page - 1) / per_page).max(1);
         let page = query.page.clamp(1, pages);
-        let base = filtered(user, query.search.as_deref());
+        let base = match few {
+            // Already filtered (search and access); sorted through the primary key.
+            Some(ids) => files::table.into_boxed().filter(files::id.eq_any(ids)),
+            None => filtered(user, pattern.as_deref()),
+        };
         // The id last: a stable order when the first key ties, so pages never overlap.
         let ordered = match query.sort {
             Sort::Newest => base.order((files::uploaded_at.desc(), files::id.desc())),
@@ -337,16 +374,23 @@ impl FileRow {
         readers: &[UserId],
     ) -> Result<bool, DbError> {
         conn.transaction(|conn| {
-            let updated = diesel::update(files::table.filter(files::id.eq(id)))
+            // The name is part of what search looks in, and stays as it is.
+            let Some(original_name) = files::table
+                .filter(files::id.eq(id))
+                .select(files::original_name)
+                .get_result::<String>(conn)
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            diesel::update(files::table.filter(files::id.eq(id)))
                 .set((
                     files::title.eq(title),
+                    files::search_text.eq(search_text(title, &original_name)),
                     files::access.eq(rule),
                     files::updated_at.eq(Utc::now().naive_utc()),
                 ))
                 .execute(conn)?;
-            if updated == 0 {
-                return Ok(false);
-            }
             Self::replace_readers(conn, id, readers)?;
             Ok(true)
         })
@@ -360,6 +404,45 @@ impl FileRow {
     pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
         Ok(files::table.count().get_result(conn)?)
     }
+
+    /// Writes the `search_text` of the rows that have none yet (written before the column
+    /// existed, or by hand), folded as every write folds it, a batch per transaction so a
+    /// big table is not locked for the whole run; returns how many. With nothing to do it is
+    /// one lookup in an index (the migration's). Running it twice, or two at once, writes
+    /// the same values.
+    pub fn fold_unfolded(conn: &mut DbConn) -> Result<usize, DbError> {
+        let mut folded = 0;
+        loop {
+            let (read, written) = conn.transaction(|conn| {
+                let rows: Vec<(String, String, String)> = files::table
+                    .filter(files::search_text.eq(""))
+                    .select((files::id, files::title, files::original_name))
+                    .limit(FOLD_BATCH as i64)
+                    .load(conn)?;
+                let mut written = 0;
+                for (id, title, name) in &rows {
+                    // Only if nothing changed it since it was read (an edit by an instance
+                    // already running writes its own fold, an older one a new title): else
+                    // it is left for the next batch to read again.
+                    written += diesel::update(
+                        files::table
+                            .filter(files::id.eq(id))
+                            .filter(files::search_text.eq(""))
+                            .filter(files::title.eq(title))
+                            .filter(files::original_name.eq(name)),
+                    )
+                    .set(files::search_text.eq(search_text(title, name)))
+                    .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>((rows.len(), written))
+            })?;
+            folded += written;
+            // A folded value is never '', so each batch leaves fewer rows to find.
+            if read < FOLD_BATCH {
+                return Ok(folded);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +452,7 @@ mod tests {
     #[test]
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_pattern("Ab"), "%ab%");
+        assert_eq!(like_pattern("Überweisung"), "%überweisung%");
         assert_eq!(like_pattern("50%_x\\"), "%50\\%\\_x\\\\%");
     }
 }
