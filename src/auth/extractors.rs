@@ -7,6 +7,8 @@
 //! or logout ends sessions at once. The reads may come from the in-process cache, which is
 //! exact: see `db/read_cache.rs` and `db/freshness.rs` for how a change reaches it.
 
+use std::rc::Rc;
+
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
@@ -15,7 +17,7 @@ use crate::auth::session::TypedSession;
 use crate::db::models::file::FileRow;
 use crate::db::models::session::EndedSession;
 use crate::db::models::user::User;
-use crate::db::read_cache::SessionReads;
+use crate::db::read_cache::{Readable, SessionReads};
 use crate::domain::{FileId, Role, UserId};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -23,7 +25,8 @@ use crate::state::AppState;
 /// A logged-in, active user, and the CSRF token their forms must carry.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
-    pub user: User,
+    /// Shared with the access cache: a request that finds it there copies nothing.
+    pub user: Rc<User>,
     pub csrf_token: String,
 }
 
@@ -60,7 +63,7 @@ pub async fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
 pub async fn current_user_and_file(
     req: &HttpRequest,
     file: Option<FileId>,
-) -> Result<(CurrentUser, Option<(FileRow, bool)>), AppError> {
+) -> Result<(CurrentUser, Option<Readable>), AppError> {
     let login_required = || AppError::LoginRequired {
         next: next_after_login(req),
     };
@@ -95,20 +98,23 @@ pub async fn current_user_and_file(
         None => {
             let sid = identity.session_id.clone();
             let (id, wanted) = (user_id.clone(), file.clone());
-            let (reads, found) = state
+            let (ended, user, found) = state
                 .db
                 .read(move |c| {
-                    let reads = SessionReads {
-                        ended: EndedSession::is_ended(c, &sid)?,
-                        user: User::find_by_id(c, &id)?,
-                    };
+                    let ended = EndedSession::is_ended(c, &sid)?;
+                    let user = User::find_by_id(c, &id)?;
                     let found = match &wanted {
                         Some(file) => FileRow::find_for_reader(c, file, &id)?,
                         None => None,
                     };
-                    Ok((reads, found))
+                    Ok((ended, user, found))
                 })
                 .await?;
+            let reads = SessionReads {
+                ended,
+                user: user.map(Rc::new),
+            };
+            let found = found.map(Rc::new);
             if let Some(v) = version {
                 let readable = file.as_ref().map(|id| (id, &found));
                 cache.keep(v, &identity.session_id, &user_id, &reads, readable);

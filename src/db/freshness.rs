@@ -101,7 +101,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// Each worker thread's read-only SQLite connection for `PRAGMA data_version`, by
     /// `Freshness::id`.
-    static CHECKERS: RefCell<HashMap<u64, Checker>> = RefCell::new(HashMap::new());
+    static CHECKERS: RefCell<HashMap<u64, Checker, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 /// Bytes of the WAL-index header at the start of the `-shm` file: two copies of 48 bytes

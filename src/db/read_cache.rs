@@ -8,7 +8,7 @@
 //! thread has its own), and per database (tests run many instances in one process).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::freshness::{Freshness, Version};
 use super::models::file::FileRow;
@@ -19,23 +19,35 @@ use crate::domain::{FileId, UserId};
 /// at most) without the bookkeeping of an LRU.
 const MAX_ENTRIES: usize = 4096;
 
+/// foldhash, seeded per process: these maps are looked up several times per download, where
+/// SipHash cost ~5% of a small one's CPU; the seed and `MAX_ENTRIES` keep keys a client
+/// chooses (file ids) from being made to collide at will.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Entries {
     version: Option<Version>,
     ended: HashMap<String, bool>,
-    users: HashMap<UserId, Option<User>>,
-    readable: HashMap<(FileId, UserId), Option<(FileRow, bool)>>,
+    users: HashMap<UserId, Option<Rc<User>>>,
+    /// By file, then by reader: a lookup needs no owned key.
+    readable: HashMap<FileId, HashMap<UserId, Option<Readable>>>,
+    /// Entries in `readable`, all files together.
+    readers: usize,
 }
 
 thread_local! {
-    static CACHES: RefCell<HashMap<u64, Entries>> = RefCell::new(HashMap::new());
+    static CACHES: RefCell<HashMap<u64, Entries>> = RefCell::new(HashMap::default());
 }
 
 /// What one request needs to know about its session and user, read at `version`.
+/// A file row with whether the user is one of its readers. Shared: a cache hit hands out
+/// the entry itself, not a copy of its strings.
+pub type Readable = Rc<(FileRow, bool)>;
+
 #[derive(Debug, Clone)]
 pub struct SessionReads {
     pub ended: bool,
-    pub user: Option<User>,
+    pub user: Option<Rc<User>>,
 }
 
 pub struct ReadCache<'a> {
@@ -80,10 +92,8 @@ impl<'a> ReadCache<'a> {
         version: Version,
         file: &FileId,
         user: &UserId,
-    ) -> Option<Option<(FileRow, bool)>> {
-        self.with(version, |e| {
-            e.readable.get(&(file.clone(), user.clone())).cloned()
-        })
+    ) -> Option<Option<Readable>> {
+        self.with(version, |e| e.readable.get(file)?.get(user).cloned())
     }
 
     /// Keeps what was read at `version`, if that is still the current version (a change may
@@ -94,13 +104,13 @@ impl<'a> ReadCache<'a> {
         sid: &str,
         user_id: &UserId,
         session: &SessionReads,
-        readable: Option<(&FileId, &Option<(FileRow, bool)>)>,
+        readable: Option<(&FileId, &Option<Readable>)>,
     ) {
         if self.version() != Some(version) {
             return;
         }
         self.with(version, |e| {
-            if e.ended.len() + e.users.len() + e.readable.len() >= MAX_ENTRIES {
+            if e.ended.len() + e.users.len() + e.readers >= MAX_ENTRIES {
                 *e = Entries {
                     version: Some(version),
                     ..Entries::default()
@@ -109,8 +119,10 @@ impl<'a> ReadCache<'a> {
             e.ended.insert(sid.to_owned(), session.ended);
             e.users.insert(user_id.clone(), session.user.clone());
             if let Some((file, found)) = readable {
-                e.readable
-                    .insert((file.clone(), user_id.clone()), found.clone());
+                let readers = e.readable.entry(file.clone()).or_default();
+                if readers.insert(user_id.clone(), found.clone()).is_none() {
+                    e.readers += 1;
+                }
             }
         });
     }

@@ -37,7 +37,8 @@ impl Presentation {
     pub fn decide(stored_type: &str, original_name: &str, want_inline: bool) -> Self {
         let parsed: Option<Mime> = stored_type.parse().ok();
         let file_name = sanitize_name(original_name);
-        let named_active = is_active_name(original_name) || is_active_name(&file_name);
+        let named_active = is_active_name(original_name)
+            || (file_name != original_name && is_active_name(&file_name));
         match parsed {
             Some(mime) if !named_active && !is_active_content(&mime) => Self {
                 inline: want_inline && is_inline_safe(&mime),

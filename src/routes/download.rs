@@ -41,9 +41,10 @@ pub async fn by_id(
         Ok(id) => current_user_and_file(&req, Some(id)).await?,
         Err(_) => (current_user(&req).await?, None),
     };
-    let Some((file, listed)) = found else {
+    let Some(found) = found else {
         return Err(AppError::NotFound);
     };
+    let (file, listed) = (&found.0, found.1);
     let allowed = access::can_read(
         &current.user,
         FileAccess {

@@ -5,6 +5,7 @@ use askama::Template;
 
 use crate::auth::extractors::CurrentUser;
 use crate::db::models::file::FileRow;
+use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
@@ -26,7 +27,7 @@ pub async fn list(
     params: web::Query<ListParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let user = current.user.clone();
+    let user = User::clone(&current.user);
     let FileList {
         listing,
         files,

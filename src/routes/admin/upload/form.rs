@@ -128,7 +128,7 @@ async fn check(
         return Ok(Err("Choose who may download the files.".into()));
     };
     let owner = match fields.owner.as_deref().filter(|o| !o.is_empty()) {
-        None => current.user.clone(),
+        None => User::clone(&current.user),
         Some(name) => {
             let Ok(name) = Username::parse(name) else {
                 return Ok(Err(format!("There is no user named “{name}”.")));

@@ -169,7 +169,7 @@ pub async fn create(
     let batch = Batch {
         title: form.title,
         owner,
-        uploader: current.user.clone(),
+        uploader: User::clone(&current.user),
         rule,
         readers,
         slots: form.slots,
