@@ -7,7 +7,7 @@
 //! path (`delivery/body.rs`), so with the log on every big download went through user
 //! space. This wrapper passes it on, and counts the bytes either way.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -40,12 +40,13 @@ pub async fn record(
     let started = Instant::now();
     let peer = req.peer_addr().map(|a| a.ip());
     let client = client_address(peer, req.headers(), &trusted).map(|c| c.ip());
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path(), |p| p.as_str());
     let line = RequestLine {
         method: req.method().to_string(),
-        target: req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned()),
+        target: loggable_target(target),
         version: req.version(),
     };
     let response = next.call(req).await?;
@@ -60,6 +61,34 @@ pub async fn record(
             sent: 0,
         }),
     }))
+}
+
+/// Longest request target logged whole; a longer one is cut (the client chose its length).
+const MAX_LOGGED_TARGET: usize = 1024;
+
+/// The request target as it goes in the quoted field: `"` and `\` percent-encoded so the
+/// field cannot be closed early (actix refuses control characters and non-ASCII bytes
+/// before any handler runs, but says nothing about quotes), and cut at `MAX_LOGGED_TARGET`.
+fn loggable_target(target: &str) -> String {
+    let mut logged = String::with_capacity(target.len().min(MAX_LOGGED_TARGET) + 3);
+    for c in target.chars() {
+        if logged.len() >= MAX_LOGGED_TARGET {
+            logged.push('…');
+            break;
+        }
+        match c {
+            '"' => logged.push_str("%22"),
+            '\\' => logged.push_str("%5C"),
+            c if c.is_control() => {
+                let mut bytes = [0u8; 4];
+                for byte in c.encode_utf8(&mut bytes).bytes() {
+                    let _ = write!(logged, "%{byte:02X}");
+                }
+            }
+            c => logged.push(c),
+        }
+    }
+    logged
 }
 
 struct RequestLine {
@@ -155,5 +184,21 @@ impl<B: MessageBody> MessageBody for LoggedBody<B> {
             self.count(*written);
         }
         polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_cannot_close_its_field_or_fill_the_log() {
+        assert_eq!(loggable_target("/files?q=a b"), "/files?q=a b");
+        assert_eq!(loggable_target("/a\"b\\c"), "/a%22b%5Cc");
+        assert_eq!(loggable_target("/a\nb"), "/a%0Ab");
+        let long = format!("/{}", "x".repeat(5000));
+        let logged = loggable_target(&long);
+        assert!(logged.len() <= MAX_LOGGED_TARGET + '…'.len_utf8());
+        assert!(logged.ends_with('…'));
     }
 }

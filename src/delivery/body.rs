@@ -98,11 +98,24 @@ fn send_timeout() -> Duration {
 }
 
 /// The socket a request came on, recorded at connect (see `startup.rs`), so the watchdog can
-/// shut a stalled connection down. A duplicate of the connection's descriptor: shutdown(2)
-/// acts on the socket, whichever descriptor names it, and owning one makes the call safe
-/// (a raw number could name another file once the connection is gone).
+/// shut a stalled connection down and a body can send with sendfile(2). A duplicate of the
+/// connection's descriptor: shutdown(2) acts on the socket, whichever descriptor names it,
+/// and owning one makes the call safe (a raw number could name another file once the
+/// connection is gone). One per connection, whatever it downloads (the connection limit
+/// counts on it: `limits`).
 #[derive(Debug, Clone)]
-pub struct ConnectionSocket(Rc<OwnedFd>);
+pub struct ConnectionSocket(Rc<RefCell<Duplicate>>);
+
+#[derive(Debug)]
+enum Duplicate {
+    /// As made at connect.
+    Plain(OwnedFd),
+    /// Registered with the runtime for write readiness by the connection's first big
+    /// download, and kept so for the connection's later ones.
+    Registered(tokio::net::TcpStream),
+    /// The runtime refused it (the descriptor went with the refusal).
+    Gone,
+}
 
 impl ConnectionSocket {
     /// Duplicates `socket`'s descriptor; `None` when the process has none to spare (the
@@ -110,21 +123,39 @@ impl ConnectionSocket {
     pub fn of(socket: &impl std::os::fd::AsFd) -> Option<Self> {
         rustix::io::fcntl_dupfd_cloexec(socket, 0)
             .ok()
-            .map(|fd| Self(Rc::new(fd)))
+            .map(|fd| Self(Rc::new(RefCell::new(Duplicate::Plain(fd)))))
     }
 
-    /// The socket registered for write readiness, so a body can send with sendfile(2) and
-    /// wait while the socket's buffer is full. Another duplicate of the descriptor, which
-    /// the body owns: closing it when the body ends leaves the connection open. `None` if
-    /// the process has no descriptor to spare or the runtime refuses it.
-    fn for_direct_writes(&self) -> Option<tokio::net::TcpStream> {
-        let fd = rustix::io::fcntl_dupfd_cloexec(&*self.0, 0).ok()?;
-        tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd)).ok()
+    /// Whether the socket is registered for write readiness (registering it if not), so a
+    /// body can send with sendfile(2) and wait while the socket's buffer is full.
+    fn for_direct_writes(&self) -> bool {
+        let mut duplicate = self.0.borrow_mut();
+        if let Duplicate::Plain(_) = &*duplicate
+            && let Duplicate::Plain(fd) = std::mem::replace(&mut *duplicate, Duplicate::Gone)
+            && let Ok(registered) = tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd))
+        {
+            *duplicate = Duplicate::Registered(registered);
+        }
+        matches!(&*duplicate, Duplicate::Registered(_))
+    }
+
+    /// `f` with the registered socket; `None` if it is not registered.
+    fn registered<T>(&self, f: impl FnOnce(&tokio::net::TcpStream) -> T) -> Option<T> {
+        match &*self.0.borrow() {
+            Duplicate::Registered(socket) => Some(f(socket)),
+            _ => None,
+        }
     }
 
     fn shut_down(&self) {
         // An error means the connection is already gone: there is nothing left to end.
-        let _ = rustix::net::shutdown(&*self.0, rustix::net::Shutdown::Both);
+        let _ = match &*self.0.borrow() {
+            Duplicate::Plain(fd) => rustix::net::shutdown(fd, rustix::net::Shutdown::Both),
+            Duplicate::Registered(socket) => {
+                rustix::net::shutdown(socket, rustix::net::Shutdown::Both)
+            }
+            Duplicate::Gone => Ok(()),
+        };
     }
 }
 
@@ -180,9 +211,7 @@ pub fn sized_file_body(
         timed_out: false,
         slow: false,
     }));
-    let direct = socket
-        .as_ref()
-        .and_then(ConnectionSocket::for_direct_writes);
+    let direct = socket.clone().filter(ConnectionSocket::for_direct_writes);
     if direct.is_some() {
         // Doubles the kernel's read-ahead window for the file; advice only, so a refusal
         // changes nothing but speed.
@@ -253,7 +282,7 @@ pub struct FileBody {
     read_inline: bool,
     watchdog: Option<actix_web::rt::task::JoinHandle<()>>,
     /// The connection's socket, for sendfile(2).
-    direct: Option<tokio::net::TcpStream>,
+    direct: Option<ConnectionSocket>,
 }
 
 impl Drop for FileBody {
@@ -293,19 +322,27 @@ impl MessageBody for FileBody {
             ))));
         };
         loop {
-            match socket.poll_write_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Poll::Pending => return Poll::Pending,
-            }
             let count = (this.end - this.next_unsent).min(SENDFILE_MAX_CHUNK as u64) as usize;
             let mut offset = this.next_unsent;
             let file = &this.file;
-            // On a full socket buffer `try_io` clears the readiness, and the next poll waits.
-            let sent = socket.try_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(socket, &**file, Some(&mut offset), count)
-                    .map_err(std::io::Error::from)
+            let sent = socket.registered(|socket| {
+                match socket.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+                // On a full socket buffer `try_io` clears the readiness, and the next poll
+                // waits.
+                Poll::Ready(socket.try_io(Interest::WRITABLE, || {
+                    rustix::fs::sendfile(socket, &**file, Some(&mut offset), count)
+                        .map_err(std::io::Error::from)
+                }))
             });
+            let sent = match sent {
+                Some(Poll::Ready(sent)) => sent,
+                Some(Poll::Pending) => return Poll::Pending,
+                None => Err(std::io::Error::other("the socket is not registered")),
+            };
             match sent {
                 Ok(0) => {
                     this.end = this.next_unsent;

@@ -25,8 +25,8 @@ pub use gate::Gate;
 /// Descriptors kept back from connections: listeners, the database pool and its journal,
 /// logs, the blocking pool's open files, S3 clients.
 const RESERVED_FDS: u64 = 64;
-/// Each connection holds its socket, a duplicate of it for the download watchdog
-/// (delivery/body.rs), and may hold the file it is downloading.
+/// Each connection holds its socket, one duplicate of it (the download watchdog and sendfile
+/// share it: delivery/body.rs), and may hold the file it is downloading.
 const FDS_PER_CONNECTION: u64 = 3;
 /// Fewest connections we size for, whatever the limit says.
 const MIN_CONNECTIONS: usize = 16;

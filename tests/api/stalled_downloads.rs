@@ -106,6 +106,46 @@ async fn three_hundred_stalled_downloads_hold_little_memory() {
     drop(stalled);
 }
 
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd folder")
+        .count()
+}
+
+/// The connection limit is sized at three descriptors per connection (its socket, the
+/// watchdog's duplicate, the file): a big download, sent with sendfile(2), must not need a
+/// fourth, or connections that all download could exhaust the descriptor table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_download_holds_three_descriptors() {
+    const DOWNLOADS: usize = 40;
+    // What a worker thread opens once, at its first request (its SQLite change checker).
+    const ONCE_PER_THREAD: usize = 8;
+    let setup = serve_one_big_file(&[]).await;
+    let whole = setup
+        .admin
+        .get(&setup.url)
+        .await
+        .bytes()
+        .await
+        .expect("download");
+    assert_eq!(whole.len(), FILE_SIZE);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = setup.served.child.id();
+    let before = open_descriptors(pid);
+    let stalled = stalled_downloads(&setup, DOWNLOADS);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = open_descriptors(pid);
+    eprintln!("{before} descriptors before, {during} with {DOWNLOADS} stalled downloads");
+    assert!(
+        during <= before + 3 * DOWNLOADS + ONCE_PER_THREAD,
+        "{DOWNLOADS} stalled downloads took {} descriptors",
+        during - before
+    );
+    // Every one of them is really sending (each holds its file), not refused.
+    assert!(during >= before + 3 * DOWNLOADS - 2, "{before} -> {during}");
+    drop(stalled);
+}
+
 /// Past half the connection cap in big downloads, a client that takes nothing loses its
 /// connection after 5 s instead of a minute, until the pressure is gone; a single stalled
 /// download keeps its connection.
