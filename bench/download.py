@@ -344,13 +344,16 @@ def main():
         rounds = []
         for r in range(args.rounds):
             fig = {}
-            for t in targets:
+            # Each round starts with another target, so none always runs first (or right
+            # after the heaviest) in a test.
+            order = targets[r % len(targets):] + targets[:r % len(targets)]
+            for t in order:
                 fig[("4KiB", t)] = wrk(url(t, "4KiB"), 64, args.seconds, cookie[t])
-            for t in targets:
+            for t in order:
                 fig[("1MiB", t)] = wrk(url(t, "1MiB"), 64, args.seconds, cookie[t])
-            for t in targets:
+            for t in order:
                 fig[("256MiB×1", t)] = curl_speeds(url(t, "256MiB"), 1, cookie[t], repeat=3)
-            for t in targets:
+            for t in order:
                 fig[("256MiB×4", t)] = curl_speeds(url(t, "256MiB"), 4, cookie[t], repeat=2)
             rounds.append(fig)
             print(f"round {r + 1}/{args.rounds}: " + ", ".join(
