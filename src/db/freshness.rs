@@ -361,14 +361,20 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn a_sqlite_version_moves_with_every_commit_of_another_connection_and_every_bump() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A database in WAL mode with one table, and a connection that writes to it.
+    fn wal_database(dir: &tempfile::TempDir) -> (PathBuf, SqliteConnection) {
         let path = dir.path().join("db.sqlite3");
         let mut writer = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
         writer
             .batch_execute("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
             .unwrap();
+        (path, writer)
+    }
+
+    #[test]
+    fn a_sqlite_version_moves_with_every_commit_of_another_connection_and_every_bump() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut writer) = wal_database(&dir);
         let freshness = Freshness::sqlite(path);
         let first = freshness.current().unwrap();
         assert_eq!(freshness.current(), Some(first), "nothing changed");
@@ -386,11 +392,7 @@ mod tests {
     #[test]
     fn the_wal_index_header_answers_for_unchanged_data_and_every_commit_is_seen() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite3");
-        let mut writer = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
-        writer
-            .batch_execute("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
-            .unwrap();
+        let (path, mut writer) = wal_database(&dir);
         let mut checker = open_checker(&path).unwrap();
         let mut last = checker.data_version().unwrap();
         assert!(checker.shm.is_some(), "the -shm file is open");

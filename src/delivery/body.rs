@@ -191,6 +191,10 @@ struct Shared {
     pending_share: Option<BudgetShare>,
     /// The watchdog shut the connection down.
     timed_out: bool,
+    /// Counted in `DOWNLOADS_IN_FLIGHT`: until the body ends or the watchdog cuts it, so the
+    /// watchdogs of other stalled downloads, ticking at the same moment, see the cut at once
+    /// (and cut only as many as the pressure asks for, not every one of them).
+    in_flight: bool,
     /// The watchdog released a buffer: this client is slow, read for it a slice at a time.
     slow: bool,
 }
@@ -210,6 +214,7 @@ pub fn sized_file_body(
         read: None,
         pending_share: None,
         timed_out: false,
+        in_flight: true,
         slow: false,
     }));
     let direct = socket.clone().filter(ConnectionSocket::for_direct_writes);
@@ -259,6 +264,9 @@ async fn watch(shared: Rc<RefCell<Shared>>, socket: ConnectionSocket) {
         }
         if idle >= send_timeout() {
             state.timed_out = true;
+            if std::mem::take(&mut state.in_flight) {
+                DOWNLOADS_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+            }
             // The connection's owner then sees a failed write and drops the connection.
             socket.shut_down();
             tracing::info!(
@@ -292,7 +300,9 @@ pub struct FileBody {
 impl Drop for FileBody {
     fn drop(&mut self) {
         self.uncork();
-        DOWNLOADS_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        if std::mem::take(&mut self.shared.borrow_mut().in_flight) {
+            DOWNLOADS_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        }
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.abort();
         }

@@ -73,10 +73,8 @@ fn stalled_downloads(setup: &Setup, count: usize) -> Vec<TcpStream> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_hundred_stalled_downloads_hold_little_memory() {
-    let setup = serve_one_big_file(&[]).await;
-    // One whole download first, so pools and buffers a download needs exist already.
+/// One whole download first, so pools and buffers a download needs exist already.
+async fn download_once(setup: &Setup) {
     let whole = setup
         .admin
         .get(&setup.url)
@@ -86,6 +84,12 @@ async fn three_hundred_stalled_downloads_hold_little_memory() {
         .expect("download");
     assert_eq!(whole.len(), FILE_SIZE);
     tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_stalled_downloads_hold_little_memory() {
+    let setup = serve_one_big_file(&[]).await;
+    download_once(&setup).await;
     let pid = setup.served.child.id();
     let before = rss_kib(pid);
 
@@ -121,15 +125,7 @@ async fn a_stalled_download_holds_three_descriptors() {
     // What a worker thread opens once, at its first request (its SQLite change checker).
     const ONCE_PER_THREAD: usize = 8;
     let setup = serve_one_big_file(&[]).await;
-    let whole = setup
-        .admin
-        .get(&setup.url)
-        .await
-        .bytes()
-        .await
-        .expect("download");
-    assert_eq!(whole.len(), FILE_SIZE);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    download_once(&setup).await;
     let pid = setup.served.child.id();
     let before = open_descriptors(pid);
     let stalled = stalled_downloads(&setup, DOWNLOADS);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use private_media::domain::Role;
 
 use crate::helpers::{
-    BOUNDARY, Browser, PASSWORD, Part, TestDatabase, multipart_body, multipart_file_head,
+    BOUNDARY, Browser, PASSWORD, Part, TestApp, TestDatabase, multipart_body, multipart_file_head,
     serve_with_open_file_limit, spawn_app,
 };
 
@@ -118,16 +118,7 @@ async fn a_batch_refused_after_a_hundred_finished_files_stores_none_of_them() {
     let response = staff.post_multipart(&parts).await;
 
     assert_eq!(response.status().as_u16(), 413);
-    let mut left = app.temp_files();
-    for _ in 0..50 {
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        left = app.temp_files();
-    }
-    assert!(left.is_empty(), "temp files left: {left:?}");
-    app.assert_nothing_stored();
+    assert_cleaned_up(&app).await;
 }
 
 #[tokio::test]
@@ -174,6 +165,11 @@ async fn a_request_that_breaks_off_after_finished_files_stores_none_of_them() {
     });
     sent.await.unwrap();
 
+    assert_cleaned_up(&app).await;
+}
+
+/// Within 5 s of a refused or broken upload, no temp file is left and nothing is stored.
+async fn assert_cleaned_up(app: &TestApp) {
     let mut left = app.temp_files();
     for _ in 0..50 {
         if left.is_empty() {
