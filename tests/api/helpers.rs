@@ -19,6 +19,7 @@ use reqwest::{Response, StatusCode};
 use std::sync::Arc;
 use tempfile::TempDir;
 
+pub mod process;
 pub mod s3_server;
 
 pub const PASSWORD: &str = "correct horse battery staple";

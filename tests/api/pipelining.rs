@@ -9,19 +9,11 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+use crate::helpers::process::status_kib;
 use crate::helpers::{Browser, serve, spawn_app};
 
 const CONNECTIONS: usize = 10;
 const REQUESTS_PER_CONNECTION: usize = 20_000;
-
-fn status_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("status field")
-}
 
 /// User plus system CPU time of the process, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -53,7 +45,7 @@ async fn pipelined_requests_never_read_hold_little_memory_and_no_cpu() {
         .expect("healthz");
     assert_eq!(warm.status(), 200);
     std::thread::sleep(Duration::from_millis(300));
-    let before = status_field(pid, "VmRSS:");
+    let before = status_kib(pid, "VmRSS:");
 
     let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(REQUESTS_PER_CONNECTION);
     let writers: Vec<_> = (0..CONNECTIONS)
@@ -92,7 +84,7 @@ async fn pipelined_requests_never_read_hold_little_memory_and_no_cpu() {
             break false;
         }
     };
-    let during = status_field(pid, "VmRSS:");
+    let during = status_kib(pid, "VmRSS:");
     let added_mib = during.saturating_sub(before) / 1024;
     eprintln!("RSS {before} KiB before, {during} KiB with {CONNECTIONS} stalled pipelines");
     assert!(

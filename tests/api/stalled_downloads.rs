@@ -5,20 +5,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::helpers::process::{open_descriptors, status_kib};
 use crate::helpers::{Browser, Served, location, serve};
 
 const ADMIN_PASSWORD: &str = "slow-clients-admin-password";
 const STALLED: usize = 300;
 const FILE_SIZE: usize = 50 * 1024 * 1024;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 /// A served binary with one `FILE_SIZE` file uploaded, and a logged-in admin.
 struct Setup {
@@ -91,12 +83,12 @@ async fn three_hundred_stalled_downloads_hold_little_memory() {
     let setup = serve_one_big_file(&[]).await;
     download_once(&setup).await;
     let pid = setup.served.child.id();
-    let before = rss_kib(pid);
+    let before = status_kib(pid, "VmRSS:");
 
     let stalled = stalled_downloads(&setup, STALLED);
     // Let the server fill every socket and give up the buffers of clients that read nothing.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let during = rss_kib(pid);
+    let during = status_kib(pid, "VmRSS:");
     let added_mib = during.saturating_sub(before) / 1024;
     eprintln!("RSS {before} KiB before, {during} KiB with {STALLED} stalled downloads");
     assert!(
@@ -108,12 +100,6 @@ async fn three_hundred_stalled_downloads_hold_little_memory() {
         .expect("healthz");
     assert_eq!(health.status(), 200);
     drop(stalled);
-}
-
-fn open_descriptors(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fd folder")
-        .count()
 }
 
 /// The connection limit is sized at three descriptors per connection (its socket, the
