@@ -236,6 +236,7 @@ impl From<crate::upload::ReceiveError> for AppError {
                 human_size(limit)
             )),
             ReceiveError::Storage(e) => AppError::Storage(e),
+            ReceiveError::Hash(e) => AppError::Internal(e.to_string()),
         }
     }
 }

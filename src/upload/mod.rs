@@ -4,6 +4,7 @@
 //! crash cut short. Nothing here knows about HTTP: `error.rs` maps refusals to status codes.
 
 mod batch;
+mod hashing;
 mod reconcile;
 mod store;
 mod stream;

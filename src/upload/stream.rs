@@ -6,11 +6,11 @@
 
 use actix_web::web::Bytes;
 use futures_util::{Stream, StreamExt};
-use sha2::{Digest, Sha256};
 
 use crate::config::{ContentTypePattern, UploadSettings};
 use crate::storage::{PendingUpload, Storage, StorageError};
 
+use super::hashing::{HashError, Hasher};
 use super::{Refusal, human_size};
 
 /// How many leading bytes the type sniffer sees.
@@ -26,6 +26,8 @@ pub enum ReceiveError {
     CutOff(u64),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
 }
 
 /// A file received in full and accepted; not visible until its pending upload is committed.
@@ -50,7 +52,7 @@ where
 {
     let mut pending = storage.start_upload().await?;
     let mut size: u64 = 0;
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::new();
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
     let mut content_type: Option<String> = None;
 
@@ -77,7 +79,7 @@ where
                 content_type = Some(sniffed);
             }
         }
-        hasher.update(&chunk);
+        hasher.update(&chunk).await?;
         pending.write(chunk).await?;
     }
 
@@ -99,10 +101,11 @@ where
     // Whole and accepted: it waits for the rest of the request holding no descriptor and no
     // buffer, however many files come after it.
     pending.finish().await?;
+    let sha256 = hasher.finish().await?;
     Ok(Ok(Received {
         pending,
         size,
-        sha256: hex::encode(hasher.finalize()),
+        sha256,
         content_type,
     }))
 }
