@@ -24,6 +24,15 @@ pub enum AppError {
     Forbidden,
     #[error("the page you asked for does not exist")]
     NotFound,
+    /// What was here is gone for good (a share link expired, revoked or used up).
+    #[error("{0}")]
+    Gone(String),
+    /// Too many attempts at something guarded (a share link's password).
+    #[error("{message}")]
+    TooManyAttempts {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("the form had expired or did not come from this site; reload the page and try again")]
     Csrf,
     #[error(
@@ -68,6 +77,7 @@ impl ErrorPage {
         let message = message.unwrap_or_else(|| match status.as_u16() {
             403 => "You do not have permission to see this page.".to_owned(),
             404 => "The page you asked for does not exist.".to_owned(),
+            410 => "What was here is no longer available.".to_owned(),
             405 => "This page does not answer that kind of request.".to_owned(),
             413 => "What you sent is too large.".to_owned(),
             503 => "The file storage cannot be reached right now; nothing was changed. Please \
@@ -119,6 +129,8 @@ impl ResponseError for AppError {
                 StatusCode::FORBIDDEN
             }
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Gone(_) => StatusCode::GONE,
+            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -155,6 +167,17 @@ impl ResponseError for AppError {
                     header::RETRY_AFTER,
                     HeaderValue::from_static(OVERLOAD_RETRY_AFTER_SECS),
                 );
+            }
+            return response;
+        }
+        if let AppError::TooManyAttempts {
+            retry_after_secs, ..
+        } = self
+        {
+            let mut response =
+                ErrorPage::for_status(status, Some(self.to_string())).into_response();
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
             }
             return response;
         }

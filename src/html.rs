@@ -157,7 +157,7 @@ pub struct FileView {
 }
 
 /// What a list shows for a content type.
-fn type_label(content_type: &str) -> String {
+pub fn type_label(content_type: &str) -> String {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     let (top, sub) = essence.split_once('/').unwrap_or((essence, ""));
     match (top, sub) {

@@ -7,6 +7,7 @@ use chrono::Utc;
 use std::future::{Ready, ready};
 
 use crate::db::models::user::User;
+use crate::domain::{FileId, LinkId};
 use crate::ids;
 
 const SESSION_ID: &str = "sid";
@@ -15,6 +16,22 @@ const EPOCH: &str = "epoch";
 const AUTH_AT: &str = "auth_at";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
+const SHARES: &str = "shares";
+const NEW_LINK: &str = "new_link";
+
+/// How many share links' grants one session keeps (the newest): the cookie must stay well
+/// under the 4 KiB a browser keeps.
+const MAX_SHARE_GRANTS: usize = 8;
+
+/// What a browser was granted for one share link, each until a Unix time (0: not granted):
+/// the right password was given; a counted download was taken, so later ranges of it (a
+/// resumed download) are served even once the link is used up.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ShareGrant {
+    link: String,
+    password_until: i64,
+    resume_until: i64,
+}
 
 /// How long a login lasts, checked on the server: the cookie's own expiry is only advice to
 /// the browser, and a copied cookie would otherwise live forever.
@@ -71,6 +88,74 @@ impl TypedSession {
 
     pub fn take_flash(&self) -> Option<String> {
         self.0.remove_as::<String>(FLASH).and_then(Result::ok)
+    }
+
+    /// The full URL of a share link just made for `file`, for that file's page to show once.
+    pub fn set_new_link(&self, file: &FileId, url: &str) {
+        let _ = self.0.insert(NEW_LINK, (file.as_str(), url));
+    }
+
+    /// The URL `set_new_link` kept, if it was made for `file`; it is then gone.
+    pub fn take_new_link(&self, file: &FileId) -> Option<String> {
+        let (for_file, url) = self.0.get::<(String, String)>(NEW_LINK).ok().flatten()?;
+        if for_file != file.as_str() {
+            return None;
+        }
+        self.0.remove(NEW_LINK);
+        Some(url)
+    }
+
+    pub fn grant_share_password(&self, link: &LinkId, until: i64) {
+        self.update_share_grant(link, |g| g.password_until = until);
+    }
+
+    pub fn grant_share_resume(&self, link: &LinkId, until: i64) {
+        self.update_share_grant(link, |g| g.resume_until = until);
+    }
+
+    pub fn share_password_given(&self, link: &LinkId) -> bool {
+        let now = Utc::now().timestamp();
+        self.share_grant(link)
+            .is_some_and(|g| g.password_until > now)
+    }
+
+    pub fn share_may_resume(&self, link: &LinkId) -> bool {
+        let now = Utc::now().timestamp();
+        self.share_grant(link).is_some_and(|g| g.resume_until > now)
+    }
+
+    fn share_grants(&self) -> Vec<ShareGrant> {
+        self.0
+            .get::<Vec<ShareGrant>>(SHARES)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn share_grant(&self, link: &LinkId) -> Option<ShareGrant> {
+        self.share_grants()
+            .into_iter()
+            .find(|g| g.link == link.as_str())
+    }
+
+    fn update_share_grant(&self, link: &LinkId, change: impl FnOnce(&mut ShareGrant)) {
+        let now = Utc::now().timestamp();
+        let mut grants = self.share_grants();
+        let mut grant = match grants.iter().position(|g| g.link == link.as_str()) {
+            Some(i) => grants.remove(i),
+            None => ShareGrant {
+                link: link.as_str().to_owned(),
+                password_until: 0,
+                resume_until: 0,
+            },
+        };
+        change(&mut grant);
+        grants.retain(|g| g.password_until > now || g.resume_until > now);
+        grants.push(grant);
+        let excess = grants.len().saturating_sub(MAX_SHARE_GRANTS);
+        grants.drain(..excess);
+        // Plain data always serialises; a lost grant only asks for the password again.
+        let _ = self.0.insert(SHARES, grants);
     }
 
     pub fn log_out(&self) {

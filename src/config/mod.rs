@@ -22,6 +22,7 @@ mod database;
 mod delivery;
 mod raw;
 mod server;
+mod sharing;
 mod sources;
 mod storages;
 mod upload;
@@ -32,6 +33,7 @@ use raw::{Raw, RawStorage};
 pub use server::{
     DEFAULT_BODY_IDLE_SECS, DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_RATE_GRACE_SECS, ServerSettings,
 };
+pub use sharing::SharingSettings;
 pub use storages::{DEFAULT_STORAGE, S3Encryption, S3Settings, StorageSettings};
 pub use upload::{ContentTypePattern, DEFAULT_MAX_FILE_SIZE, UploadSettings};
 
@@ -66,6 +68,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub access: AccessSettings,
     pub server: ServerSettings,
+    pub sharing: SharingSettings,
 }
 
 /// Key material for session cookies and signed links: at least 64 characters. Kept as a
@@ -263,6 +266,7 @@ impl Raw {
         let delivery = self.delivery.validate()?;
         let access = self.access.validate()?;
         let server = self.server.validate()?;
+        let sharing = self.sharing.validate()?;
         Ok(Settings {
             data_dir,
             database,
@@ -274,6 +278,7 @@ impl Raw {
             delivery,
             access,
             server,
+            sharing,
         })
     }
 }

@@ -27,6 +27,8 @@ pub(super) struct Raw {
     pub(super) access: RawAccess,
     #[serde(default)]
     pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) sharing: RawSharing,
 }
 
 /// Whether the key at `path` holds a secret (`SecretString` above), whose value an error
@@ -114,4 +116,28 @@ pub(super) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccess {
     pub(super) path_rule: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSharing {
+    pub(super) max_expiry: Option<TextOrNumber>,
+}
+
+/// A value written as text (`"90d"`) or, from TOML or the environment, as a bare number of
+/// hours (`72`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum TextOrNumber {
+    Number(u64),
+    Text(String),
+}
+
+impl TextOrNumber {
+    pub(super) fn into_text(self) -> String {
+        match self {
+            Self::Number(n) => n.to_string(),
+            Self::Text(text) => text,
+        }
+    }
 }

@@ -69,7 +69,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    share_links (id) {
+        id -> Text,
+        file_id -> Text,
+        token_sha256 -> Text,
+        label -> Text,
+        created_by_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        max_downloads -> Nullable<BigInt>,
+        downloads -> BigInt,
+        password_hash -> Nullable<Text>,
+        password_attempts -> BigInt,
+        password_window_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(file_readers -> files (file_id));
+diesel::joinable!(share_links -> files (file_id));
+diesel::joinable!(share_links -> users (created_by_id));
 diesel::joinable!(file_readers -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -78,5 +99,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_readers,
     ended_sessions,
     login_failures,
-    pending_uploads
+    pending_uploads,
+    share_links
 );

@@ -19,7 +19,7 @@ use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
-use crate::domain::{AccessRule, FileId, StorageKey, UserId, Username};
+use crate::domain::{AccessRule, FileId, LinkId, StorageKey, UserId, Username};
 
 /// A column's text that is not a valid value of its type.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,8 @@ macro_rules! text_column {
 text_column!(UserId, "user id", |s| UserId::parse(s)
     .map_err(|e| e.to_string()));
 text_column!(FileId, "file id", |s| FileId::parse(s)
+    .map_err(|e| e.to_string()));
+text_column!(LinkId, "link id", |s| LinkId::parse(s)
     .map_err(|e| e.to_string()));
 text_column!(Username, "username", |s| Username::parse(s)
     .map_err(|e| e.to_string()));

@@ -63,6 +63,13 @@ hex_id!(
     "file id"
 );
 
+hex_id!(
+    /// A share link's id, as the `share_links.id` column and `/admin/links/{id}/…` URLs hold
+    /// it. Not its token: the id names a link to staff, only the token opens it.
+    LinkId,
+    "link id"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

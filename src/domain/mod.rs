@@ -1,6 +1,6 @@
 //! The value types the rest is built from: user and file ids, usernames, roles, access
-//! rules, storage keys, password hashes, the trusted proxies, and the folded text file search
-//! compares. Each is parsed once where it comes in (a URL, a
+//! rules, storage keys, password hashes, the trusted proxies, the folded text file search
+//! compares, and share links' tokens and lifetimes. Each is parsed once where it comes in (a URL, a
 //! form, the command line, a database row) and carried typed from there on, so nothing
 //! further in can hold a bad one.
 //!
@@ -13,15 +13,17 @@ mod ids;
 mod password_hash;
 mod role;
 mod search_text;
+mod share;
 mod storage_key;
 mod trusted_proxies;
 mod username;
 
 pub use access_rule::AccessRule;
-pub use ids::{FileId, InvalidId, UserId};
+pub use ids::{FileId, InvalidId, LinkId, UserId};
 pub use password_hash::PasswordHash;
 pub use role::Role;
 pub use search_text::{fold, search_text};
+pub use share::{InvalidLifetime, LinkLifetime, ShareToken};
 pub use storage_key::{InvalidKey, StorageKey};
 pub use trusted_proxies::TrustedProxies;
 pub use username::{Username, UsernameError};

@@ -15,6 +15,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/upload.js"),
     ),
+    (
+        "share.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/share.js"),
+    ),
 ];
 
 pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, AppError> {

@@ -12,6 +12,7 @@ mod file_list;
 mod health;
 mod login;
 mod readable;
+mod share;
 
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
@@ -22,6 +23,8 @@ use crate::error::AppError;
 /// The two download routes; their answers, errors included, are cached as downloads.
 pub const DOWNLOAD_BY_ID: &str = "/files/{id}/download";
 pub const DOWNLOAD_BY_PATH: &str = "/private-media/{key:.*}";
+/// A share link's download: cached as a download, like the two above.
+pub const DOWNLOAD_BY_LINK: &str = "/s/{token}/download";
 
 /// One route of the table: a method and the path pattern it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +60,7 @@ impl Endpoint {
 }
 
 fn endpoints() -> Vec<Endpoint> {
-    use admin::{files as admin_files, upload, users};
+    use admin::{files as admin_files, links, upload, users};
     let (get, head, post) = (Method::GET, Method::HEAD, Method::POST);
     vec![
         at("/").on(get.clone(), root),
@@ -74,7 +77,13 @@ fn endpoints() -> Vec<Endpoint> {
             .on(head.clone(), download::by_id),
         at(DOWNLOAD_BY_PATH)
             .on(get.clone(), download::by_path)
-            .on(head, download::by_path),
+            .on(head.clone(), download::by_path),
+        at("/s/{token}")
+            .on(get.clone(), share::landing)
+            .on(post.clone(), share::unlock),
+        at(DOWNLOAD_BY_LINK)
+            .on(get.clone(), share::download)
+            .on(head, share::download),
         at("/admin").on(get.clone(), admin::redirect_to_index),
         at("/admin/").on(get.clone(), admin::index),
         at("/admin/files")
@@ -84,6 +93,9 @@ fn endpoints() -> Vec<Endpoint> {
         at("/admin/files/{id}")
             .on(get.clone(), admin_files::detail)
             .on(post.clone(), admin_files::update),
+        at("/admin/files/{id}/links").on(post.clone(), links::create),
+        at("/admin/links").on(get.clone(), links::list),
+        at("/admin/links/{id}/revoke").on(post.clone(), links::revoke),
         at("/admin/files/{id}/delete")
             .on(get.clone(), admin_files::confirm_delete)
             .on(post.clone(), admin_files::delete),
@@ -128,7 +140,7 @@ pub fn table() -> Vec<RouteInfo> {
 
 /// Whether `pattern` (as the router matched it) is one of the download routes.
 pub fn is_download(pattern: &str) -> bool {
-    pattern == DOWNLOAD_BY_ID || pattern == DOWNLOAD_BY_PATH
+    pattern == DOWNLOAD_BY_ID || pattern == DOWNLOAD_BY_PATH || pattern == DOWNLOAD_BY_LINK
 }
 
 async fn root() -> HttpResponse {

@@ -24,6 +24,7 @@ mod row_decoding;
 mod s3;
 mod scale_out;
 mod security_headers_and_error_pages;
+mod share_links;
 mod slow_request_bodies;
 mod spoofed_names;
 mod stalled_downloads;

@@ -2,4 +2,5 @@ pub mod file;
 pub mod login_failure;
 pub mod pending_upload;
 pub mod session;
+pub mod share_link;
 pub mod user;

@@ -12,6 +12,7 @@ use crate::display::filters; // `shown`, for the templates below (src/display.rs
 use crate::domain::{AccessRule, FileId, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
+use crate::routes::admin::links::{self, LinkView};
 use crate::routes::file_list::{FileList, ListParams, file_list};
 use crate::routes::{parse_file_id, see_other};
 use crate::state::AppState;
@@ -54,7 +55,7 @@ pub async fn list(
 
 #[derive(Template)]
 #[template(path = "admin/file.html")]
-struct DetailPage {
+pub struct DetailPage {
     nav: Option<Nav>,
     flash: Option<String>,
     error: Option<String>,
@@ -63,6 +64,13 @@ struct DetailPage {
     readers: Vec<Username>,
     users: Vec<Username>,
     rules: Vec<RuleOption>,
+    links: Vec<LinkView>,
+    /// A link just made: its full URL, shown this once.
+    pub new_link: Option<String>,
+    /// Why the share form was refused.
+    pub share_error: Option<String>,
+    expiry_choices: Vec<links::ExpiryChoice>,
+    max_expiry: String,
 }
 
 pub struct RuleOption {
@@ -82,7 +90,7 @@ pub fn rule_options(selected: AccessRule) -> Vec<RuleOption> {
         .collect()
 }
 
-async fn detail_page(
+pub async fn detail_page(
     state: &AppState,
     current: &crate::auth::extractors::CurrentUser,
     id: FileId,
@@ -109,6 +117,7 @@ async fn detail_page(
         .get(&file.file.storage)
         .map(|s| s.kind().to_owned())
         .unwrap_or_else(|| "not configured".to_owned());
+    let links = links::of_file(state, &file.file.id).await?;
     Ok(DetailPage {
         nav: Some(Nav::from(current)),
         flash,
@@ -118,6 +127,11 @@ async fn detail_page(
         storage_kind,
         readers,
         users,
+        links,
+        new_link: None,
+        share_error: None,
+        expiry_choices: links::expiry_choices(),
+        max_expiry: state.settings.sharing.max_expiry.to_string(),
     })
 }
 
@@ -129,7 +143,10 @@ pub async fn detail(
 ) -> Result<HttpResponse, AppError> {
     // Taken before the id is looked at: every 404 here uses up the flash alike.
     let flash = session.take_flash();
-    let page = detail_page(&state, &current, parse_file_id(&id)?, flash, None).await?;
+    let id = parse_file_id(&id)?;
+    let new_link = session.take_new_link(&id);
+    let mut page = detail_page(&state, &current, id, flash, None).await?;
+    page.new_link = new_link;
     html::page(&page)
 }
 

@@ -1,4 +1,5 @@
 pub mod files;
+pub mod links;
 pub mod upload;
 pub mod users;
 

@@ -1,0 +1,378 @@
+//! What a share link's recipient sees (README: "Share links"): `/s/{token}`, a landing page
+//! (with a password form when the link has one) that never counts as a download, and
+//! `/s/{token}/download`, the file served as every download is, after the link is checked.
+//!
+//! Every answer here, errors included, carries `Referrer-Policy: no-referrer` (the token is
+//! in the URL) and `X-Robots-Tag: noindex, nofollow`.
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+use chrono::{NaiveDateTime, Utc};
+use serde::Deserialize;
+
+use crate::auth::password::verify_in_turn;
+use crate::auth::session::TypedSession;
+use crate::db::models::share_link::{LinkState, OpenedLink, PASSWORD_WINDOW_MINUTES, ShareLink};
+use crate::delivery::{self, Download, Presentation};
+use crate::display::filters; // `shown`, for the templates below (src/display.rs)
+use crate::domain::ShareToken;
+use crate::error::AppError;
+use crate::html;
+use crate::routes::see_other;
+use crate::state::AppState;
+
+/// How long the right password opens a link for the browser that gave it.
+const PASSWORD_GRANT_SECS: i64 = 3600;
+/// How long after a counted download the same browser may fetch the rest of it (a resumed
+/// download's later ranges), even once the link is used up.
+const RESUME_GRANT_SECS: i64 = 24 * 3600;
+
+#[derive(Template)]
+#[template(path = "share.html")]
+struct LandingPage {
+    name: String,
+    size: String,
+    type_label: String,
+    expires_at: String,
+    downloads_left: Option<i64>,
+    download_url: String,
+    /// `Some(token)`: the password form, with this CSRF token.
+    password_form: Option<String>,
+    error: Option<String>,
+    unlock_url: String,
+}
+
+#[derive(Deserialize)]
+pub struct UnlockForm {
+    #[serde(default)]
+    password: String,
+}
+
+/// `GET /s/{token}`.
+pub async fn landing(
+    req: HttpRequest,
+    session: TypedSession,
+    token: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let answer = async {
+        let (token, opened) = open(&state, &token).await?;
+        let now = Utc::now().naive_utc();
+        refuse_unusable(&opened, now, false)?;
+        landing_page(&req, &session, &token, &opened, None, StatusCode::OK)
+    };
+    marked(answer.await)
+}
+
+/// `POST /s/{token}`: the password. Right: the browser may use the link for an hour.
+pub async fn unlock(
+    req: HttpRequest,
+    session: TypedSession,
+    token: web::Path<String>,
+    form: web::Form<UnlockForm>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let answer = async {
+        let (token, opened) = open(&state, &token).await?;
+        let now = Utc::now().naive_utc();
+        refuse_unusable(&opened, now, false)?;
+        let Some(hash) = opened.link.password_hash.clone() else {
+            return Ok(see_other(&format!("/s/{}", token.as_str())));
+        };
+        let link_id = opened.link.id.clone();
+        let attempt = link_id.clone();
+        let allowed = state
+            .db
+            .run(move |c| ShareLink::take_password_attempt(c, &attempt, now))
+            .await?;
+        if !allowed {
+            return Err(AppError::TooManyAttempts {
+                message: format!(
+                    "Too many wrong passwords for this link. Please wait {PASSWORD_WINDOW_MINUTES} \
+                     minutes and try again."
+                ),
+                retry_after_secs: (PASSWORD_WINDOW_MINUTES * 60) as u64,
+            });
+        }
+        let right = verify_in_turn(form.into_inner().password, Some(hash))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        if !right {
+            tracing::info!(link = %link_id, "wrong share link password");
+            return landing_page(
+                &req,
+                &session,
+                &token,
+                &opened,
+                Some("That password is not right.".into()),
+                StatusCode::FORBIDDEN,
+            );
+        }
+        let back = link_id.clone();
+        state
+            .db
+            .run(move |c| ShareLink::return_password_attempt(c, &back))
+            .await?;
+        session.grant_share_password(&link_id, Utc::now().timestamp() + PASSWORD_GRANT_SECS);
+        Ok(see_other(&format!("/s/{}", token.as_str())))
+    };
+    marked(answer.await)
+}
+
+/// `GET|HEAD /s/{token}/download`.
+pub async fn download(
+    req: HttpRequest,
+    session: TypedSession,
+    token: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let answer = async {
+        let (token, opened) = open(&state, &token).await?;
+        let now = Utc::now().naive_utc();
+        let resuming = later_range(&req) && session.share_may_resume(&opened.link.id);
+        refuse_unusable(&opened, now, resuming)?;
+        if opened.link.password_hash.is_some() && !session.share_password_given(&opened.link.id) {
+            return Ok(see_other(&format!("/s/{}", token.as_str())));
+        }
+        let file = &opened.file;
+        let storage = state.storages.get(&file.storage).ok_or_else(|| {
+            AppError::Internal(format!(
+                "file {} is in the storage `{}`, which is not configured",
+                file.id, file.storage
+            ))
+        })?;
+        let presentation = Presentation::decide(&file.content_type, &file.original_name, false);
+        let response = delivery::deliver(
+            &req,
+            &state.settings.delivery,
+            Download {
+                storage: storage.as_ref(),
+                key: &file.storage_key,
+                presentation,
+            },
+        )
+        .await?;
+        if counts_as_download(&req, &response) {
+            let link = opened.link.id.clone();
+            let taken = state
+                .db
+                .run(move |c| ShareLink::take_download(c, &link, now))
+                .await?;
+            if !taken {
+                // Another request took the last download since this one looked.
+                return Err(gone(LinkState::UsedUp));
+            }
+            session.grant_share_resume(&opened.link.id, Utc::now().timestamp() + RESUME_GRANT_SECS);
+        }
+        Ok(response)
+    };
+    marked(answer.await)
+}
+
+/// The link a token names. Text that cannot be a token, and a token of no link, are 404.
+async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, OpenedLink), AppError> {
+    let token = ShareToken::parse(raw).ok_or(AppError::NotFound)?;
+    let digest = token.digest();
+    let opened = state
+        .db
+        .read(move |c| ShareLink::open(c, &digest))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok((token, opened))
+}
+
+/// 410 for a link that no longer opens. `resuming`: a later range for a browser that took a
+/// counted download, which a used-up link still serves.
+fn refuse_unusable(
+    opened: &OpenedLink,
+    now: NaiveDateTime,
+    resuming: bool,
+) -> Result<(), AppError> {
+    if !opened.creator_active {
+        return Err(AppError::Gone(
+            "This link no longer works: whoever shared it can no longer share files here.".into(),
+        ));
+    }
+    match opened.link.state(now) {
+        LinkState::Active => Ok(()),
+        LinkState::UsedUp if resuming => Ok(()),
+        other => Err(gone(other)),
+    }
+}
+
+fn gone(state: LinkState) -> AppError {
+    AppError::Gone(
+        match state {
+            LinkState::Expired => "This link has expired.",
+            LinkState::Revoked => "This link was withdrawn by whoever shared it.",
+            LinkState::UsedUp | LinkState::Active => {
+                "This link has been used as many times as it allows."
+            }
+        }
+        .to_owned()
+            + " Ask whoever sent it to you for a new one.",
+    )
+}
+
+/// Whether the request asks for a range that starts after the first byte.
+fn later_range(req: &HttpRequest) -> bool {
+    range_start(req).is_some_and(|start| start != Some(0))
+}
+
+/// The first range's start of a `Range: bytes=…` header: `None` without one (or another
+/// unit, which is ignored), `Some(None)` for a suffix range (`bytes=-500`).
+fn range_start(req: &HttpRequest) -> Option<Option<u64>> {
+    let value = req.headers().get(header::RANGE)?.to_str().ok()?;
+    let (unit, ranges) = value.split_once('=')?;
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let first = ranges.split(',').next()?.trim();
+    let (start, _) = first.split_once('-')?;
+    Some(start.trim().parse::<u64>().ok())
+}
+
+/// A GET answered with the file from its first byte: 200, or 206 from byte 0. When the
+/// bytes leave elsewhere (nginx or Apache after `X-Accel-Redirect`/`X-Sendfile`, S3 after a
+/// redirect) the app never sees the final answer: it counts the request unless it asks for a
+/// later range, so a conditional request there may count once without bytes (never the
+/// other way round, which would let downloads pass uncounted).
+fn counts_as_download(req: &HttpRequest, response: &HttpResponse) -> bool {
+    if req.method() != Method::GET {
+        return false;
+    }
+    // A redirect to S3 carries a `Location`; a 304 is a 3xx without one.
+    let handed_over = (response.status().is_redirection()
+        && response.headers().contains_key(header::LOCATION))
+        || response.headers().contains_key("x-accel-redirect")
+        || response.headers().contains_key("x-sendfile");
+    if handed_over {
+        return !later_range(req);
+    }
+    match response.status() {
+        StatusCode::OK => true,
+        StatusCode::PARTIAL_CONTENT => response
+            .headers()
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("bytes 0-")),
+        _ => false,
+    }
+}
+
+fn landing_page(
+    req: &HttpRequest,
+    session: &TypedSession,
+    token: &ShareToken,
+    opened: &OpenedLink,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let _ = req;
+    let link = &opened.link;
+    let file = &opened.file;
+    let locked = link.password_hash.is_some() && !session.share_password_given(&link.id);
+    html::render(
+        status,
+        &LandingPage {
+            name: file.original_name.clone(),
+            size: crate::upload::human_size(u64::try_from(file.size).unwrap_or(0)),
+            type_label: crate::html::type_label(&file.content_type),
+            expires_at: link.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            downloads_left: link.max_downloads.map(|max| (max - link.downloads).max(0)),
+            download_url: format!("/s/{}/download", token.as_str()),
+            password_form: locked.then(|| session.csrf_token()),
+            error,
+            unlock_url: format!("/s/{}", token.as_str()),
+        },
+    )
+}
+
+/// The headers every share answer carries, errors included.
+fn marked(answer: Result<HttpResponse, AppError>) -> HttpResponse {
+    let mut response = answer.unwrap_or_else(|e| e.error_response());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-robots-tag"),
+        HeaderValue::from_static("noindex, nofollow"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn only_ranges_after_the_first_byte_are_later_ranges() {
+        let with = |range: Option<&str>| {
+            let mut req = TestRequest::get();
+            if let Some(range) = range {
+                req = req.insert_header((header::RANGE, range));
+            }
+            later_range(&req.to_http_request())
+        };
+        assert!(!with(None));
+        assert!(!with(Some("bytes=0-")));
+        assert!(!with(Some("bytes=0-99")));
+        assert!(!with(Some(" BYTES = 0-99, 200-300")));
+        assert!(with(Some("bytes=100-")));
+        assert!(with(Some("bytes=-500")));
+        assert!(!with(Some("items=5-9")));
+        assert!(!with(Some("nonsense")));
+    }
+
+    #[test]
+    fn a_download_counts_when_the_file_goes_from_its_first_byte() {
+        let get = |range: Option<&str>| {
+            let mut req = TestRequest::get();
+            if let Some(range) = range {
+                req = req.insert_header((header::RANGE, range));
+            }
+            req.to_http_request()
+        };
+        let with_range = |value: &str| {
+            HttpResponse::PartialContent()
+                .insert_header((header::CONTENT_RANGE, value))
+                .finish()
+        };
+        assert!(counts_as_download(&get(None), &HttpResponse::Ok().finish()));
+        assert!(counts_as_download(
+            &get(Some("bytes=0-9")),
+            &with_range("bytes 0-9/100")
+        ));
+        assert!(!counts_as_download(
+            &get(Some("bytes=10-")),
+            &with_range("bytes 10-99/100")
+        ));
+        assert!(!counts_as_download(
+            &get(None),
+            &HttpResponse::NotModified().finish()
+        ));
+        assert!(!counts_as_download(
+            &get(None),
+            &HttpResponse::RangeNotSatisfiable().finish()
+        ));
+        let head = TestRequest::default()
+            .method(Method::HEAD)
+            .to_http_request();
+        assert!(!counts_as_download(&head, &HttpResponse::Ok().finish()));
+        let redirect = HttpResponse::Found()
+            .insert_header((header::LOCATION, "https://s3.example/x?sig"))
+            .finish();
+        assert!(counts_as_download(&get(None), &redirect));
+        assert!(!counts_as_download(&get(Some("bytes=5-")), &redirect));
+        let accel = HttpResponse::Ok()
+            .insert_header(("X-Accel-Redirect", "/x/y"))
+            .finish();
+        assert!(counts_as_download(&get(None), &accel));
+        assert!(!counts_as_download(&get(Some("bytes=5-")), &accel));
+    }
+}

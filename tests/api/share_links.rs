@@ -1,0 +1,535 @@
+//! Share links through HTTP: made by staff on a file's page, opened by someone without an
+//! account, counted exactly (also under concurrency), refused once expired, revoked, used up
+//! or their creator deactivated, password-protected with a throttle, and served like every
+//! other download (ranges, conditional requests, S3, nginx).
+
+use chrono::Utc;
+use diesel::prelude::*;
+use private_media::db::schema::{share_links, users};
+use private_media::domain::Role;
+use reqwest::StatusCode;
+
+use crate::helpers::{Browser, TestApp, csrf_token_in, location, spawn_app, text, upload_file};
+
+const DATA: &[u8] = b"the quarterly figures, for the accountant's eyes only\n";
+
+/// Makes a link for `file_id` through the share form; returns the link's path (`/s/…`) and
+/// the detail page that showed it.
+async fn make_link(staff: &Browser, file_id: &str, fields: &[(&str, &str)]) -> (String, String) {
+    let response = submit_share_form(staff, file_id, fields).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "share form");
+    assert_eq!(location(&response), format!("/admin/files/{file_id}#links"));
+    let page = staff.get_text(&format!("/admin/files/{file_id}")).await;
+    let url = new_link_in(&page).expect("the new link on the detail page");
+    let path = url
+        .strip_prefix(&staff.base)
+        .unwrap_or_else(|| panic!("{url} is not on {}", staff.base))
+        .to_owned();
+    (path, page)
+}
+
+async fn submit_share_form(
+    staff: &Browser,
+    file_id: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let token = staff.csrf_token("/files").await;
+    let mut form = vec![("csrf_token", token.as_str())];
+    form.extend_from_slice(fields);
+    staff
+        .post_form(&format!("/admin/files/{file_id}/links"), &form)
+        .await
+}
+
+fn new_link_in(page: &str) -> Option<String> {
+    let start = page.find(r#"id="new-link-url" type="text" readonly value=""#)?;
+    let rest = &page[start..];
+    let value = rest.split(r#"value=""#).nth(1)?;
+    Some(value.split('"').next()?.to_owned())
+}
+
+fn assert_share_headers(response: &reqwest::Response, what: &str) {
+    assert_eq!(
+        response.headers()["referrer-policy"],
+        "no-referrer",
+        "{what}"
+    );
+    assert_eq!(
+        response.headers()["x-robots-tag"],
+        "noindex, nofollow",
+        "{what}"
+    );
+}
+
+/// The use count of the newest link.
+fn downloads_of(app: &TestApp, _link: &str) -> i64 {
+    let mut conn = app.db.get().expect("connection");
+    share_links::table
+        .select(share_links::downloads)
+        .order(share_links::created_at.desc())
+        .first(&mut conn)
+        .expect("a link")
+}
+
+async fn staff_and_file(app: &TestApp) -> (Browser, String) {
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let file = upload_file(app, &staff, "Q3 figures.txt", DATA, "owner", None, &[]).await;
+    (staff, file.id.to_string())
+}
+
+#[tokio::test]
+async fn a_link_opens_for_a_stranger_counts_its_downloads_and_is_shown_only_once() {
+    let app = spawn_app().await;
+    let (staff, file_id) = staff_and_file(&app).await;
+    let (link, page) = make_link(
+        &staff,
+        &file_id,
+        &[
+            ("expires_in", "7d"),
+            ("max_downloads", "3"),
+            ("label", "Accountant"),
+        ],
+    )
+    .await;
+    assert!(link.starts_with("/s/") && link.len() == 3 + 43, "{link}");
+    assert!(
+        page.contains("Accountant"),
+        "the detail page lists the link"
+    );
+    assert!(page.contains("0 of 3"));
+    // Shown once: the next view of the page has the list, not the URL.
+    let again = staff.get_text(&format!("/admin/files/{file_id}")).await;
+    assert_eq!(new_link_in(&again), None);
+    assert!(
+        !again.contains(&link[3..]),
+        "the token is never shown again"
+    );
+    // Only its digest is stored.
+    let mut conn = app.db.get().unwrap();
+    let stored: String = share_links::table
+        .select(share_links::token_sha256)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(stored.len(), 64);
+    assert_ne!(stored, link[3..]);
+
+    let stranger = app.browser();
+    let landing = stranger.get(&link).await;
+    assert_eq!(landing.status(), StatusCode::OK);
+    assert_share_headers(&landing, "landing");
+    assert_eq!(landing.headers()["cache-control"], "no-store");
+    let body = landing.text().await.unwrap();
+    assert!(body.contains("Q3 figures.txt"), "{body}");
+    assert!(body.contains("Downloads left"));
+    assert!(!body.contains("Log out"), "no account navigation");
+    // Opening the landing page (as a link preview would) takes no download.
+    assert_eq!(downloads_of(&app, &link), 0);
+
+    let download = stranger.get(&format!("{link}/download")).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_share_headers(&download, "download");
+    assert_eq!(download.headers()["cache-control"], "private, no-cache");
+    assert_eq!(download.headers()["x-content-type-options"], "nosniff");
+    let disposition = download.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    assert!(disposition.contains("Q3%20figures.txt"), "{disposition}");
+    assert_eq!(download.bytes().await.unwrap(), DATA);
+    assert_eq!(downloads_of(&app, &link), 1);
+
+    let listed = staff.get_text(&format!("/admin/files/{file_id}")).await;
+    assert!(listed.contains("1 of 3"), "the use count shows");
+    let all = staff.get_text("/admin/links").await;
+    assert!(all.contains("Accountant") && all.contains("Q3 figures.txt"));
+}
+
+#[tokio::test]
+async fn head_not_modified_and_later_ranges_are_not_counted_and_a_range_from_zero_is() {
+    let app = spawn_app().await;
+    let (staff, file_id) = staff_and_file(&app).await;
+    let (link, _) = make_link(&staff, &file_id, &[("max_downloads", "2")]).await;
+    let url = format!("{}{link}/download", app.base);
+    let client = reqwest::Client::new();
+
+    let head = client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_share_headers(&head, "HEAD");
+    let etag = head.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(downloads_of(&app, &link), 0, "HEAD");
+
+    let not_modified = client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(downloads_of(&app, &link), 0, "304");
+
+    let later = client
+        .get(&url)
+        .header("range", "bytes=4-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(later.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(later.bytes().await.unwrap(), &DATA[4..10]);
+    assert_eq!(downloads_of(&app, &link), 0, "a range after byte 0");
+
+    let first = client
+        .get(&url)
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(first.bytes().await.unwrap(), &DATA[..4]);
+    assert_eq!(downloads_of(&app, &link), 1, "a range from byte 0 counts");
+
+    let unsatisfiable = client
+        .get(&url)
+        .header("range", "bytes=100000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsatisfiable.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(downloads_of(&app, &link), 1, "416");
+}
+
+#[tokio::test]
+async fn a_used_up_link_answers_410_without_naming_the_file_and_a_resume_still_finishes() {
+    let app = spawn_app().await;
+    let (staff, file_id) = staff_and_file(&app).await;
+    let (link, _) = make_link(&staff, &file_id, &[("max_downloads", "1")]).await;
+    let recipient = app.browser();
+    let whole = recipient.get(&format!("{link}/download")).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.bytes().await.unwrap(), DATA);
+
+    // The same browser resumes what broke off: later ranges of its counted download.
+    let resumed = recipient
+        .client
+        .get(recipient.url(&format!("{link}/download")))
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resumed.bytes().await.unwrap(), &DATA[10..]);
+
+    for (who, browser) in [("recipient", &recipient), ("someone else", &app.browser())] {
+        for path in [link.clone(), format!("{link}/download")] {
+            let gone = browser.get(&path).await;
+            assert_eq!(gone.status(), StatusCode::GONE, "{who} {path}");
+            assert_share_headers(&gone, "410");
+            let body = gone.text().await.unwrap();
+            assert!(body.contains("used as many times"), "{body}");
+            assert!(!body.contains("Q3 figures"), "a 410 names no file: {body}");
+        }
+    }
+    // A stranger's later range does not ride on the recipient's grant.
+    let stranger_range = app
+        .browser()
+        .client
+        .get(format!("{}{link}/download", app.base))
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger_range.status(), StatusCode::GONE);
+    assert_eq!(downloads_of(&app, &link), 1);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_requests_for_the_last_download_get_exactly_one_file() {
+    let app = spawn_app().await;
+    let (staff, file_id) = staff_and_file(&app).await;
+    let (link, _) = make_link(&staff, &file_id, &[("max_downloads", "2")]).await;
+    let first = app.browser().get(&format!("{link}/download")).await;
+    assert_eq!(first.status(), StatusCode::OK);
+
+    let url = format!("{}{link}/download", app.base);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let url = url.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            barrier.wait().await;
+            let response = client.get(&url).send().await.expect("GET");
+            let status = response.status();
+            let body = response.bytes().await.expect("body");
+            (status, body)
+        }));
+    }
+    let mut served = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            StatusCode::OK => {
+                served += 1;
+                assert_eq!(body, DATA, "the last download is served whole");
+            }
+            StatusCode::GONE => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(served, 1, "exactly one request took the last download");
+    assert_eq!(downloads_of(&app, &link), 2);
+}
+
+#[tokio::test]
+async fn expired_revoked_deleted_and_deactivated_links_refuse() {
+    let app = spawn_app().await;
+    let (staff, file_id) = staff_and_file(&app).await;
+
+    // Expired: the clock is moved by moving the link's expiry into the past.
+    let (expired, _) = make_link(&staff, &file_id, &[("expires_in", "1h")]).await;
+    {
+        let mut conn = app.db.get().unwrap();
+        diesel::update(share_links::table)
+            .set(share_links::expires_at.eq(Utc::now().naive_utc() - chrono::Duration::seconds(1)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let gone = app.browser().get(&format!("{expired}/download")).await;
+    assert_eq!(gone.status(), StatusCode::GONE);
+    assert!(gone.text().await.unwrap().contains("expired"));
+    assert!(
+        staff
+            .get_text("/admin/links?state=expired")
+            .await
+            .contains("expired")
+    );
+
+    // Revoked, from the file's page, with CSRF.
+    let (revoked, page) = make_link(&staff, &file_id, &[("label", "to revoke")]).await;
+    assert_eq!(app.browser().get(&revoked).await.status(), StatusCode::OK);
+    let link_id = page
+        .split("/admin/links/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("a revoke button")
+        .to_owned();
+    let forged = staff
+        .post_form(
+            &format!("/admin/links/{link_id}/revoke"),
+            &[("csrf_token", "nope")],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.browser().get(&revoked).await.status(), StatusCode::OK);
+    let token = csrf_token_in(&page).unwrap();
+    let revoke = staff
+        .post_form(
+            &format!("/admin/links/{link_id}/revoke"),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(revoke.status(), StatusCode::SEE_OTHER);
+    for path in [revoked.clone(), format!("{revoked}/download")] {
+        let gone = app.browser().get(&path).await;
+        assert_eq!(gone.status(), StatusCode::GONE, "{path}");
+        assert!(gone.text().await.unwrap().contains("withdrawn"));
+    }
+    let listed = staff.get_text("/admin/links?state=revoked").await;
+    assert!(listed.contains("to revoke"), "{listed}");
+    assert!(
+        !staff
+            .get_text("/admin/links?state=active")
+            .await
+            .contains("to revoke")
+    );
+    assert_eq!(
+        staff.get("/admin/links?state=nonsense").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    // The creator deactivated: every link they made stops.
+    let (theirs, _) = make_link(&staff, &file_id, &[]).await;
+    assert_eq!(app.browser().get(&theirs).await.status(), StatusCode::OK);
+    {
+        let mut conn = app.db.get().unwrap();
+        diesel::update(users::table.filter(users::username.eq("stella")))
+            .set(users::is_active.eq(false))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let gone = app.browser().get(&format!("{theirs}/download")).await;
+    assert_eq!(gone.status(), StatusCode::GONE);
+    {
+        let mut conn = app.db.get().unwrap();
+        diesel::update(users::table.filter(users::username.eq("stella")))
+            .set(users::is_active.eq(true))
+            .execute(&mut conn)
+            .unwrap();
+    }
+
+    // The file deleted: its links go with it, and their tokens name nothing.
+    let staff = app.logged_in("stella2", Role::Staff).await;
+    let (deleted, _) = make_link(&staff, &file_id, &[]).await;
+    let token = staff
+        .csrf_token(&format!("/admin/files/{file_id}/delete"))
+        .await;
+    let delete = staff
+        .post_form(
+            &format!("/admin/files/{file_id}/delete"),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(delete.status(), StatusCode::SEE_OTHER);
+    let mut conn = app.db.get().unwrap();
+    let left: i64 = share_links::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(left, 0, "deleting the file deleted its links");
+    for path in [deleted.clone(), format!("{deleted}/download")] {
+        let missing = app.browser().get(&path).await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_share_headers(&missing, "404");
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_tokens_are_404() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    for path in [
+        "/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/download",
+        "/s/short",
+        "/s/short/download",
+        "/s/..%2F..%2Fetc%2Fpasswd",
+        "/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB/download",
+    ] {
+        let response = browser.get(path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_share_headers(&response, path);
+    }
+}
+
+#[tokio::test]
+async fn a_password_protected_link_asks_first_and_throttles_guesses() {
+    let app = spawn_app().await;
+    let (staff, file_id) = staff_and_file(&app).await;
+    let (link, _) = make_link(&staff, &file_id, &[("password", "open sesame 42")]).await;
+
+    let recipient = app.browser();
+    // No password yet: the download sends the browser to the landing page's form.
+    let asked = recipient.get(&format!("{link}/download")).await;
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&asked), link);
+    let landing = recipient.get_text(&link).await;
+    assert!(landing.contains("protected by a password"), "{landing}");
+    let token = csrf_token_in(&landing).expect("a password form");
+
+    let wrong = recipient
+        .post_form(&link, &[("csrf_token", &token), ("password", "guess")])
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    assert_share_headers(&wrong, "wrong password");
+    assert!(wrong.text().await.unwrap().contains("not right"));
+    // A POST without the CSRF token is refused before the password is looked at.
+    let forged = recipient
+        .post_form(&link, &[("password", "open sesame 42")])
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        recipient.get(&format!("{link}/download")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let right = recipient
+        .post_form(
+            &link,
+            &[("csrf_token", &token), ("password", "open sesame 42")],
+        )
+        .await;
+    assert_eq!(right.status(), StatusCode::SEE_OTHER);
+    let download = recipient.get(&format!("{link}/download")).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(download.bytes().await.unwrap(), DATA);
+    // The grant is this browser's only.
+    assert_eq!(
+        app.browser()
+            .get(&format!("{link}/download"))
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // Nine more wrong guesses (ten in all) from anywhere, then even the right one waits.
+    let guesser = app.browser();
+    let token = csrf_token_in(&guesser.get_text(&link).await).unwrap();
+    for i in 0..9 {
+        let wrong = guesser
+            .post_form(
+                &link,
+                &[("csrf_token", &token), ("password", &format!("guess {i}"))],
+            )
+            .await;
+        assert_eq!(wrong.status(), StatusCode::FORBIDDEN, "guess {i}");
+    }
+    let throttled = guesser
+        .post_form(
+            &link,
+            &[("csrf_token", &token), ("password", "open sesame 42")],
+        )
+        .await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_share_headers(&throttled, "429");
+    // The browser that gave the right password earlier keeps its grant.
+    assert_eq!(
+        recipient.get(&format!("{link}/download")).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn plain_users_cannot_make_or_list_links_and_bad_forms_are_explained() {
+    let app = spawn_app().await;
+    let (staff, file_id) = staff_and_file(&app).await;
+    let plain = app.logged_in("paul", Role::User).await;
+    let token = plain.csrf_token("/files").await;
+    let made = plain
+        .post_form(
+            &format!("/admin/files/{file_id}/links"),
+            &[("csrf_token", &token), ("expires_in", "7d")],
+        )
+        .await;
+    assert_eq!(made.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        plain.get("/admin/links").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let anonymous = app.browser();
+    assert_eq!(
+        anonymous.get("/admin/links").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let mut conn = app.db.get().unwrap();
+    let count: i64 = share_links::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(count, 0);
+
+    for (fields, message) in [
+        (vec![("expires_in", "91d")], "at most 90 days"),
+        (vec![("expires_in", "tomorrow")], "is not a duration"),
+        (vec![("max_downloads", "0")], "Download limit"),
+        (vec![("password", "short")], "at least 8"),
+    ] {
+        let refused = submit_share_form(&staff, &file_id, &fields).await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{fields:?}"
+        );
+        let body = text(&refused.bytes().await.unwrap());
+        assert!(body.contains(message), "{fields:?}: {body}");
+    }
+    let count: i64 = share_links::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(count, 0, "a refused form makes no link");
+    let unknown = submit_share_form(&staff, "0123456789abcdef0123456789abcdef", &[]).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
