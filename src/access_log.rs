@@ -70,6 +70,8 @@ const MAX_LOGGED_TARGET: usize = 1024;
 /// field cannot be closed early (actix refuses control characters and non-ASCII bytes
 /// before any handler runs, but says nothing about quotes), and cut at `MAX_LOGGED_TARGET`.
 fn loggable_target(target: &str) -> String {
+    let redacted = redact_share_token(target);
+    let target = redacted.as_deref().unwrap_or(target);
     let mut logged = String::with_capacity(target.len().min(MAX_LOGGED_TARGET) + 3);
     for c in target.chars() {
         if logged.len() >= MAX_LOGGED_TARGET {
@@ -89,6 +91,20 @@ fn loggable_target(target: &str) -> String {
         }
     }
     logged
+}
+
+/// Characters of a share link's token the log keeps: enough to tell links apart when reading
+/// a log, far too few to open one (the token is 43).
+const LOGGED_TOKEN_CHARS: usize = 6;
+
+/// `/s/{token}…` with all but the token's first characters replaced: whoever reads the log
+/// must not be able to open the link.
+fn redact_share_token(target: &str) -> Option<String> {
+    let rest = target.strip_prefix("/s/")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let token = &rest[..end];
+    let kept: String = token.chars().take(LOGGED_TOKEN_CHARS).collect();
+    Some(format!("/s/{kept}…{}", &rest[end..]))
 }
 
 struct RequestLine {
@@ -200,5 +216,16 @@ mod tests {
         let logged = loggable_target(&long);
         assert!(logged.len() <= MAX_LOGGED_TARGET + '…'.len_utf8());
         assert!(logged.ends_with('…'));
+    }
+
+    #[test]
+    fn share_tokens_are_not_logged() {
+        let token = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde";
+        assert_eq!(loggable_target(&format!("/s/{token}")), "/s/AbCdEf…");
+        assert_eq!(
+            loggable_target(&format!("/s/{token}/download?x=1")),
+            "/s/AbCdEf…/download?x=1"
+        );
+        assert_eq!(loggable_target("/files/s/abc"), "/files/s/abc");
     }
 }

@@ -18,9 +18,9 @@ use crate::helpers::{Browser, PASSWORD, spawn_app_with, upload_file};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Nginx {
@@ -39,7 +39,7 @@ fn free_port() -> u16 {
 }
 
 /// nginx in front of the app at `app_port`, serving the storage `root` internally.
-fn start_nginx(dir: &Path, app_port: u16, root: &Path) -> Nginx {
+pub(crate) fn start_nginx(dir: &Path, app_port: u16, root: &Path) -> Nginx {
     let port = free_port();
     let dir_s = dir.display();
     let root = root.canonicalize().expect("root").display().to_string();
@@ -64,7 +64,7 @@ http {{
 
         location / {{
             proxy_pass http://127.0.0.1:{app_port};
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_request_buffering off;
         }}
@@ -74,6 +74,11 @@ http {{
             alias {root}/;
             disable_symlinks on;
             add_header X-Content-Type-Options nosniff always;
+            # Headers nginx does not keep from the app's answer; share links carry their
+            # token in the URL, so no page a file opens may send it on.
+            add_header Referrer-Policy no-referrer always;
+            add_header X-Robots-Tag "noindex, nofollow" always;
+            add_header Content-Security-Policy "default-src 'none'; img-src 'self'; media-src 'self'; object-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'" always;
         }}
     }}
 }}
@@ -118,7 +123,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn nginx_available() -> bool {
+pub(crate) fn nginx_available() -> bool {
     if Path::new(NGINX).exists() {
         return true;
     }

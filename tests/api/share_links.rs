@@ -533,3 +533,162 @@ async fn plain_users_cannot_make_or_list_links_and_bad_forms_are_explained() {
     let unknown = submit_share_form(&staff, "0123456789abcdef0123456789abcdef", &[]).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+mod s3 {
+    use private_media::config::StorageSettings;
+
+    use super::*;
+    use crate::helpers::s3_server::S3Server;
+    use crate::helpers::spawn_app_with;
+
+    async fn s3_app(server: &S3Server, presigned: bool) -> TestApp {
+        let s3 = server.settings(presigned);
+        spawn_app_with(|s| {
+            s.storages.insert("s3".to_owned(), StorageSettings::S3(s3));
+            s.upload.storage = "s3".to_owned();
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_link_to_an_s3_file_redirects_to_a_presigned_url_made_after_the_check() {
+        let server = S3Server::start().await;
+        let app = s3_app(&server, true).await;
+        let (staff, file_id) = staff_and_file(&app).await;
+        let (link, _) = make_link(&staff, &file_id, &[("max_downloads", "1")]).await;
+        let recipient = app.browser();
+        let redirect = recipient.get(&format!("{link}/download")).await;
+        assert_eq!(redirect.status(), StatusCode::FOUND);
+        assert_share_headers(&redirect, "redirect");
+        let url = location(&redirect);
+        assert!(url.starts_with(&server.endpoint), "{url}");
+        assert_eq!(
+            downloads_of(&app, &link),
+            1,
+            "the redirect took the download"
+        );
+        let fetched = reqwest::get(&url).await.unwrap();
+        assert_eq!(fetched.status(), StatusCode::OK);
+        assert_eq!(fetched.bytes().await.unwrap(), DATA);
+        // Used up: no second presigned URL is made.
+        let gone = app.browser().get(&format!("{link}/download")).await;
+        assert_eq!(gone.status(), StatusCode::GONE);
+        assert!(gone.headers().get("location").is_none());
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_link_to_an_s3_file_is_streamed_when_urls_are_not_presigned() {
+        let server = S3Server::start().await;
+        let app = s3_app(&server, false).await;
+        let (staff, file_id) = staff_and_file(&app).await;
+        let (link, _) = make_link(&staff, &file_id, &[("max_downloads", "2")]).await;
+        let client = reqwest::Client::new();
+        let url = format!("{}{link}/download", app.base);
+        let later = client
+            .get(&url)
+            .header("range", "bytes=5-9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(later.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(later.bytes().await.unwrap(), &DATA[5..10]);
+        assert_eq!(downloads_of(&app, &link), 0, "a later range");
+        let whole = client.get(&url).send().await.unwrap();
+        assert_eq!(whole.status(), StatusCode::OK);
+        assert_share_headers(&whole, "proxied");
+        assert_eq!(whole.bytes().await.unwrap(), DATA);
+        assert_eq!(downloads_of(&app, &link), 1);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn through_nginx_the_link_is_checked_by_the_app_and_sent_by_nginx() {
+    use private_media::config::DeliveryServer;
+
+    use crate::helpers::spawn_app_with;
+    use crate::nginx::{nginx_available, start_nginx};
+    if !nginx_available() {
+        return;
+    }
+    let app = spawn_app_with(|s| s.delivery.server = DeliveryServer::Nginx).await;
+    let app_port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
+    let nginx_dir = tempfile::tempdir().unwrap();
+    let nginx = start_nginx(nginx_dir.path(), app_port, &app.storage_root());
+    app.add_user("stella", Role::Staff);
+    let staff = Browser::new(&nginx.base);
+    assert_eq!(
+        staff
+            .login("stella", crate::helpers::PASSWORD, None)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let file = upload_file(&app, &staff, "Q3 figures.txt", DATA, "owner", None, &[]).await;
+    let (link, _) = make_link(&staff, file.id.as_str(), &[("max_downloads", "1")]).await;
+
+    let recipient = Browser::new(&nginx.base);
+    let later = recipient
+        .client
+        .get(recipient.url(&format!("{link}/download")))
+        .header("range", "bytes=3-6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(later.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(later.bytes().await.unwrap(), &DATA[3..7]);
+    assert_eq!(downloads_of(&app, &link), 0);
+    let whole = recipient.get(&format!("{link}/download")).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert!(whole.headers().get("x-accel-redirect").is_none());
+    assert_eq!(whole.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(whole.bytes().await.unwrap(), DATA);
+    assert_eq!(downloads_of(&app, &link), 1);
+    let gone = Browser::new(&nginx.base)
+        .get(&format!("{link}/download"))
+        .await;
+    assert_eq!(gone.status(), StatusCode::GONE);
+    drop(nginx);
+}
+
+#[tokio::test]
+async fn two_instances_racing_for_the_last_downloads_give_out_exactly_the_limit() {
+    let site = crate::scale_out::two_instances().await;
+    let staff = site.one.logged_in("stella", Role::Staff).await;
+    let file = upload_file(
+        &site.one,
+        &staff,
+        "Q3 figures.txt",
+        DATA,
+        "owner",
+        None,
+        &[],
+    )
+    .await;
+    let (link, _) = make_link(&staff, file.id.as_str(), &[("max_downloads", "3")]).await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let base = if i % 2 == 0 {
+            &site.one.base
+        } else {
+            &site.two.base
+        };
+        let url = format!("{base}{link}/download");
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            barrier.wait().await;
+            client.get(&url).send().await.expect("GET").status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let served = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let gone = statuses.iter().filter(|s| **s == StatusCode::GONE).count();
+    assert_eq!((served, gone), (3, 17), "{statuses:?}");
+    assert_eq!(downloads_of(&site.one, &link), 3);
+}
