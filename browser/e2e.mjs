@@ -3,7 +3,9 @@
 // Starts the app (target/debug/private-media, or $PRIVATE_MEDIA_BIN) on 127.0.0.1 with a
 // fresh data dir, then: staff logs in, drops two files on the upload page, waits for both
 // progress bars, sees both in the list and shares one with a plain user; the plain user
-// logs in, downloads that one through its link (bytes compared) and gets 403 on the other.
+// logs in, downloads that one through its link (bytes compared) and gets 403 on the other;
+// staff makes a share link for the other file (copied with the button), and a fresh browser
+// without cookies opens it and downloads the file.
 // Screenshots of the login, upload (mid-progress), admin list and user list pages go to
 // docs/screenshots/. Exits non-zero on any failure.
 
@@ -126,6 +128,22 @@ try {
   await page.getByRole("link", { name: "board minutes.bin" }).click();
   const minutesId = new URL(page.url()).pathname.split("/").pop();
 
+  // Share the minutes with someone who has no account: the link is shown once, with a copy
+  // button that works without a reload.
+  await page.getByLabel("Download limit (empty: no limit)").fill("2");
+  await page.getByLabel("Label (for you: who it is for)").fill("for the auditor");
+  await page.getByRole("button", { name: "Make a link" }).click();
+  const linkField = page.locator("#new-link-url");
+  await linkField.waitFor();
+  const shareUrl = await linkField.inputValue();
+  check(/^http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9_-]{43}$/.test(shareUrl), `the share link ${shareUrl}`);
+  const copy = page.getByRole("button", { name: "Copy link" });
+  check(await copy.isVisible(), "the copy button is hidden with JavaScript on");
+  await copy.click();
+  await page.waitForFunction(() => document.querySelector(".copied").textContent.length > 0);
+  await page.screenshot({ path: join(shots, "share.png"), fullPage: true });
+  check((await page.content()).includes("for the auditor"), "the link is not listed");
+
   // Log out.
   await Promise.all([page.waitForURL(/\/login/), page.getByRole("button", { name: "Log out" }).click()]);
 
@@ -145,7 +163,22 @@ try {
   check(refused.status() === 403, `the other file answered ${refused.status()}`);
   const allowed = await page.request.get(`${base}/files/${reportId}/download`, { maxRedirects: 0 });
   check(allowed.status() === 200, `the shared file answered ${allowed.status()}`);
-  console.log("browser test passed: upload with progress, listing, sharing, download, refusal");
+
+  // A stranger (a fresh context, no cookies) opens the share link and downloads the minutes.
+  const strangerContext = await browser.newContext({ viewport: { width: 390, height: 800 }, acceptDownloads: true });
+  const stranger = await strangerContext.newPage();
+  const landing = await stranger.goto(shareUrl);
+  check(landing.status() === 200, `the share page answered ${landing.status()}`);
+  check(landing.headers()["referrer-policy"] === "no-referrer", "the share page may send its URL on");
+  check((await stranger.content()).includes("board minutes.bin"), "the share page does not name the file");
+  await stranger.screenshot({ path: join(shots, "share-landing.png"), fullPage: true });
+  const [shared] = await Promise.all([stranger.waitForEvent("download"), stranger.getByRole("link", { name: "Download" }).click()]);
+  const gotShared = readFileSync(await shared.path());
+  const make = (n, a, b) => { const x = Buffer.alloc(n); for (let i = 0; i < n; i++) x[i] = (i * a + b) % 251; return x; };
+  check(gotShared.equals(make(SIZE_B, 17, 3)), `the shared download differs (${gotShared.length} bytes)`);
+  check(shared.suggestedFilename() === "board minutes.bin", `shared name ${shared.suggestedFilename()}`);
+  await strangerContext.close();
+  console.log("browser test passed: upload with progress, listing, sharing, download, refusal, share link");
 } catch (error) {
   failed = true;
   console.error("browser test FAILED:", error);
