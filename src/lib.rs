@@ -31,6 +31,7 @@ pub mod limits;
 pub mod logging;
 pub mod routes;
 pub mod secret;
+pub mod share_tally;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -25,6 +25,7 @@ use crate::db::{Db, DbError};
 use crate::error::{AppError, ErrorPage};
 use crate::limits::{self, Gate, Limits};
 use crate::secret::{self, SecretError};
+use crate::share_tally::ShareTally;
 use crate::state::AppState;
 use crate::storage::{StorageError, Storages};
 
@@ -152,6 +153,7 @@ pub struct Application {
     server: Server,
     storages: Storages,
     db: Db,
+    share_tally: Arc<ShareTally>,
 }
 
 impl Application {
@@ -170,15 +172,19 @@ impl Application {
             .port();
         let storages = prepared.storages.clone();
         let db = prepared.db.clone();
-        let server = run(prepared, listener).map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
+        let share_tally = Arc::new(ShareTally::default());
+        let server = run(prepared, listener, Arc::clone(&share_tally)).map_err(|source| {
+            StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            }
         })?;
         Ok(Self {
             port,
             server,
             storages,
             db,
+            share_tally,
         })
     }
 
@@ -195,7 +201,14 @@ impl Application {
             storages.sweep_leftovers().await;
             crate::upload::reconcile_interrupted(&db, &storages).await;
         });
-        self.server.await
+        let counting = tokio::spawn(Arc::clone(&self.share_tally).keep_writing(self.db.clone()));
+        let served = self.server.await;
+        // Stopped (SIGTERM, SIGINT): the share downloads counted since the last write go too.
+        counting.abort();
+        if let Err(e) = self.share_tally.flush(&self.db).await {
+            tracing::error!(error = %e, "writing the last share link download counts failed");
+        }
+        served
     }
 }
 
@@ -231,7 +244,11 @@ fn html_error_page<B: MessageBody + 'static>(
     ))
 }
 
-fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
+fn run(
+    prepared: Prepared,
+    listener: TcpListener,
+    share_tally: Arc<ShareTally>,
+) -> std::io::Result<Server> {
     let Prepared {
         settings,
         applied_migrations: _,
@@ -246,6 +263,7 @@ fn run(prepared: Prepared, listener: TcpListener) -> std::io::Result<Server> {
         db,
         throttle: LoginThrottle::new(ThrottlePolicy::default()),
         storages,
+        share_tally,
     });
     let limits = Limits::from_settings(&settings.server);
     crate::delivery::set_pressure_threshold(limits.max_connections / 2);

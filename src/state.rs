@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::share_tally::ShareTally;
 use crate::storage::Storages;
 
 pub struct AppState {
@@ -12,4 +13,5 @@ pub struct AppState {
     pub db: Db,
     pub throttle: LoginThrottle,
     pub storages: Storages,
+    pub share_tally: Arc<ShareTally>,
 }

@@ -1,6 +1,7 @@
 //! The rows every request reads to decide access, kept in process so that a download that
 //! finds them needs no trip to the blocking pool: whether a session was ended, a user by id,
-//! a file with whether a given user is one of its readers. Exact, not timed: an entry is used
+//! a file with whether a given user is one of its readers, a share link by its token's
+//! digest (with its file and whether its creator is active). Exact, not timed: an entry is used
 //! only while the `freshness` version it was read at is still current, and every change moves
 //! the version on (see `freshness.rs` for how, per backend).
 //!
@@ -12,6 +13,7 @@ use std::rc::Rc;
 
 use super::freshness::{Freshness, Version};
 use super::models::file::FileRow;
+use super::models::share_link::OpenedLink;
 use super::models::user::User;
 use crate::domain::{FileId, UserId};
 
@@ -33,6 +35,10 @@ struct Entries {
     readable: HashMap<FileId, HashMap<UserId, Option<Readable>>>,
     /// Entries in `readable`, all files together.
     readers: usize,
+    /// By the digest of a share link's token. A link's download count changes without
+    /// moving the version (unlimited links' counts are written in batches): what is cached is
+    /// only ever used to refuse early, the count is decided by the database.
+    links: HashMap<String, Option<Rc<OpenedLink>>>,
 }
 
 thread_local! {
@@ -96,6 +102,26 @@ impl<'a> ReadCache<'a> {
         self.with(version, |e| e.readable.get(file)?.get(user).cloned())
     }
 
+    pub fn link(&self, version: Version, digest: &str) -> Option<Option<Rc<OpenedLink>>> {
+        self.with(version, |e| e.links.get(digest).cloned())
+    }
+
+    /// Keeps a link read at `version`, as `keep` keeps the rest.
+    pub fn keep_link(&self, version: Version, digest: &str, found: &Option<Rc<OpenedLink>>) {
+        if self.version() != Some(version) {
+            return;
+        }
+        self.with(version, |e| {
+            if e.ended.len() + e.users.len() + e.readers + e.links.len() >= MAX_ENTRIES {
+                *e = Entries {
+                    version: Some(version),
+                    ..Entries::default()
+                };
+            }
+            e.links.insert(digest.to_owned(), found.clone());
+        });
+    }
+
     /// Keeps what was read at `version`, if that is still the current version (a change may
     /// have come while the database was read).
     pub fn keep(
@@ -110,7 +136,7 @@ impl<'a> ReadCache<'a> {
             return;
         }
         self.with(version, |e| {
-            if e.ended.len() + e.users.len() + e.readers >= MAX_ENTRIES {
+            if e.ended.len() + e.users.len() + e.readers + e.links.len() >= MAX_ENTRIES {
                 *e = Entries {
                     version: Some(version),
                     ..Entries::default()

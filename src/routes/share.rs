@@ -5,6 +5,8 @@
 //! Every answer here, errors included, carries `Referrer-Policy: no-referrer` (the token is
 //! in the URL) and `X-Robots-Tag: noindex, nofollow`.
 
+use std::rc::Rc;
+
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -155,14 +157,19 @@ pub async fn download(
         )
         .await?;
         if counts_as_download(&req, &response) {
-            let link = opened.link.id.clone();
-            let taken = state
-                .db
-                .run(move |c| ShareLink::take_download(c, &link, now))
-                .await?;
-            if !taken {
-                // Another request took the last download since this one looked.
-                return Err(gone(LinkState::UsedUp));
+            if opened.link.max_downloads.is_some() {
+                let link = opened.link.id.clone();
+                let taken = state
+                    .db
+                    .run(move |c| ShareLink::take_download(c, &link, now))
+                    .await?;
+                if !taken {
+                    // Another request took the last download since this one looked (or the
+                    // link changed since it was cached).
+                    return Err(gone(LinkState::UsedUp));
+                }
+            } else {
+                state.share_tally.add(&opened.link.id, now);
             }
             session.grant_share_resume(&opened.link.id, Utc::now().timestamp() + RESUME_GRANT_SECS);
         }
@@ -172,15 +179,29 @@ pub async fn download(
 }
 
 /// The link a token names. Text that cannot be a token, and a token of no link, are 404.
-async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, OpenedLink), AppError> {
+/// Read through the access cache: a link's download needs no trip to the blocking pool
+/// while nothing changed.
+async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, Rc<OpenedLink>), AppError> {
     let token = ShareToken::parse(raw).ok_or(AppError::NotFound)?;
     let digest = token.digest();
-    let opened = state
-        .db
-        .read(move |c| ShareLink::open(c, &digest))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    Ok((token, opened))
+    let cache = state.db.cache();
+    let version = cache.version();
+    let found = match version.and_then(|v| cache.link(v, &digest)) {
+        Some(hit) => hit,
+        None => {
+            let lookup = digest.clone();
+            let found = state
+                .db
+                .read(move |c| ShareLink::open(c, &lookup))
+                .await?
+                .map(Rc::new);
+            if let Some(v) = version {
+                cache.keep_link(v, &digest, &found);
+            }
+            found
+        }
+    };
+    Ok((token, found.ok_or(AppError::NotFound)?))
 }
 
 /// 410 for a link that no longer opens. `resuming`: a later range for a browser that took a

@@ -692,3 +692,62 @@ async fn two_instances_racing_for_the_last_downloads_give_out_exactly_the_limit(
     assert_eq!((served, gone), (3, 17), "{statuses:?}");
     assert_eq!(downloads_of(&site.one, &link), 3);
 }
+
+#[tokio::test]
+async fn downloads_of_an_unlimited_link_are_written_within_seconds_and_at_a_clean_stop() {
+    let app = spawn_app().await;
+    let (staff, file_id) = staff_and_file(&app).await;
+    let (link, _) = make_link(&staff, &file_id, &[]).await;
+    for _ in 0..5 {
+        let response = app.browser().get(&format!("{link}/download")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while downloads_of(&app, &link) < 5 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(downloads_of(&app, &link), 5, "written in the background");
+    let page = staff.get_text(&format!("/admin/files/{file_id}")).await;
+    assert!(page.contains("5 (no limit)"), "the count shows");
+
+    // The real binary, stopped by SIGTERM right after its downloads: nothing is lost.
+    let dir = tempfile::tempdir().unwrap();
+    let served = crate::helpers::serve(
+        dir.path(),
+        &[("PRIVATE_MEDIA_ADMIN_PASSWORD", crate::helpers::PASSWORD)],
+    );
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let admin = Browser::new(&base);
+    assert_eq!(
+        admin
+            .login("admin", crate::helpers::PASSWORD, None)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let stored = admin.upload("owner", &[("figures.txt", DATA)]).await;
+    let file_id = location(&stored).rsplit('/').next().unwrap().to_owned();
+    let (link, _) = make_link(&admin, &file_id, &[]).await;
+    for _ in 0..7 {
+        let response = Browser::new(&base).get(&format!("{link}/download")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let mut served = served;
+    let pid = served.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = served.child.wait().unwrap();
+    assert!(status.success(), "a clean stop: {status:?}");
+    let mut conn = diesel::SqliteConnection::establish(
+        dir.path().join("private-media.sqlite3").to_str().unwrap(),
+    )
+    .unwrap();
+    let downloads: i64 = share_links::table
+        .select(share_links::downloads)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(downloads, 7, "the counts were written at the stop");
+}

@@ -23,3 +23,10 @@ CREATE TABLE share_links (
 );
 CREATE INDEX share_links_file_id ON share_links (file_id, created_at);
 CREATE INDEX share_links_created_at ON share_links (created_at, id);
+
+-- Instances cache links as they cache the rest of what access is decided on: a change to a
+-- link (a new one, a revocation, counts written) notifies them at commit, like the triggers of
+-- `notify_access_changes`.
+CREATE TRIGGER share_links_access_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON share_links FOR EACH STATEMENT EXECUTE FUNCTION private_media_notify_access_change();
+ALTER TABLE share_links ENABLE ALWAYS TRIGGER share_links_access_change;

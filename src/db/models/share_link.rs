@@ -260,6 +260,24 @@ impl ShareLink {
         Ok(taken == 1)
     }
 
+    /// Adds counted downloads of links without a limit (`ShareTally`), in one transaction.
+    pub fn add_downloads(
+        conn: &mut DbConn,
+        counts: &[(LinkId, i64, NaiveDateTime)],
+    ) -> Result<(), DbError> {
+        conn.transaction(|conn| {
+            for (id, downloads, last_used_at) in counts {
+                diesel::update(share_links::table.filter(share_links::id.eq(id)))
+                    .set((
+                        share_links::downloads.eq(share_links::downloads + *downloads),
+                        share_links::last_used_at.eq(*last_used_at),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Takes one password attempt of the link's window (a fresh window once the last one is
     /// `PASSWORD_WINDOW_MINUTES` old); `false` when the window's attempts are used up. Taken
     /// before the password is checked, so guesses in flight count too, and no number of
