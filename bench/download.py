@@ -10,6 +10,7 @@ Targets, each measured in every round, interleaved (app, nginx, hand-over, app, 
   nginx     nginx serving the same files as plain static files (the reference)
   handover  nginx in front of a second app instance with `server = "nginx"`: the app's check,
             then nginx's `sendfile` through `X-Accel-Redirect`
+  share     (4 KiB only) the app through a share link without a limit, no cookie
 Ratios are app / nginx (and handover / nginx) per round; the table shows their medians.
 """
 
@@ -339,6 +340,15 @@ def main():
                     if r.read() != f.read():
                         sys.exit(f"{target} served wrong bytes for {name}")
 
+        # A share link without a limit to the 4 KiB file: the recipient's download, no cookie.
+        file_page = f"/admin/files/{ids['4KiB']}"
+        browser.post_form(f"{file_page}/links", {"csrf_token": browser.token(file_page), "expires_in": "1d"})
+        with browser.opener.open(app.base + file_page) as r:
+            found = re.search(r'id="new-link-url" type="text" readonly value="([^"]+)"', r.read().decode())
+        if not found:
+            sys.exit("making a share link failed")
+        share_url = found.group(1) + "/download"
+
         targets = ("app", "nginx", "handover")
         reset_peak(app.proc.pid)
         rounds = []
@@ -349,6 +359,7 @@ def main():
             order = targets[r % len(targets):] + targets[:r % len(targets)]
             for t in order:
                 fig[("4KiB", t)] = wrk(url(t, "4KiB"), 64, args.seconds, cookie[t])
+            fig[("4KiB", "share")] = wrk(share_url, 64, args.seconds)
             for t in order:
                 fig[("1MiB", t)] = wrk(url(t, "1MiB"), 64, args.seconds, cookie[t])
             for t in order:
@@ -424,6 +435,10 @@ def main():
     p99_ratio = median([fig[("4KiB", "app")][1] / fig[("4KiB", "nginx")][1] for fig in rounds])
     print(f"{'4 KiB p99 ms (c64)':<26} {p99_app:>10.2f} {p99_nginx:>10.2f} {p99_hand:>10.2f} {p99_ratio:>10.2f} {'':>10}  app ≤ 2 × nginx: {'met' if p99_ratio <= 2 else 'MISSED'}")
     print(f"hand-over 4 KiB ≥ app 4 KiB: {'met' if ratio('4KiB', 'handover') >= ratio('4KiB', 'app') else 'MISSED'}")
+    share_rps = med("4KiB", "share")
+    share_vs_app = median([fig[("4KiB", "share")][0] / fig[("4KiB", "app")][0] for fig in rounds])
+    print(f"share link (no limit) 4 KiB: {share_rps:.0f} req/s, {ratio('4KiB', 'share'):.2f} of nginx, "
+          f"{share_vs_app:.2f} of the logged-in download (target: the same goals as the app)")
     print(f"app peak RSS over the rounds: {peak_mib:.1f} MiB (target < 25 MiB): {'met' if peak_mib < 25 else 'MISSED'}")
     if sweep:
         print()
