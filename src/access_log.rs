@@ -96,15 +96,52 @@ fn loggable_target(target: &str) -> String {
 /// Characters of a share link's token the log keeps: enough to tell links apart when reading
 /// a log, far too few to open one (the token is 43).
 const LOGGED_TOKEN_CHARS: usize = 6;
+const TOKEN_CHARS: usize = 43;
 
-/// `/s/{token}…` with all but the token's first characters replaced: whoever reads the log
-/// must not be able to open the link.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// The target with every run of exactly 43 token characters (a share link's token, however
+/// the path spells it: `/s/…`, `/%73/…`, `//s/…`) cut to its first characters, looked for
+/// in the percent-decoded target too; `None` when there is none. Whoever reads the log must
+/// not be able to open a link.
 fn redact_share_token(target: &str) -> Option<String> {
-    let rest = target.strip_prefix("/s/")?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let token = &rest[..end];
-    let kept: String = token.chars().take(LOGGED_TOKEN_CHARS).collect();
-    Some(format!("/s/{kept}…{}", &rest[end..]))
+    let decoded = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
+    let text: &str = if decoded.as_ref() != target && has_token(decoded.as_bytes()) {
+        decoded.as_ref()
+    } else if has_token(target.as_bytes()) {
+        target
+    } else {
+        return None;
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..].iter().take_while(|b| is_token_char(**b)).count();
+        if run == 0 {
+            // Not a token character: copy one character (it may be more than a byte).
+            let c = text[i..].chars().next().unwrap_or('\u{fffd}');
+            out.push(c);
+            i += c.len_utf8().max(1);
+            continue;
+        }
+        if run == TOKEN_CHARS {
+            out.push_str(&text[i..i + LOGGED_TOKEN_CHARS]);
+            out.push('…');
+        } else {
+            out.push_str(&text[i..i + run]);
+        }
+        i += run;
+    }
+    Some(out)
+}
+
+fn has_token(bytes: &[u8]) -> bool {
+    bytes
+        .split(|b| !is_token_char(*b))
+        .any(|run| run.len() == TOKEN_CHARS)
 }
 
 struct RequestLine {
@@ -227,5 +264,24 @@ mod tests {
             "/s/AbCdEf…/download?x=1"
         );
         assert_eq!(loggable_target("/files/s/abc"), "/files/s/abc");
+        for spelling in [
+            format!("/%73/{token}"),
+            format!("//s/{token}"),
+            format!("/./s/{token}/download"),
+            format!("/S/{token}"),
+            format!("/s/%{:02X}{}", token.as_bytes()[0], &token[1..]),
+        ] {
+            let logged = loggable_target(&spelling);
+            assert!(
+                !logged.contains(&token[6..]),
+                "{spelling} logged as {logged}"
+            );
+        }
+        // A file id (32 characters) is no token.
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            loggable_target(&format!("/files/{id}/download")),
+            format!("/files/{id}/download")
+        );
     }
 }

@@ -3,6 +3,11 @@
 //! on every request; everything else (pages, login, redirects, errors) is `no-store`, because
 //! pages name files and users and carry CSRF tokens. An answer that chose its own policy (a
 //! served download, the static assets) keeps it.
+//!
+//! Beside it, the one other policy that depends on where an answer goes: anything under
+//! `/s/` (a share link's pages and downloads, and whatever refuses them before a handler
+//! runs: CSRF, routing, body limits) carries `Referrer-Policy: no-referrer`, since the token
+//! is in the URL, and `X-Robots-Tag: noindex, nofollow`.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -31,9 +36,20 @@ pub async fn apply(
     // against the table instead, so it is still a download's.
     let pattern = response.request().match_pattern();
     let value = policy(pattern.as_deref());
+    let share = response.request().path().starts_with("/s/");
     let headers = response.headers_mut();
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    }
+    if share {
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        headers.insert(
+            header::HeaderName::from_static("x-robots-tag"),
+            HeaderValue::from_static("noindex, nofollow"),
+        );
     }
     Ok(response)
 }

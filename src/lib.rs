@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod access_log;
+pub mod audit;
 pub mod auth;
 pub mod cache_control;
 pub mod cli;

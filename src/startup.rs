@@ -17,6 +17,7 @@ use actix_web::middleware::{
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 
+use crate::audit;
 use crate::auth::csrf;
 use crate::auth::session::SESSION_MAX_AGE_SECS;
 use crate::auth::throttle::{LoginThrottle, ThrottlePolicy};
@@ -32,6 +33,8 @@ use crate::storage::{StorageError, Storages};
 /// Connections per instance: enough to overlap requests, few enough that SQLite's single
 /// writer is not fought over and the blocking pool stays small (README: Performance).
 const DB_POOL_SIZE: u32 = 4;
+/// The audit database's pool on SQLite (its own file): the writer, page reads and pruning.
+const AUDIT_POOL_SIZE: u32 = 2;
 const MAX_BLOCKING_THREADS: usize = 16;
 pub const SESSION_COOKIE: &str = "private_media_session";
 
@@ -63,6 +66,8 @@ pub struct Prepared {
     pub applied_migrations: usize,
     pub secret: SecretKey,
     pub db: Db,
+    /// Where the audit log is written (`Db::audit`).
+    pub audit_db: Db,
     pub storages: Storages,
 }
 
@@ -76,12 +81,14 @@ pub fn prepare(settings: Settings) -> Result<Prepared, StartupError> {
         db,
         applied_migrations,
     } = open_database(&settings)?;
+    let audit_db = db.audit(AUDIT_POOL_SIZE)?;
     let storages = Storages::from_settings(&settings)?;
     Ok(Prepared {
         settings: Arc::new(settings),
         applied_migrations,
         secret,
         db,
+        audit_db,
         storages,
     })
 }
@@ -154,6 +161,10 @@ pub struct Application {
     storages: Storages,
     db: Db,
     share_tally: Arc<ShareTally>,
+    audit_db: Db,
+    audit_writer: audit::Writer,
+    audit_stopper: audit::Stopper,
+    retention_days: Option<u32>,
 }
 
 impl Application {
@@ -172,19 +183,27 @@ impl Application {
             .port();
         let storages = prepared.storages.clone();
         let db = prepared.db.clone();
+        let audit_db = prepared.audit_db.clone();
+        let retention_days = prepared.settings.audit.retention_days;
         let share_tally = Arc::new(ShareTally::default());
-        let server = run(prepared, listener, Arc::clone(&share_tally)).map_err(|source| {
-            StartupError::Bind {
-                addr: addr.to_string(),
-                source,
-            }
-        })?;
+        let (recorder, audit_writer, audit_stopper) = audit::channel(audit_db.clone());
+        let server =
+            run(prepared, listener, Arc::clone(&share_tally), recorder).map_err(|source| {
+                StartupError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                }
+            })?;
         Ok(Self {
             port,
             server,
             storages,
             db,
             share_tally,
+            audit_db,
+            audit_writer,
+            audit_stopper,
+            retention_days,
         })
     }
 
@@ -202,8 +221,20 @@ impl Application {
             crate::upload::reconcile_interrupted(&db, &storages).await;
         });
         let counting = tokio::spawn(Arc::clone(&self.share_tally).keep_writing(self.db.clone()));
+        let writing = tokio::spawn(self.audit_writer.run());
+        let pruning = self
+            .retention_days
+            .map(|days| tokio::spawn(audit::keep_pruning(self.audit_db.clone(), days)));
         let served = self.server.await;
-        // Stopped (SIGTERM, SIGINT): the share downloads counted since the last write go too.
+        // Stopped (SIGTERM, SIGINT), every request answered: what they queued is written, and
+        // the share downloads counted since the last write.
+        self.audit_stopper.stop();
+        if writing.await.is_err() {
+            tracing::error!("the audit writer failed at the stop");
+        }
+        if let Some(pruning) = pruning {
+            pruning.abort();
+        }
         counting.abort();
         if let Err(e) = self.share_tally.flush(&self.db).await {
             tracing::error!(error = %e, "writing the last share link download counts failed");
@@ -248,12 +279,14 @@ fn run(
     prepared: Prepared,
     listener: TcpListener,
     share_tally: Arc<ShareTally>,
+    audit: audit::Audit,
 ) -> std::io::Result<Server> {
     let Prepared {
         settings,
         applied_migrations: _,
         secret,
         db,
+        audit_db: _,
         storages,
     } = prepared;
     let key = Key::derive_from(secret.expose_secret().as_bytes());
@@ -264,6 +297,7 @@ fn run(
         throttle: LoginThrottle::new(ThrottlePolicy::default()),
         storages,
         share_tally,
+        audit,
     });
     let limits = Limits::from_settings(&settings.server);
     crate::delivery::set_pressure_threshold(limits.max_connections / 2);

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::audit::Audit;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::Db;
@@ -14,4 +15,5 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub storages: Storages,
     pub share_tally: Arc<ShareTally>,
+    pub audit: Audit,
 }

@@ -33,7 +33,7 @@ use raw::{Raw, RawStorage};
 pub use server::{
     DEFAULT_BODY_IDLE_SECS, DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_RATE_GRACE_SECS, ServerSettings,
 };
-pub use sharing::SharingSettings;
+pub use sharing::{AuditSettings, SharingSettings};
 pub use storages::{DEFAULT_STORAGE, S3Encryption, S3Settings, StorageSettings};
 pub use upload::{ContentTypePattern, DEFAULT_MAX_FILE_SIZE, UploadSettings};
 
@@ -69,6 +69,7 @@ pub struct Settings {
     pub access: AccessSettings,
     pub server: ServerSettings,
     pub sharing: SharingSettings,
+    pub audit: AuditSettings,
 }
 
 /// Key material for session cookies and signed links: at least 64 characters. Kept as a
@@ -267,6 +268,7 @@ impl Raw {
         let access = self.access.validate()?;
         let server = self.server.validate()?;
         let sharing = self.sharing.validate()?;
+        let audit = self.audit.validate()?;
         Ok(Settings {
             data_dir,
             database,
@@ -279,6 +281,7 @@ impl Raw {
             access,
             server,
             sharing,
+            audit,
         })
     }
 }

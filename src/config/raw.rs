@@ -29,6 +29,8 @@ pub(super) struct Raw {
     pub(super) server: RawServer,
     #[serde(default)]
     pub(super) sharing: RawSharing,
+    #[serde(default)]
+    pub(super) audit: RawAudit,
 }
 
 /// Whether the key at `path` holds a secret (`SecretString` above), whose value an error
@@ -140,4 +142,10 @@ impl TextOrNumber {
             Self::Text(text) => text,
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) retention_days: Option<u32>,
 }

@@ -33,6 +33,8 @@ pub type Pooled = PooledConnection<Manager>;
 
 /// The same migration names for both backends; only the SQL dialect may differ.
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+/// The audit log's own SQLite file (`Db::audit`); on PostgreSQL its table is in the main set.
+const SQLITE_AUDIT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite-audit");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// The advisory lock key that serialises migrations on PostgreSQL ("pm-migr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0070_6d2d_6d69_6772;
@@ -138,6 +140,8 @@ pub struct Db {
     pool: Pool<Manager>,
     url: DatabaseUrl,
     freshness: Arc<freshness::Freshness>,
+    /// The audit log's SQLite file rather than the main database.
+    audit_file: bool,
 }
 
 impl Db {
@@ -182,7 +186,33 @@ impl Db {
             pool,
             url: url.clone(),
             freshness,
+            audit_file: false,
         })
+    }
+
+    /// Where the audit log is written: on PostgreSQL this database (its table has no NOTIFY
+    /// trigger, so events drop no instance's cached reads); on SQLite a file of its own beside
+    /// the main one, `NAME-audit.sqlite3`, because every commit to the main file drops the
+    /// cached reads of every connection to it. Its migrations are run here.
+    pub fn audit(&self, size: u32) -> Result<Db, DbError> {
+        let DatabaseUrl::Sqlite(path) = &self.url else {
+            return Ok(self.clone());
+        };
+        let audit = DatabaseUrl::Sqlite(audit_path(path));
+        let mut db = Db::connect(&audit, size)?;
+        db.audit_file = true;
+        db.run_migrations()?;
+        Ok(db)
+    }
+
+    /// A write to tables the access cache never reads (the audit log, share link counts):
+    /// unlike `run`, it leaves this instance's cached reads in place.
+    pub async fn run_uncached<F, T>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.read(f).await
     }
 
     /// The in-process cache of the access check's reads (`read_cache.rs`).
@@ -201,7 +231,11 @@ impl Db {
     /// how many migrations ran.
     pub fn run_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;
-        let migrations = migrations_for(&conn);
+        let migrations = if self.audit_file {
+            SQLITE_AUDIT_MIGRATIONS
+        } else {
+            migrations_for(&conn)
+        };
         // Instances starting together on one database take turns: an advisory lock on
         // PostgreSQL, a lock file beside a SQLite file (diesel reads what is pending before
         // it writes, so two starts could both run the first migration).
@@ -226,6 +260,9 @@ impl Db {
             .map(|applied| applied.len())
             .map_err(|e| DbError::Migration(e.to_string()))
             .and_then(|applied| {
+                if self.audit_file {
+                    return Ok(applied);
+                }
                 // The fold is Rust's, not SQL's, so rows from before `search_text` (or written
                 // by hand) are folded here, still in turn with other starts.
                 let folded = models::file::FileRow::fold_unfolded(&mut conn)?;
@@ -352,6 +389,15 @@ fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// `private-media.sqlite3` → `private-media-audit.sqlite3`, in the same folder.
+pub fn audit_path(main: &std::path::Path) -> std::path::PathBuf {
+    let stem = main
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "private-media".to_owned());
+    main.with_file_name(format!("{stem}-audit.sqlite3"))
 }
 
 fn migrations_for(conn: &DbConn) -> EmbeddedMigrations {

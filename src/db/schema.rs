@@ -102,3 +102,27 @@ diesel::allow_tables_to_appear_in_same_query!(
     pending_uploads,
     share_links
 );
+
+// On SQLite in a file of its own (`Db::audit`): never joined with the tables above.
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        event -> Text,
+        outcome -> Nullable<Text>,
+        status -> Nullable<Integer>,
+        route -> Nullable<Text>,
+        delivery -> Nullable<Text>,
+        method -> Nullable<Text>,
+        byte_range -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        username -> Nullable<Text>,
+        link_id -> Nullable<Text>,
+        file_id -> Nullable<Text>,
+        file_name -> Nullable<Text>,
+        storage_key -> Nullable<Text>,
+        client -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}

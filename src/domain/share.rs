@@ -95,7 +95,10 @@ impl LinkLifetime {
 
     /// `parse`, refusing more than `max`.
     pub fn parse_within(value: &str, max: LinkLifetime) -> Result<Self, InvalidLifetime> {
-        let lifetime = Self::parse(value)?;
+        let lifetime = match Self::parse(value) {
+            Err(InvalidLifetime::TooLong(_)) => return Err(InvalidLifetime::TooLong(max)),
+            other => other?,
+        };
         if lifetime > max {
             return Err(InvalidLifetime::TooLong(max));
         }
@@ -173,10 +176,13 @@ mod tests {
                 "{text}"
             );
         }
-        assert_eq!(
-            LinkLifetime::parse_within("91d", max),
-            Err(InvalidLifetime::TooLong(max))
-        );
+        for too_long in ["91d", "99999999d", "4294967295"] {
+            assert_eq!(
+                LinkLifetime::parse_within(too_long, max),
+                Err(InvalidLifetime::TooLong(max)),
+                "{too_long}"
+            );
+        }
         assert_eq!(LinkLifetime::parse("0"), Err(InvalidLifetime::TooShort));
         assert_eq!(LinkLifetime::parse("0d"), Err(InvalidLifetime::TooShort));
         for bad in ["", "d", "-1", "1.5d", "1w", "1 d", "99999999999d", "+3"] {

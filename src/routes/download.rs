@@ -6,10 +6,11 @@
 //!   storage, like django-private-storage's `PrivateStorageView`. The rule is checked before
 //!   the key is even parsed, so a refused user learns nothing about which keys exist.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
 use crate::access::{self, FileAccess};
+use crate::audit::{self, DownloadEvent, Route};
 use crate::auth::extractors::{current_user, current_user_and_file};
 use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
@@ -30,21 +31,56 @@ impl DownloadParams {
     }
 }
 
+/// Answers a download and records the decision in the audit log (README: "Audit log"): the
+/// event goes to the writer's queue, no database round trip is added.
+pub(crate) async fn recorded(
+    req: &HttpRequest,
+    state: &AppState,
+    what: DownloadEvent,
+    answer: Result<HttpResponse, AppError>,
+) -> HttpResponse {
+    let response = answer.unwrap_or_else(|e| e.error_response());
+    let event = audit::download(req, &state.settings.server.trusted_proxies, what, &response);
+    state.audit.record(event).await;
+    response
+}
+
 pub async fn by_id(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     params: web::Query<DownloadParams>,
+) -> HttpResponse {
+    let mut what = DownloadEvent {
+        route: Some(Route::Detail),
+        ..DownloadEvent::default()
+    };
+    let answer = by_id_checked(&req, &state, &id, &params, &mut what).await;
+    recorded(&req, &state, what, answer).await
+}
+
+async fn by_id_checked(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    params: &DownloadParams,
+    what: &mut DownloadEvent,
 ) -> Result<HttpResponse, AppError> {
     // An id that cannot exist is still answered only to a logged-in user.
-    let (current, found) = match FileId::parse(&id) {
-        Ok(id) => current_user_and_file(&req, Some(id)).await?,
-        Err(_) => (current_user(&req).await?, None),
+    let (current, found) = match FileId::parse(id) {
+        Ok(id) => {
+            what.file_id = Some(id.to_string());
+            current_user_and_file(req, Some(id)).await?
+        }
+        Err(_) => (current_user(req).await?, None),
     };
+    what.user_id = Some(current.user.id.to_string());
+    what.username = Some(current.user.username.to_string());
     let Some(found) = found else {
         return Err(AppError::NotFound);
     };
     let (file, listed) = (&found.0, found.1);
+    what.file_name = Some(file.original_name.clone());
     let allowed = access::can_read(
         &current.user,
         FileAccess {
@@ -62,13 +98,14 @@ pub async fn by_id(
             file.id, file.storage
         ))
     })?;
+    what.local = storage.kind() == "filesystem";
     let presentation = Presentation::decide(
         &file.content_type,
         &file.original_name,
         params.wants_inline(),
     );
     delivery::deliver(
-        &req,
+        req,
         &state.settings.delivery,
         Download {
             storage: storage.as_ref(),
@@ -83,8 +120,24 @@ pub async fn by_path(
     req: HttpRequest,
     state: web::Data<AppState>,
     params: web::Query<DownloadParams>,
+) -> HttpResponse {
+    let mut what = DownloadEvent {
+        route: Some(Route::Path),
+        ..DownloadEvent::default()
+    };
+    let answer = by_path_checked(&req, &state, &params, &mut what).await;
+    recorded(&req, &state, what, answer).await
+}
+
+async fn by_path_checked(
+    req: &HttpRequest,
+    state: &AppState,
+    params: &DownloadParams,
+    what: &mut DownloadEvent,
 ) -> Result<HttpResponse, AppError> {
-    let current = current_user(&req).await?;
+    let current = current_user(req).await?;
+    what.user_id = Some(current.user.id.to_string());
+    what.username = Some(current.user.username.to_string());
     if !access::can_use_path_view(&current.user, state.settings.access.path_rule) {
         return Err(AppError::Forbidden);
     }
@@ -94,6 +147,9 @@ pub async fn by_path(
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| AppError::NotFound)?;
+    // What was asked for, as asked: a refused key is worth knowing too (cut, it is the
+    // client's text).
+    what.storage_key = Some(decoded.chars().take(1024).collect());
     let key = StorageKey::parse(&decoded).map_err(|_| AppError::NotFound)?;
     let storage = state
         .storages
@@ -114,6 +170,10 @@ pub async fn by_path(
     }
     // A file put into the folder by hand has no row: its name is the key's, its type a guess
     // from the name (and the presentation rules still refuse to render active content).
+    what.local = storage.kind() == "filesystem";
+    if let Some(file) = &row {
+        what.file_id = Some(file.id.to_string());
+    }
     let (content_type, name) = match &row {
         Some(file) => (file.content_type.clone(), file.original_name.clone()),
         None => (
@@ -124,9 +184,10 @@ pub async fn by_path(
             key.file_name().to_owned(),
         ),
     };
+    what.file_name = Some(name.clone());
     let presentation = Presentation::decide(&content_type, &name, params.wants_inline());
     delivery::deliver(
-        &req,
+        req,
         &state.settings.delivery,
         Download {
             storage: storage.as_ref(),

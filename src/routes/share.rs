@@ -3,17 +3,19 @@
 //! `/s/{token}/download`, the file served as every download is, after the link is checked.
 //!
 //! Every answer here, errors included, carries `Referrer-Policy: no-referrer` (the token is
-//! in the URL) and `X-Robots-Tag: noindex, nofollow`.
+//! in the URL) and `X-Robots-Tag: noindex, nofollow`: `cache_control` adds them to anything
+//! under `/s/`, also what is refused before these handlers run.
 
 use std::rc::Rc;
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use chrono::{NaiveDateTime, Utc};
 use serde::Deserialize;
 
+use crate::audit::{DownloadEvent, Route};
 use crate::auth::password::verify_in_turn;
 use crate::auth::session::TypedSession;
 use crate::db::models::share_link::{LinkState, OpenedLink, PASSWORD_WINDOW_MINUTES, ShareLink};
@@ -130,10 +132,17 @@ pub async fn download(
     token: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let mut what = DownloadEvent {
+        route: Some(Route::Share),
+        ..DownloadEvent::default()
+    };
     let answer = async {
         let (token, opened) = open(&state, &token).await?;
+        what.link_id = Some(opened.link.id.to_string());
+        what.file_id = Some(opened.file.id.to_string());
+        what.file_name = Some(opened.file.original_name.clone());
         let now = Utc::now().naive_utc();
-        let resuming = later_range(&req) && session.share_may_resume(&opened.link.id);
+        let resuming = resumed_range(&req) && session.share_may_resume(&opened.link.id);
         refuse_unusable(&opened, now, resuming)?;
         if opened.link.password_hash.is_some() && !session.share_password_given(&opened.link.id) {
             return Ok(see_other(&format!("/s/{}", token.as_str())));
@@ -145,6 +154,7 @@ pub async fn download(
                 file.id, file.storage
             ))
         })?;
+        what.local = storage.kind() == "filesystem";
         let presentation = Presentation::decide(&file.content_type, &file.original_name, false);
         let response = delivery::deliver(
             &req,
@@ -156,7 +166,7 @@ pub async fn download(
             },
         )
         .await?;
-        if counts_as_download(&req, &response) {
+        if counts_as_download(&req, &response, resuming) {
             if opened.link.max_downloads.is_some() {
                 let link = opened.link.id.clone();
                 let taken = state
@@ -175,7 +185,11 @@ pub async fn download(
         }
         Ok(response)
     };
-    marked(answer.await)
+    let answer = answer.await;
+    marked(Ok(crate::routes::download::recorded(
+        &req, &state, what, answer,
+    )
+    .await))
 }
 
 /// The link a token names. Text that cannot be a token, and a token of no link, are 404.
@@ -211,7 +225,7 @@ fn refuse_unusable(
     now: NaiveDateTime,
     resuming: bool,
 ) -> Result<(), AppError> {
-    if !opened.creator_active {
+    if !opened.creator_may_share {
         return Err(AppError::Gone(
             "This link no longer works: whoever shared it can no longer share files here.".into(),
         ));
@@ -237,30 +251,45 @@ fn gone(state: LinkState) -> AppError {
     )
 }
 
-/// Whether the request asks for a range that starts after the first byte.
-fn later_range(req: &HttpRequest) -> bool {
-    range_start(req).is_some_and(|start| start != Some(0))
-}
-
-/// The first range's start of a `Range: bytes=…` header: `None` without one (or another
-/// unit, which is ignored), `Some(None)` for a suffix range (`bytes=-500`).
-fn range_start(req: &HttpRequest) -> Option<Option<u64>> {
-    let value = req.headers().get(header::RANGE)?.to_str().ok()?;
-    let (unit, ranges) = value.split_once('=')?;
-    if !unit.trim().eq_ignore_ascii_case("bytes") {
-        return None;
+/// A `Range` a resumed download sends: exactly one well-formed `bytes=N-` or `bytes=N-M`
+/// with `0 < N` (and `N <= M`). Anything else (several ranges, a suffix `bytes=-N`, a range
+/// that does not parse) is not one: a front server or S3 may read such a header otherwise
+/// (ignore the bad part, send every range) and send byte 0 after all.
+fn resumed_range(req: &HttpRequest) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((unit, range)) = value.split_once('=') else {
+        return false;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") || range.contains(',') {
+        return false;
     }
-    let first = ranges.split(',').next()?.trim();
-    let (start, _) = first.split_once('-')?;
-    Some(start.trim().parse::<u64>().ok())
+    let Some((start, end)) = range.trim().split_once('-') else {
+        return false;
+    };
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let (start, end) = (start.trim(), end.trim());
+    if !digits(start) || !(end.is_empty() || digits(end)) {
+        return false;
+    }
+    let Ok(first) = start.parse::<u64>() else {
+        return false;
+    };
+    first > 0 && (end.is_empty() || end.parse::<u64>().is_ok_and(|last| last >= first))
 }
 
-/// A GET answered with the file from its first byte: 200, or 206 from byte 0. When the
-/// bytes leave elsewhere (nginx or Apache after `X-Accel-Redirect`/`X-Sendfile`, S3 after a
-/// redirect) the app never sees the final answer: it counts the request unless it asks for a
-/// later range, so a conditional request there may count once without bytes (never the
-/// other way round, which would let downloads pass uncounted).
-fn counts_as_download(req: &HttpRequest, response: &HttpResponse) -> bool {
+/// Whether this answer takes one of the link's downloads. Every GET that sends (or hands over,
+/// or redirects to) the file does, except the rest of a download this browser already took
+/// (`resuming`: it holds the grant and asks for a later range). HEAD, 304, 412 and 416 send
+/// nothing. When the bytes leave elsewhere (nginx or Apache after `X-Accel-Redirect` /
+/// `X-Sendfile`, S3 after a redirect) the app never sees the final answer, so a conditional
+/// request there may count once without bytes: never the other way round.
+fn counts_as_download(req: &HttpRequest, response: &HttpResponse, resuming: bool) -> bool {
     if req.method() != Method::GET {
         return false;
     }
@@ -270,15 +299,18 @@ fn counts_as_download(req: &HttpRequest, response: &HttpResponse) -> bool {
         || response.headers().contains_key("x-accel-redirect")
         || response.headers().contains_key("x-sendfile");
     if handed_over {
-        return !later_range(req);
+        return !resuming;
     }
     match response.status() {
         StatusCode::OK => true,
-        StatusCode::PARTIAL_CONTENT => response
-            .headers()
-            .get(header::CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("bytes 0-")),
+        StatusCode::PARTIAL_CONTENT => {
+            let from_zero = response
+                .headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.starts_with("bytes 0-"));
+            from_zero || !resuming
+        }
         _ => false,
     }
 }
@@ -311,19 +343,9 @@ fn landing_page(
     )
 }
 
-/// The headers every share answer carries, errors included.
+/// An error as its page (the privacy headers come from `cache_control`).
 fn marked(answer: Result<HttpResponse, AppError>) -> HttpResponse {
-    let mut response = answer.unwrap_or_else(|e| e.error_response());
-    let headers = response.headers_mut();
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        HeaderName::from_static("x-robots-tag"),
-        HeaderValue::from_static("noindex, nofollow"),
-    );
-    response
+    answer.unwrap_or_else(|e| e.error_response())
 }
 
 #[cfg(test)]
@@ -331,69 +353,79 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    #[test]
-    fn only_ranges_after_the_first_byte_are_later_ranges() {
-        let with = |range: Option<&str>| {
-            let mut req = TestRequest::get();
-            if let Some(range) = range {
-                req = req.insert_header((header::RANGE, range));
-            }
-            later_range(&req.to_http_request())
-        };
-        assert!(!with(None));
-        assert!(!with(Some("bytes=0-")));
-        assert!(!with(Some("bytes=0-99")));
-        assert!(!with(Some(" BYTES = 0-99, 200-300")));
-        assert!(with(Some("bytes=100-")));
-        assert!(with(Some("bytes=-500")));
-        assert!(!with(Some("items=5-9")));
-        assert!(!with(Some("nonsense")));
+    fn get(range: Option<&str>) -> HttpRequest {
+        let mut req = TestRequest::get();
+        if let Some(range) = range {
+            req = req.insert_header((header::RANGE, range));
+        }
+        req.to_http_request()
     }
 
     #[test]
-    fn a_download_counts_when_the_file_goes_from_its_first_byte() {
-        let get = |range: Option<&str>| {
-            let mut req = TestRequest::get();
-            if let Some(range) = range {
-                req = req.insert_header((header::RANGE, range));
-            }
-            req.to_http_request()
-        };
+    fn only_one_well_formed_range_after_byte_zero_is_a_resumed_range() {
+        for resumed in [
+            "bytes=100-",
+            "bytes=1-1",
+            " BYTES = 5-9",
+            "bytes=5-900000000000",
+        ] {
+            assert!(resumed_range(&get(Some(resumed))), "{resumed}");
+        }
+        for not in [
+            None,
+            Some("bytes=0-"),
+            Some("bytes=0-99"),
+            Some("bytes=-500"),
+            Some("bytes=1-0,0-"),
+            Some("bytes=1-,0-0"),
+            Some("bytes=5-4"),
+            Some("bytes=1-0"),
+            Some("bytes=+1-"),
+            Some("bytes=1-x"),
+            Some("items=5-9"),
+            Some("nonsense"),
+            Some("bytes=99999999999999999999999-"),
+        ] {
+            assert!(!resumed_range(&get(not)), "{not:?}");
+        }
+    }
+
+    #[test]
+    fn a_download_counts_unless_it_is_the_rest_of_one_taken_before() {
         let with_range = |value: &str| {
             HttpResponse::PartialContent()
                 .insert_header((header::CONTENT_RANGE, value))
                 .finish()
         };
-        assert!(counts_as_download(&get(None), &HttpResponse::Ok().finish()));
-        assert!(counts_as_download(
-            &get(Some("bytes=0-9")),
-            &with_range("bytes 0-9/100")
-        ));
-        assert!(!counts_as_download(
-            &get(Some("bytes=10-")),
-            &with_range("bytes 10-99/100")
-        ));
-        assert!(!counts_as_download(
-            &get(None),
-            &HttpResponse::NotModified().finish()
-        ));
-        assert!(!counts_as_download(
-            &get(None),
-            &HttpResponse::RangeNotSatisfiable().finish()
-        ));
+        let ok = HttpResponse::Ok().finish();
+        assert!(counts_as_download(&get(None), &ok, false));
+        let first = with_range("bytes 0-9/100");
+        assert!(counts_as_download(&get(Some("bytes=0-9")), &first, false));
+        assert!(counts_as_download(&get(Some("bytes=0-9")), &first, true));
+        let later = with_range("bytes 10-99/100");
+        assert!(counts_as_download(&get(Some("bytes=10-")), &later, false));
+        assert!(!counts_as_download(&get(Some("bytes=10-")), &later, true));
+        for nothing in [
+            HttpResponse::NotModified().finish(),
+            HttpResponse::RangeNotSatisfiable().finish(),
+            HttpResponse::PreconditionFailed().finish(),
+        ] {
+            assert!(!counts_as_download(&get(None), &nothing, false));
+        }
         let head = TestRequest::default()
             .method(Method::HEAD)
             .to_http_request();
-        assert!(!counts_as_download(&head, &HttpResponse::Ok().finish()));
+        assert!(!counts_as_download(&head, &ok, false));
         let redirect = HttpResponse::Found()
             .insert_header((header::LOCATION, "https://s3.example/x?sig"))
             .finish();
-        assert!(counts_as_download(&get(None), &redirect));
-        assert!(!counts_as_download(&get(Some("bytes=5-")), &redirect));
         let accel = HttpResponse::Ok()
             .insert_header(("X-Accel-Redirect", "/x/y"))
             .finish();
-        assert!(counts_as_download(&get(None), &accel));
-        assert!(!counts_as_download(&get(Some("bytes=5-")), &accel));
+        for handed in [&redirect, &accel] {
+            assert!(counts_as_download(&get(None), handed, false));
+            assert!(counts_as_download(&get(Some("bytes=5-")), handed, false));
+            assert!(!counts_as_download(&get(Some("bytes=5-")), handed, true));
+        }
     }
 }

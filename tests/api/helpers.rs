@@ -27,6 +27,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub base: String,
     pub db: Db,
+    /// Where the audit log is written (on SQLite a file of its own).
+    pub audit_db: Db,
     /// Keeps the test's PostgreSQL schema alive as long as an app uses it.
     _database: Arc<TestDatabase>,
     /// `DATABASE_URL` for the CLI, so it works on the app's own database.
@@ -114,12 +116,14 @@ pub async fn spawn_app_on(
     };
     let prepared = startup::prepare(settings).expect("prepare");
     let db = prepared.db.clone();
+    let audit_db = prepared.audit_db.clone();
     let app = Application::build(prepared).expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
         db,
+        audit_db,
         _database: database,
         database_url,
         data_dir,

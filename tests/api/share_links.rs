@@ -146,10 +146,10 @@ async fn a_link_opens_for_a_stranger_counts_its_downloads_and_is_shown_only_once
 }
 
 #[tokio::test]
-async fn head_not_modified_and_later_ranges_are_not_counted_and_a_range_from_zero_is() {
+async fn head_304_and_the_rest_of_a_download_already_taken_are_not_counted() {
     let app = spawn_app().await;
     let (staff, file_id) = staff_and_file(&app).await;
-    let (link, _) = make_link(&staff, &file_id, &[("max_downloads", "2")]).await;
+    let (link, _) = make_link(&staff, &file_id, &[("max_downloads", "5")]).await;
     let url = format!("{}{link}/download", app.base);
     let client = reqwest::Client::new();
 
@@ -167,27 +167,6 @@ async fn head_not_modified_and_later_ranges_are_not_counted_and_a_range_from_zer
         .unwrap();
     assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(downloads_of(&app, &link), 0, "304");
-
-    let later = client
-        .get(&url)
-        .header("range", "bytes=4-9")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(later.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(later.bytes().await.unwrap(), &DATA[4..10]);
-    assert_eq!(downloads_of(&app, &link), 0, "a range after byte 0");
-
-    let first = client
-        .get(&url)
-        .header("range", "bytes=0-3")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(first.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(first.bytes().await.unwrap(), &DATA[..4]);
-    assert_eq!(downloads_of(&app, &link), 1, "a range from byte 0 counts");
-
     let unsatisfiable = client
         .get(&url)
         .header("range", "bytes=100000-")
@@ -195,7 +174,61 @@ async fn head_not_modified_and_later_ranges_are_not_counted_and_a_range_from_zer
         .await
         .unwrap();
     assert_eq!(unsatisfiable.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(downloads_of(&app, &link), 1, "416");
+    assert_eq!(downloads_of(&app, &link), 0, "416");
+
+    // Someone who took no download yet: a range that skips byte 0 still takes one (else all
+    // but the first byte could be fetched for ever, uncounted).
+    let skipping = client
+        .get(&url)
+        .header("range", "bytes=1-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(skipping.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(skipping.bytes().await.unwrap(), &DATA[1..]);
+    assert_eq!(
+        downloads_of(&app, &link),
+        1,
+        "a later range without a download taken"
+    );
+
+    // A recipient's download manager: the first piece counts, the rest of it does not.
+    let recipient = app.browser();
+    let first = recipient
+        .client
+        .get(recipient.url(&format!("{link}/download")))
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(first.bytes().await.unwrap(), &DATA[..4]);
+    assert_eq!(downloads_of(&app, &link), 2, "a range from byte 0 counts");
+    for range in ["bytes=4-9", "bytes=10-"] {
+        let rest = recipient
+            .client
+            .get(recipient.url(&format!("{link}/download")))
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+    }
+    assert_eq!(downloads_of(&app, &link), 2, "the rest of a download taken");
+    // Tricks that are not one later range count like any download.
+    for tricky in ["bytes=1-0,0-", "bytes=-5", "bytes=4-9,0-0"] {
+        let before = downloads_of(&app, &link);
+        let response = recipient
+            .client
+            .get(recipient.url(&format!("{link}/download")))
+            .header("range", tricky)
+            .send()
+            .await
+            .unwrap();
+        if response.status().is_success() {
+            assert_eq!(downloads_of(&app, &link), before + 1, "{tricky}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -360,10 +393,20 @@ async fn expired_revoked_deleted_and_deactivated_links_refuse() {
     }
     let gone = app.browser().get(&format!("{theirs}/download")).await;
     assert_eq!(gone.status(), StatusCode::GONE);
+    // Active again but no longer staff: no more sharing either.
     {
         let mut conn = app.db.get().unwrap();
         diesel::update(users::table.filter(users::username.eq("stella")))
-            .set(users::is_active.eq(true))
+            .set((users::is_active.eq(true), users::is_staff.eq(false)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let gone = app.browser().get(&theirs).await;
+    assert_eq!(gone.status(), StatusCode::GONE);
+    {
+        let mut conn = app.db.get().unwrap();
+        diesel::update(users::table.filter(users::username.eq("stella")))
+            .set(users::is_staff.eq(true))
             .execute(&mut conn)
             .unwrap();
     }
@@ -388,6 +431,32 @@ async fn expired_revoked_deleted_and_deactivated_links_refuse() {
         let missing = app.browser().get(&path).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
         assert_share_headers(&missing, "404");
+    }
+}
+
+#[tokio::test]
+async fn refusals_before_the_share_handlers_carry_the_privacy_headers_too() {
+    let app = spawn_app().await;
+    let token = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let client = reqwest::Client::new();
+    for (method, path, status) in [
+        (reqwest::Method::POST, format!("/s/{token}"), 403),
+        (reqwest::Method::DELETE, format!("/s/{token}/download"), 403),
+        (
+            reqwest::Method::OPTIONS,
+            format!("/s/{token}/download"),
+            405,
+        ),
+        (reqwest::Method::GET, format!("/s/{token}/"), 404),
+        (reqwest::Method::GET, "/s/".to_owned(), 404),
+    ] {
+        let response = client
+            .request(method.clone(), format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_share_headers(&response, &path);
     }
 }
 
@@ -422,6 +491,10 @@ async fn a_password_protected_link_asks_first_and_throttles_guesses() {
     assert_eq!(location(&asked), link);
     let landing = recipient.get_text(&link).await;
     assert!(landing.contains("protected by a password"), "{landing}");
+    assert!(
+        !landing.contains("Q3 figures"),
+        "the name shows before the password: {landing}"
+    );
     let token = csrf_token_in(&landing).expect("a password form");
 
     let wrong = recipient
@@ -447,6 +520,7 @@ async fn a_password_protected_link_asks_first_and_throttles_guesses() {
         )
         .await;
     assert_eq!(right.status(), StatusCode::SEE_OTHER);
+    assert!(recipient.get_text(&link).await.contains("Q3 figures.txt"));
     let download = recipient.get(&format!("{link}/download")).await;
     assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(download.bytes().await.unwrap(), DATA);
@@ -583,22 +657,23 @@ mod s3 {
         let app = s3_app(&server, false).await;
         let (staff, file_id) = staff_and_file(&app).await;
         let (link, _) = make_link(&staff, &file_id, &[("max_downloads", "2")]).await;
-        let client = reqwest::Client::new();
-        let url = format!("{}{link}/download", app.base);
-        let later = client
+        let recipient = app.browser();
+        let url = recipient.url(&format!("{link}/download"));
+        let whole = recipient.client.get(&url).send().await.unwrap();
+        assert_eq!(whole.status(), StatusCode::OK);
+        assert_share_headers(&whole, "proxied");
+        assert_eq!(whole.bytes().await.unwrap(), DATA);
+        assert_eq!(downloads_of(&app, &link), 1);
+        let rest = recipient
+            .client
             .get(&url)
             .header("range", "bytes=5-9")
             .send()
             .await
             .unwrap();
-        assert_eq!(later.status(), StatusCode::PARTIAL_CONTENT);
-        assert_eq!(later.bytes().await.unwrap(), &DATA[5..10]);
-        assert_eq!(downloads_of(&app, &link), 0, "a later range");
-        let whole = client.get(&url).send().await.unwrap();
-        assert_eq!(whole.status(), StatusCode::OK);
-        assert_share_headers(&whole, "proxied");
-        assert_eq!(whole.bytes().await.unwrap(), DATA);
-        assert_eq!(downloads_of(&app, &link), 1);
+        assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(rest.bytes().await.unwrap(), &DATA[5..10]);
+        assert_eq!(downloads_of(&app, &link), 1, "the rest of a download taken");
         server.stop().await;
     }
 }
@@ -626,29 +701,59 @@ async fn through_nginx_the_link_is_checked_by_the_app_and_sent_by_nginx() {
         StatusCode::SEE_OTHER
     );
     let file = upload_file(&app, &staff, "Q3 figures.txt", DATA, "owner", None, &[]).await;
-    let (link, _) = make_link(&staff, file.id.as_str(), &[("max_downloads", "1")]).await;
+    let (link, _) = make_link(&staff, file.id.as_str(), &[("max_downloads", "2")]).await;
+
+    // nginx reads `Range` its own way (it drops the bad `1-0` and sends the rest, byte 0
+    // included): such a header counts.
+    let stranger = Browser::new(&nginx.base);
+    let tricky = stranger
+        .client
+        .get(stranger.url(&format!("{link}/download")))
+        .header("range", "bytes=1-0,0-")
+        .send()
+        .await
+        .unwrap();
+    assert!(tricky.status().is_success(), "{}", tricky.status());
+    assert_eq!(
+        downloads_of(&app, &link),
+        1,
+        "an odd range through nginx counts"
+    );
 
     let recipient = Browser::new(&nginx.base);
-    let later = recipient
+    let whole = recipient.get(&format!("{link}/download")).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert!(whole.headers().get("x-accel-redirect").is_none());
+    assert_eq!(whole.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(whole.bytes().await.unwrap(), DATA);
+    assert_eq!(downloads_of(&app, &link), 2);
+    // Used up; the recipient still gets the rest of its own download, nobody else anything.
+    let rest = recipient
         .client
         .get(recipient.url(&format!("{link}/download")))
         .header("range", "bytes=3-6")
         .send()
         .await
         .unwrap();
-    assert_eq!(later.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(later.bytes().await.unwrap(), &DATA[3..7]);
-    assert_eq!(downloads_of(&app, &link), 0);
-    let whole = recipient.get(&format!("{link}/download")).await;
-    assert_eq!(whole.status(), StatusCode::OK);
-    assert!(whole.headers().get("x-accel-redirect").is_none());
-    assert_eq!(whole.headers()["referrer-policy"], "no-referrer");
-    assert_eq!(whole.bytes().await.unwrap(), DATA);
-    assert_eq!(downloads_of(&app, &link), 1);
+    assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(rest.bytes().await.unwrap(), &DATA[3..7]);
+    assert_eq!(downloads_of(&app, &link), 2);
     let gone = Browser::new(&nginx.base)
         .get(&format!("{link}/download"))
         .await;
     assert_eq!(gone.status(), StatusCode::GONE);
+    let again = recipient
+        .client
+        .get(recipient.url(&format!("{link}/download")))
+        .header("range", "bytes=1-0,0-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::GONE,
+        "no second copy through an odd range"
+    );
     drop(nginx);
 }
 

@@ -1,3 +1,4 @@
+pub mod audit_event;
 pub mod file;
 pub mod login_failure;
 pub mod pending_upload;

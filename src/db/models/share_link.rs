@@ -97,7 +97,9 @@ pub struct ListedLink {
 pub struct OpenedLink {
     pub link: LinkRow,
     pub file: FileRow,
-    pub creator_active: bool,
+    /// The link's creator is still active staff (or a superuser): a link stops working with
+    /// its creator's right to make it.
+    pub creator_may_share: bool,
 }
 
 pub struct NewLink<'a> {
@@ -140,19 +142,25 @@ impl ShareLink {
         Ok(())
     }
 
-    /// The link whose token has this digest, its file and whether its creator is active.
+    /// The link whose token has this digest, its file and whether its creator may still share.
     pub fn open(conn: &mut DbConn, token_sha256: &str) -> Result<Option<OpenedLink>, DbError> {
         Ok(share_links::table
             .inner_join(files::table)
             .inner_join(users::table)
             .filter(share_links::token_sha256.eq(token_sha256))
-            .select((LinkRow::as_select(), FileRow::as_select(), users::is_active))
-            .get_result::<(LinkRow, FileRow, bool)>(conn)
+            .select((
+                LinkRow::as_select(),
+                FileRow::as_select(),
+                users::is_active,
+                users::is_staff,
+                users::is_superuser,
+            ))
+            .get_result::<(LinkRow, FileRow, bool, bool, bool)>(conn)
             .optional()?
-            .map(|(link, file, creator_active)| OpenedLink {
+            .map(|(link, file, active, staff, superuser)| OpenedLink {
                 link,
                 file,
-                creator_active,
+                creator_may_share: active && (staff || superuser),
             }))
     }
 

@@ -132,8 +132,13 @@ fn check(form: ShareForm, max: LinkLifetime) -> Result<Checked, String> {
         LinkLifetime::parse_within(expires_in, max).map_err(|e| format!("Expiry: {e}."))?;
     let max_downloads = match form.max_downloads.trim() {
         "" => None,
-        text => match text.parse::<i64>() {
-            Ok(n) if (1..=1_000_000).contains(&n) => Some(n),
+        text => match text
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| text.parse::<i64>().ok())
+            .flatten()
+        {
+            Some(n) if (1..=1_000_000).contains(&n) => Some(n),
             _ => {
                 return Err(
                     "Download limit: a whole number from 1 to 1,000,000, or empty for no limit."
@@ -415,6 +420,7 @@ mod tests {
             (form("1d", "0", "", ""), "Download limit"),
             (form("1d", "-1", "", ""), "Download limit"),
             (form("1d", "two", "", ""), "Download limit"),
+            (form("1d", "+5", "", ""), "Download limit"),
             (form("1d", "", "short", ""), "Password"),
             (form("1d", "", "", &"x".repeat(201)), "Label"),
         ] {

@@ -1,0 +1,138 @@
+//! The audit log (README: "Audit log"): who read what, when and from where, and who changed
+//! what. Requests hand their events to a bounded queue and go on; one writer takes them off in
+//! batches, one transaction each. Nothing is dropped: a full queue makes requests wait for
+//! room (back-pressure), a batch that cannot be written is kept and retried, and a clean stop
+//! writes what is queued before the process exits.
+
+mod events;
+mod retention;
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+pub use events::{Delivery, DownloadEvent, Route, change, download};
+pub use retention::{keep_pruning, prune};
+
+use crate::db::Db;
+use crate::db::models::audit_event::{AuditEvent, NewEvent};
+
+/// Events waiting to be written, at most. Past it, requests wait for the writer.
+const QUEUE: usize = 8192;
+/// Events written in one transaction, at most.
+const BATCH: usize = 512;
+/// How long a failed batch waits before it is tried again, doubling up to `MAX_RETRY_WAIT`.
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// At a stop, how long the writer keeps trying a batch the database refuses before it logs
+/// the events instead (an error line each, so none is lost without a trace).
+const STOP_GIVE_UP: Duration = Duration::from_secs(10);
+
+/// Where requests put their events.
+#[derive(Clone)]
+pub struct Audit {
+    queue: mpsc::Sender<NewEvent>,
+}
+
+/// The other end: started by `Writer::run`, stopped by `Stopper::stop`.
+pub struct Writer {
+    queue: mpsc::Receiver<NewEvent>,
+    stopping: watch::Receiver<bool>,
+    db: Db,
+}
+
+pub struct Stopper {
+    stopping: watch::Sender<bool>,
+}
+
+/// A queue and its writer into `db` (the audit database, `Db::audit`).
+pub fn channel(db: Db) -> (Audit, Writer, Stopper) {
+    let (queue, receiver) = mpsc::channel(QUEUE);
+    let (stop, stopping) = watch::channel(false);
+    (
+        Audit { queue },
+        Writer {
+            queue: receiver,
+            stopping,
+            db,
+        },
+        Stopper { stopping: stop },
+    )
+}
+
+impl Audit {
+    /// Queues `event`, waiting for room when the queue is full. Only a stopped writer makes
+    /// this fail, and then the event is logged instead.
+    pub async fn record(&self, event: NewEvent) {
+        if let Err(mpsc::error::SendError(event)) = self.queue.send(event).await {
+            log_unwritten(&event, "the audit writer has stopped");
+        }
+    }
+}
+
+impl Stopper {
+    /// Asks the writer to write what is queued and end.
+    pub fn stop(&self) {
+        let _ = self.stopping.send(true);
+    }
+}
+
+impl Writer {
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let stopping = *self.stopping.borrow();
+            if stopping {
+                // No new event can come from a stopped server; take what is left.
+                self.queue.close();
+            }
+            let received = tokio::select! {
+                biased;
+                n = self.queue.recv_many(&mut batch, BATCH) => n,
+                _ = self.stopping.changed(), if !stopping => continue,
+            };
+            if received == 0 {
+                // Closed and drained.
+                return;
+            }
+            self.write(&mut batch, stopping).await;
+        }
+    }
+
+    /// Writes `batch` (and empties it), retrying until it is written; at a stop it gives up
+    /// after `STOP_GIVE_UP` and logs the events.
+    async fn write(&mut self, batch: &mut Vec<NewEvent>, stopping: bool) {
+        let mut wait = FIRST_RETRY_WAIT;
+        let started = tokio::time::Instant::now();
+        loop {
+            // A copy per try: a failed transaction leaves the batch to try again.
+            let events = batch.clone();
+            let result = self
+                .db
+                .run_uncached(move |c| AuditEvent::insert_batch(c, &events))
+                .await;
+            match result {
+                Ok(()) => {
+                    batch.clear();
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = batch.len(), "writing audit events failed; retrying");
+                }
+            }
+            let stopping = stopping || *self.stopping.borrow();
+            if stopping && started.elapsed() >= STOP_GIVE_UP {
+                for event in batch.drain(..) {
+                    log_unwritten(&event, "the database refused it until the stop");
+                }
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_RETRY_WAIT);
+        }
+    }
+}
+
+fn log_unwritten(event: &NewEvent, why: &str) {
+    tracing::error!(target: "private_media::audit", why, event = ?event, "audit event not written");
+}

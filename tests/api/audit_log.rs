@@ -1,0 +1,174 @@
+//! The audit log through HTTP (README: "Audit log"): every download decision is recorded with
+//! who, what, how and from where, none is lost under a burst, and a clean stop writes what is
+//! queued.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use private_media::db::models::audit_event::EventRow;
+use private_media::db::schema::audit_events;
+use private_media::domain::Role;
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, upload_file};
+
+/// The events written so far, oldest first.
+pub fn events(app: &TestApp) -> Vec<EventRow> {
+    let mut conn = app.audit_db.get().expect("audit connection");
+    audit_events::table
+        .order(audit_events::id.asc())
+        .select(EventRow::as_select())
+        .load(&mut conn)
+        .expect("events")
+}
+
+/// Waits (bounded) until `wanted` events of kind `event` are written.
+pub async fn wait_for_events(app: &TestApp, event: &str, wanted: usize) -> Vec<EventRow> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: Vec<EventRow> = events(app)
+            .into_iter()
+            .filter(|e| e.event == event)
+            .collect();
+        if found.len() >= wanted || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn downloads_granted_and_refused_are_recorded_with_who_what_and_how() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let file = upload_file(
+        &app,
+        &staff,
+        "payslip.pdf",
+        b"%PDF-1.7 payslip",
+        "owner",
+        None,
+        &[],
+    )
+    .await;
+    let paul = app.logged_in("paul", Role::User).await;
+    let url = format!("/files/{}/download", file.id);
+
+    let granted = staff
+        .client
+        .get(staff.url(&url))
+        .header("range", "bytes=0-3")
+        .header("user-agent", "audit-test/1.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(paul.get(&url).await.status(), StatusCode::FORBIDDEN);
+    let head = staff.client.head(staff.url(&url)).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        app.browser().get(&url).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let recorded = wait_for_events(&app, "download", 4).await;
+    assert_eq!(recorded.len(), 4, "{recorded:#?}");
+    let first = &recorded[0];
+    assert_eq!(first.outcome.as_deref(), Some("granted"));
+    assert_eq!(first.status, Some(206));
+    assert_eq!(first.route.as_deref(), Some("detail"));
+    assert_eq!(first.delivery.as_deref(), Some("app"));
+    assert_eq!(first.method.as_deref(), Some("GET"));
+    assert_eq!(first.byte_range.as_deref(), Some("bytes=0-3"));
+    assert_eq!(first.username.as_deref(), Some("stella"));
+    assert_eq!(first.file_id.as_deref(), Some(file.id.as_str()));
+    assert_eq!(first.file_name.as_deref(), Some("payslip.pdf"));
+    assert_eq!(first.client.as_deref(), Some("127.0.0.1"));
+    assert_eq!(first.user_agent.as_deref(), Some("audit-test/1.0"));
+    let refused = &recorded[1];
+    assert_eq!(
+        (
+            refused.outcome.as_deref(),
+            refused.status,
+            refused.username.as_deref()
+        ),
+        (Some("refused"), Some(403), Some("paul"))
+    );
+    assert_eq!(refused.delivery, None);
+    assert_eq!(recorded[2].method.as_deref(), Some("HEAD"));
+    let anonymous = &recorded[3];
+    assert_eq!(
+        (
+            anonymous.outcome.as_deref(),
+            anonymous.status,
+            anonymous.username.as_deref()
+        ),
+        (Some("refused"), Some(303), None)
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_2000_downloads_is_recorded_exactly() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let file = upload_file(&app, &staff, "a.txt", b"abc", "owner", None, &[]).await;
+    let url = staff.url(&format!("/files/{}/download", file.id));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let client = staff.client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..250 {
+                let response = client.get(&url).send().await.expect("GET");
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let recorded = wait_for_events(&app, "download", 2000).await;
+    assert_eq!(recorded.len(), 2000);
+    assert!(
+        recorded
+            .iter()
+            .all(|e| e.outcome.as_deref() == Some("granted"))
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_is_the_forwarded_one_and_a_spoof_is_ignored() {
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies =
+            private_media::domain::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let file = upload_file(&app, &staff, "a.txt", b"abc", "owner", None, &[]).await;
+    let url = staff.url(&format!("/files/{}/download", file.id));
+    staff
+        .client
+        .get(&url)
+        .header("x-forwarded-for", "198.51.100.7, 127.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    let untrusted = spawn_app().await;
+    let other = untrusted.logged_in("stella", Role::Staff).await;
+    let file2 = upload_file(&untrusted, &other, "a.txt", b"abc", "owner", None, &[]).await;
+    other
+        .client
+        .get(other.url(&format!("/files/{}/download", file2.id)))
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    let trusted_event = wait_for_events(&app, "download", 1).await;
+    assert_eq!(trusted_event[0].client.as_deref(), Some("198.51.100.7"));
+    let spoofed = wait_for_events(&untrusted, "download", 1).await;
+    assert_eq!(
+        spoofed[0].client.as_deref(),
+        Some("127.0.0.1"),
+        "a spoof from an untrusted peer"
+    );
+}
