@@ -186,7 +186,8 @@ impl Application {
         let audit_db = prepared.audit_db.clone();
         let retention_days = prepared.settings.audit.retention_days;
         let share_tally = Arc::new(ShareTally::default());
-        let (recorder, audit_writer, audit_stopper) = audit::channel(audit_db.clone());
+        let (recorder, audit_writer, audit_stopper) =
+            audit::channel(audit_db.clone(), prepared.settings.audit.enabled);
         let server =
             run(prepared, listener, Arc::clone(&share_tally), recorder).map_err(|source| {
                 StartupError::Bind {

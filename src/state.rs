@@ -17,3 +17,18 @@ pub struct AppState {
     pub share_tally: Arc<ShareTally>,
     pub audit: Audit,
 }
+
+impl AppState {
+    /// Records a change in the audit log (README: "Audit log"): `event` names it, `fill` adds
+    /// who and what. Queued, never written on the request's time.
+    pub async fn record_change(
+        &self,
+        req: &actix_web::HttpRequest,
+        event: &str,
+        fill: impl FnOnce(&mut crate::db::models::audit_event::NewEvent),
+    ) {
+        let recorded =
+            crate::audit::change(req, &self.settings.server.trusted_proxies, event, fill);
+        self.audit.record(recorded).await;
+    }
+}

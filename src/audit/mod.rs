@@ -32,6 +32,8 @@ const STOP_GIVE_UP: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Audit {
     queue: mpsc::Sender<NewEvent>,
+    /// `[audit] enabled`.
+    enabled: bool,
 }
 
 /// The other end: started by `Writer::run`, stopped by `Stopper::stop`.
@@ -46,11 +48,11 @@ pub struct Stopper {
 }
 
 /// A queue and its writer into `db` (the audit database, `Db::audit`).
-pub fn channel(db: Db) -> (Audit, Writer, Stopper) {
+pub fn channel(db: Db, enabled: bool) -> (Audit, Writer, Stopper) {
     let (queue, receiver) = mpsc::channel(QUEUE);
     let (stop, stopping) = watch::channel(false);
     (
-        Audit { queue },
+        Audit { queue, enabled },
         Writer {
             queue: receiver,
             stopping,
@@ -64,6 +66,9 @@ impl Audit {
     /// Queues `event`, waiting for room when the queue is full. Only a stopped writer makes
     /// this fail, and then the event is logged instead.
     pub async fn record(&self, event: NewEvent) {
+        if !self.enabled {
+            return;
+        }
         if let Err(mpsc::error::SendError(event)) = self.queue.send(event).await {
             log_unwritten(&event, "the audit writer has stopped");
         }

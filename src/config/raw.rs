@@ -147,5 +147,6 @@ impl TextOrNumber {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAudit {
+    pub(super) enabled: Option<bool>,
     pub(super) retention_days: Option<u32>,
 }

@@ -24,6 +24,8 @@ impl RawSharing {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditSettings {
+    /// `false`: nothing is recorded (the events already written stay readable).
+    pub enabled: bool,
     /// Days events are kept; `None`: for ever (`retention_days = 0`).
     pub retention_days: Option<u32>,
 }
@@ -38,6 +40,7 @@ impl RawAudit {
             ));
         }
         Ok(AuditSettings {
+            enabled: self.enabled.unwrap_or(true),
             retention_days: (days > 0).then_some(days),
         })
     }

@@ -113,7 +113,16 @@ pub async fn submit(
         .await?;
     let attempt = match attempt {
         Ok(attempt) => attempt,
-        Err(wait) => return too_many(again, wait),
+        Err(wait) => {
+            state
+                .record_change(&req, "login_failed", |e| {
+                    e.username = Some(throttle_name.clone());
+                    e.status = Some(429);
+                    e.detail = Some("refused by the throttle; the password was not checked".into());
+                })
+                .await;
+            return too_many(again, wait);
+        }
     };
     let user = match Username::parse(&typed_name) {
         Ok(name) => {
@@ -143,12 +152,24 @@ pub async fn submit(
             let id = user.id.clone();
             state.db.run(move |c| User::record_login(c, &id)).await?;
             tracing::info!(username = %user.username, "logged in");
+            state
+                .record_change(&req, "login", |e| {
+                    e.user_id = Some(user.id.to_string());
+                    e.username = Some(user.username.to_string());
+                })
+                .await;
             Ok(see_other(&next))
         }
         _ => {
             // The failure was recorded before the password was checked (`begin_attempt`).
             let shown = address.map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(username = %throttle_name, address = %shown, "failed login");
+            // The name tried, never the password.
+            state
+                .record_change(&req, "login_failed", |e| {
+                    e.username = Some(throttle_name.clone());
+                })
+                .await;
             again(StatusCode::OK, GENERIC_ERROR.to_owned())
         }
     }

@@ -172,3 +172,210 @@ async fn behind_a_trusted_proxy_the_client_is_the_forwarded_one_and_a_spoof_is_i
         "a spoof from an untrusted peer"
     );
 }
+
+#[tokio::test]
+async fn every_kind_of_change_is_recorded_with_what_changed() {
+    use crate::helpers::{PASSWORD, csrf_token_in, location};
+    let app = spawn_app().await;
+    let root = app.logged_in("root", Role::Superuser).await;
+    let paul = app.add_user("paul", Role::User);
+    app.add_user("anna", Role::User);
+
+    // A failed login records the name tried, never the password.
+    let stranger = app.browser();
+    stranger.login("nobody", "wrong password 123", None).await;
+    // Upload, edit (rule and readers), share, revoke, delete.
+    let file = upload_file(
+        &app,
+        &root,
+        "contract.pdf",
+        b"%PDF-1.7 contract",
+        "owner",
+        None,
+        &[],
+    )
+    .await;
+    let page = root.get_text(&format!("/admin/files/{}", file.id)).await;
+    let token = csrf_token_in(&page).unwrap();
+    let edited = root
+        .post_form(
+            &format!("/admin/files/{}", file.id),
+            &[
+                ("csrf_token", &token),
+                ("title", "Contract 2027"),
+                ("access", "users"),
+                ("users", "paul"),
+                ("users", "anna"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status(), StatusCode::SEE_OTHER);
+    let shared = root
+        .post_form(
+            &format!("/admin/files/{}/links", file.id),
+            &[
+                ("csrf_token", &token),
+                ("expires_in", "1d"),
+                ("max_downloads", "2"),
+                ("label", "auditor"),
+            ],
+        )
+        .await;
+    assert_eq!(shared.status(), StatusCode::SEE_OTHER);
+    let page = root.get_text(&format!("/admin/files/{}", file.id)).await;
+    let link_id = page
+        .split("/admin/links/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let revoked = root
+        .post_form(
+            &format!("/admin/links/{link_id}/revoke"),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    // Users: create, change, password.
+    let created = root
+        .post_form(
+            "/admin/users",
+            &[
+                ("csrf_token", &token),
+                ("username", "newbie"),
+                ("password", PASSWORD),
+                ("role", "staff"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let changed = root
+        .post_form(
+            &format!("/admin/users/{}", paul.id),
+            &[("csrf_token", &token), ("role", "staff")],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let password = root
+        .post_form(
+            &format!("/admin/users/{}/password", paul.id),
+            &[("csrf_token", &token), ("password", "a brand new password")],
+        )
+        .await;
+    assert_eq!(password.status(), StatusCode::SEE_OTHER);
+    let deleted = root
+        .post_form(
+            &format!("/admin/files/{}/delete", file.id),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(
+        deleted.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        location(&deleted)
+    );
+
+    let find = |all: &[EventRow], kind: &str| -> EventRow {
+        all.iter()
+            .find(|e| e.event == kind)
+            .unwrap_or_else(|| panic!("no {kind} event in {all:#?}"))
+            .clone()
+    };
+    wait_for_events(&app, "delete", 1).await;
+    let all = events(&app);
+    let login = find(&all, "login");
+    assert_eq!(login.username.as_deref(), Some("root"));
+    let failed = find(&all, "login_failed");
+    assert_eq!(failed.username.as_deref(), Some("nobody"));
+    assert!(
+        all.iter()
+            .all(|e| !format!("{e:?}").contains("wrong password")),
+        "a password was recorded"
+    );
+    let upload = find(&all, "upload");
+    assert_eq!(upload.file_id.as_deref(), Some(file.id.as_str()));
+    assert_eq!(upload.file_name.as_deref(), Some("contract.pdf"));
+    let edit = find(&all, "edit");
+    let detail = edit.detail.unwrap();
+    assert!(detail.contains("owner → users (anna, paul)"), "{detail}");
+    assert!(detail.contains("“Contract 2027”"), "{detail}");
+    let link = find(&all, "link_created");
+    assert_eq!(link.link_id.as_deref(), Some(link_id.as_str()));
+    assert!(link.detail.unwrap().contains("at most 2 downloads"));
+    assert_eq!(
+        find(&all, "link_revoked").link_id.as_deref(),
+        Some(link_id.as_str())
+    );
+    assert!(
+        find(&all, "user_created")
+            .detail
+            .unwrap()
+            .contains("newbie")
+    );
+    let user_changed = find(&all, "user_changed").detail.unwrap();
+    assert!(user_changed.contains("role user → staff"), "{user_changed}");
+    assert!(user_changed.contains("active → inactive"), "{user_changed}");
+    assert!(find(&all, "password_set").detail.unwrap().contains("paul"));
+    let delete = find(&all, "delete");
+    assert_eq!(delete.file_id.as_deref(), Some(file.id.as_str()));
+    assert!(
+        all.iter()
+            .filter(|e| e.event != "login_failed")
+            .all(|e| e.client.as_deref() == Some("127.0.0.1"))
+    );
+}
+
+#[tokio::test]
+async fn a_clean_stop_writes_every_queued_event() {
+    use crate::helpers::{Browser, PASSWORD, location, serve};
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(dir.path(), &[("PRIVATE_MEDIA_ADMIN_PASSWORD", PASSWORD)]);
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let admin = Browser::new(&base);
+    assert_eq!(
+        admin.login("admin", PASSWORD, None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let stored = admin.upload("owner", &[("a.txt", b"abc")]).await;
+    let id = location(&stored).rsplit('/').next().unwrap().to_owned();
+    let url = admin.url(&format!("/files/{id}/download"));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let client = admin.client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                assert_eq!(
+                    client.get(&url).send().await.unwrap().status(),
+                    StatusCode::OK
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(served.child.wait().unwrap().success(), "a clean stop");
+    let mut conn = diesel::SqliteConnection::establish(
+        dir.path()
+            .join("private-media-audit.sqlite3")
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let downloads: i64 = audit_events::table
+        .filter(audit_events::event.eq("download"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(
+        downloads, 400,
+        "every download of the run was written by the stop"
+    );
+}

@@ -152,6 +152,7 @@ pub async fn detail(
 
 /// The edit form: `title`, `access`, and a `users` field per listed user.
 pub async fn update(
+    req: actix_web::HttpRequest,
     StaffUser(current): StaffUser,
     session: TypedSession,
     id: web::Path<String>,
@@ -193,13 +194,58 @@ pub async fn update(
         Err(message) => return refuse(message).await,
     };
     let file_id = id.clone();
-    let updated = state
+    let new_title = title.clone();
+    let before = state
         .db
-        .run(move |c| FileRow::update_access(c, &file_id, &title, rule, &readers))
+        .run(move |c| {
+            let Some(before) = FileRow::find(c, &file_id)? else {
+                return Ok(None);
+            };
+            let old_readers = FileRow::reader_names(c, &file_id)?;
+            if !FileRow::update_access(c, &file_id, &title, rule, &readers)? {
+                return Ok(None);
+            }
+            Ok(Some((before, old_readers)))
+        })
         .await?;
-    if !updated {
+    let Some((before, old_readers)) = before else {
         return Err(AppError::NotFound);
+    };
+    let mut new_readers: Vec<String> = names.clone();
+    new_readers.sort();
+    new_readers.dedup();
+    let old_readers: Vec<String> = old_readers.iter().map(ToString::to_string).collect();
+    let access = |rule: AccessRule, readers: &[String]| {
+        if rule == AccessRule::Users {
+            format!("{} ({})", rule.as_str(), readers.join(", "))
+        } else {
+            rule.as_str().to_owned()
+        }
+    };
+    let mut changes = vec![format!(
+        "access: {} → {}",
+        access(before.rule, &old_readers),
+        access(
+            rule,
+            if rule == AccessRule::Users {
+                &new_readers
+            } else {
+                &[]
+            }
+        )
+    )];
+    if before.title != new_title {
+        changes.push(format!("title: “{}” → “{new_title}”", before.title));
     }
+    state
+        .record_change(&req, "edit", |e| {
+            e.user_id = Some(current.user.id.to_string());
+            e.username = Some(current.user.username.to_string());
+            e.file_id = Some(id.to_string());
+            e.file_name = Some(before.original_name.clone());
+            e.detail = Some(changes.join("; "));
+        })
+        .await;
     session.set_flash("Saved.");
     Ok(see_other(&format!("/admin/files/{id}")))
 }
@@ -262,7 +308,8 @@ pub async fn confirm_delete(
 
 /// Removes the stored object, then the row.
 pub async fn delete(
-    StaffUser(_current): StaffUser,
+    req: actix_web::HttpRequest,
+    StaffUser(current): StaffUser,
     session: TypedSession,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -287,6 +334,16 @@ pub async fn delete(
     };
     state.db.run(move |c| FileRow::delete(c, &id)).await?;
     tracing::info!(file = %file.id, storage = %file.storage, key = %file.storage_key, "deleted");
+    state
+        .record_change(&req, "delete", |e| {
+            e.user_id = Some(current.user.id.to_string());
+            e.username = Some(current.user.username.to_string());
+            e.file_id = Some(file.id.to_string());
+            e.file_name = Some(file.original_name.clone());
+            e.storage_key = Some(file.storage_key.to_string());
+            e.detail = Some(format!("title “{}”", file.title));
+        })
+        .await;
     session.set_flash(format!("Deleted “{}” {object}.", file.title));
     Ok(see_other("/admin/files"))
 }

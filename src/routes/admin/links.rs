@@ -219,6 +219,25 @@ pub async fn create(
     let token = ShareToken::generate();
     let digest = token.digest();
     let link_id = LinkId::generate();
+    let recorded_link = link_id.clone();
+    let detail = format!(
+        "expires in {}; {}; {}{}",
+        checked.lifetime,
+        checked.max_downloads.map_or_else(
+            || "no download limit".to_owned(),
+            |n| format!("at most {n} downloads")
+        ),
+        if password_hash.is_some() {
+            "with a password"
+        } else {
+            "no password"
+        },
+        if checked.label.is_empty() {
+            String::new()
+        } else {
+            format!("; label “{}”", checked.label)
+        }
+    );
     let creator = current.user.id.clone();
     let now = Utc::now().naive_utc();
     let expires_at = now + chrono::Duration::hours(i64::from(checked.lifetime.hours()));
@@ -226,9 +245,9 @@ pub async fn create(
     let made = state
         .db
         .run(move |c| {
-            if crate::db::models::file::FileRow::find(c, &for_file)?.is_none() {
-                return Ok(false);
-            }
+            let Some(file) = crate::db::models::file::FileRow::find(c, &for_file)? else {
+                return Ok(None);
+            };
             ShareLink::create(
                 c,
                 NewLink {
@@ -243,13 +262,23 @@ pub async fn create(
                     password_hash: password_hash.as_deref(),
                 },
             )?;
-            Ok(true)
+            Ok(Some(file.original_name))
         })
         .await?;
-    if !made {
+    let Some(file_name) = made else {
         return Err(AppError::NotFound);
-    }
+    };
     tracing::info!(file = %file_id, by = %current.user.username, "share link made");
+    state
+        .record_change(&req, "link_created", |e| {
+            e.user_id = Some(current.user.id.to_string());
+            e.username = Some(current.user.username.to_string());
+            e.link_id = Some(recorded_link.to_string());
+            e.file_id = Some(file_id.to_string());
+            e.file_name = Some(file_name);
+            e.detail = Some(detail);
+        })
+        .await;
     session.set_new_link(
         &file_id,
         &format!("{}/s/{}", site_origin(&req, &state), token.as_str()),
@@ -265,6 +294,7 @@ pub struct RevokeForm {
 
 /// `POST /admin/links/{id}/revoke`: back to where the button was (the file or the list).
 pub async fn revoke(
+    req: HttpRequest,
     StaffUser(current): StaffUser,
     session: TypedSession,
     id: web::Path<String>,
@@ -286,6 +316,15 @@ pub async fn revoke(
         .await?
         .ok_or(AppError::NotFound)?;
     tracing::info!(link = %link_id, by = %current.user.username, "share link revoked");
+    state
+        .record_change(&req, "link_revoked", |e| {
+            e.user_id = Some(current.user.id.to_string());
+            e.username = Some(current.user.username.to_string());
+            e.link_id = Some(link_id.to_string());
+            e.file_id = Some(link.file_id.to_string());
+            e.detail = (!link.label.is_empty()).then(|| format!("label “{}”", link.label));
+        })
+        .await;
     session.set_flash(if link.label.is_empty() {
         "Link revoked.".to_owned()
     } else {

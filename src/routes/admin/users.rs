@@ -108,6 +108,7 @@ pub struct CreateForm {
 }
 
 pub async fn create(
+    req: actix_web::HttpRequest,
     Superuser(current): Superuser,
     session: TypedSession,
     state: web::Data<AppState>,
@@ -148,16 +149,24 @@ pub async fn create(
                     role,
                 },
             ) {
-                Ok(_) => Ok(Ok(())),
+                Ok(user) => Ok(Ok(user.id)),
                 Err(UserError::Duplicate(u)) => Ok(Err(format!("A user named “{u}” exists."))),
                 Err(UserError::NotFound(u)) => Ok(Err(format!("No user named “{u}”."))),
                 Err(UserError::Db(e)) => Err(e),
             }
         })
         .await?;
-    if let Err(message) = created {
-        return refuse(message).await;
-    }
+    let new_id = match created {
+        Ok(id) => id,
+        Err(message) => return refuse(message).await,
+    };
+    state
+        .record_change(&req, "user_created", |e| {
+            e.user_id = Some(current.user.id.to_string());
+            e.username = Some(current.user.username.to_string());
+            e.detail = Some(format!("“{username}” ({new_id}), {}", role.as_str()));
+        })
+        .await;
     session.set_flash(format!("Created {} “{username}”.", role.as_str()));
     Ok(see_other("/admin/users"))
 }
@@ -219,6 +228,7 @@ pub struct UpdateForm {
 }
 
 pub async fn update(
+    req: actix_web::HttpRequest,
     Superuser(current): Superuser,
     session: TypedSession,
     state: web::Data<AppState>,
@@ -242,6 +252,19 @@ pub async fn update(
         .run(move |c| User::set_role_and_active(c, &user_id, role, active))
         .await?;
     let state_word = if active { "active" } else { "inactive" };
+    let was = if user.is_active { "active" } else { "inactive" };
+    state
+        .record_change(&req, "user_changed", |e| {
+            e.user_id = Some(current.user.id.to_string());
+            e.username = Some(current.user.username.to_string());
+            e.detail = Some(format!(
+                "“{}”: role {} → {}, {was} → {state_word}",
+                user.username,
+                user.role().as_str(),
+                role.as_str()
+            ));
+        })
+        .await;
     session.set_flash(format!(
         "“{}” is now {} and {state_word}.",
         user.username,
@@ -256,6 +279,7 @@ pub struct PasswordForm {
 }
 
 pub async fn set_password(
+    req: actix_web::HttpRequest,
     Superuser(current): Superuser,
     session: TypedSession,
     state: web::Data<AppState>,
@@ -284,6 +308,13 @@ pub async fn set_password(
     if let Err(message) = changed {
         return edit_refused(&state, &current, &id, message).await;
     }
+    state
+        .record_change(&req, "password_set", |e| {
+            e.user_id = Some(current.user.id.to_string());
+            e.username = Some(current.user.username.to_string());
+            e.detail = Some(format!("for “{}”", user.username));
+        })
+        .await;
     if user.id == current.user.id {
         // Their own sessions ended with the change, this one too: log in again.
         return Ok(see_other("/login"));

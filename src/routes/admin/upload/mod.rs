@@ -174,7 +174,25 @@ pub async fn create(
         readers,
         slots: form.slots,
     };
+    let rule_words = rule.describe();
     let outcomes = upload::store_batch(&destination, batch).await?;
+    for outcome in &outcomes {
+        if let Some(file) = &outcome.stored {
+            state
+                .record_change(&req, "upload", |e| {
+                    e.user_id = Some(current.user.id.to_string());
+                    e.username = Some(current.user.username.to_string());
+                    e.file_id = Some(file.id.to_string());
+                    e.file_name = Some(outcome.name.clone());
+                    e.storage_key = Some(file.key.to_string());
+                    e.detail = Some(format!(
+                        "title “{}”; who may download: {rule_words}",
+                        file.title
+                    ));
+                })
+                .await;
+        }
+    }
 
     let refusals: Vec<&Refusal> = outcomes.iter().filter_map(|o| o.refusal.as_ref()).collect();
     let stored: Vec<&StoredFile> = outcomes.iter().filter_map(|o| o.stored.as_ref()).collect();
