@@ -21,6 +21,9 @@ use crate::db::models::audit_event::{AuditEvent, NewEvent};
 const QUEUE: usize = 8192;
 /// Events written in one transaction, at most.
 const BATCH: usize = 512;
+/// How long the writer waits after the first event of a batch for more to come. Events are
+/// visible this much later; a stop does not wait for it.
+const GATHER: Duration = Duration::from_millis(20);
 /// How long a failed batch waits before it is tried again, doubling up to `MAX_RETRY_WAIT`.
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
@@ -99,6 +102,18 @@ impl Writer {
             if received == 0 {
                 // Closed and drained.
                 return;
+            }
+            if !stopping && batch.len() < BATCH {
+                // Let a batch gather: a writer that woke for every event cost each download a
+                // thread wake-up, and each transaction a commit.
+                tokio::time::sleep(GATHER).await;
+                let room = BATCH - batch.len();
+                while let Ok(event) = self.queue.try_recv() {
+                    batch.push(event);
+                    if batch.len() >= BATCH || batch.len() >= room + received {
+                        break;
+                    }
+                }
             }
             self.write(&mut batch, stopping).await;
         }

@@ -69,14 +69,87 @@ pub struct EventFilter {
 
 pub struct AuditEvent;
 
+/// Rows per INSERT statement: few enough for any backend's limit on bound values.
+const ROWS_PER_INSERT: usize = 64;
+const COLUMNS: [&str; 17] = [
+    "at",
+    "event",
+    "outcome",
+    "status",
+    "route",
+    "delivery",
+    "method",
+    "byte_range",
+    "user_id",
+    "username",
+    "link_id",
+    "file_id",
+    "file_name",
+    "storage_key",
+    "client",
+    "user_agent",
+    "detail",
+];
+
+/// `INSERT INTO audit_events (…) VALUES (…), (…)` for `rows` rows, with SQLite's `?` or
+/// PostgreSQL's `$n` placeholders, in the order `insert_batch` binds.
+fn insert_sql(rows: usize, postgres: bool) -> String {
+    let mut sql = format!("INSERT INTO audit_events ({}) VALUES ", COLUMNS.join(", "));
+    let mut n = 0;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..COLUMNS.len() {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            if postgres {
+                sql.push_str(&format!("${n}"));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 impl AuditEvent {
-    /// Writes a batch in one transaction.
+    /// Writes a batch in one transaction, up to `ROWS_PER_INSERT` rows per statement. A
+    /// statement per row cost the writer a third of the CPU the downloads it recorded took
+    /// (diesel builds and binds each one anew); a full statement here has one text, prepared
+    /// once per connection.
     pub fn insert_batch(conn: &mut DbConn, events: &[NewEvent]) -> Result<(), DbError> {
+        use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+        let postgres = matches!(conn, DbConn::Postgres(_));
         conn.transaction(|conn| {
-            for event in events {
-                diesel::insert_into(audit_events::table)
-                    .values(event)
-                    .execute(conn)?;
+            for chunk in events.chunks(ROWS_PER_INSERT) {
+                let mut query =
+                    diesel::sql_query(insert_sql(chunk.len(), postgres)).into_boxed::<Backend>();
+                for e in chunk {
+                    query = query
+                        .bind::<Timestamp, _>(e.at)
+                        .bind::<Text, _>(&e.event)
+                        .bind::<Nullable<Text>, _>(&e.outcome)
+                        .bind::<Nullable<Integer>, _>(e.status)
+                        .bind::<Nullable<Text>, _>(&e.route)
+                        .bind::<Nullable<Text>, _>(&e.delivery)
+                        .bind::<Nullable<Text>, _>(&e.method)
+                        .bind::<Nullable<Text>, _>(&e.byte_range)
+                        .bind::<Nullable<Text>, _>(&e.user_id)
+                        .bind::<Nullable<Text>, _>(&e.username)
+                        .bind::<Nullable<Text>, _>(&e.link_id)
+                        .bind::<Nullable<Text>, _>(&e.file_id)
+                        .bind::<Nullable<Text>, _>(&e.file_name)
+                        .bind::<Nullable<Text>, _>(&e.storage_key)
+                        .bind::<Nullable<Text>, _>(&e.client)
+                        .bind::<Nullable<Text>, _>(&e.user_agent)
+                        .bind::<Nullable<Text>, _>(&e.detail);
+                }
+                query.execute(conn)?;
             }
             Ok(())
         })
