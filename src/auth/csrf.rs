@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::auth::session::TypedSession;
 use crate::client_addr;
 use crate::error::AppError;
+use crate::logging::Escaped;
 use crate::state::AppState;
 
 pub const FIELD: &str = "csrf_token";
@@ -77,7 +78,7 @@ pub async fn protect(
                 }
                 Ok(_) => refuse(req, AppError::Csrf),
                 Err(reason) => {
-                    tracing::debug!(%reason, "multipart POST refused");
+                    tracing::debug!(reason = %Escaped(&reason), "multipart POST refused");
                     refuse(req, AppError::Csrf)
                 }
             }

@@ -23,6 +23,7 @@ use futures_util::Stream;
 
 use crate::config::ServerSettings;
 use crate::error::AppError;
+use crate::logging::Escaped;
 
 /// Longest a rate deadline is put off, so that adding it to an instant can never overflow.
 const FAR_AWAY: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -215,7 +216,7 @@ pub async fn bound<B: MessageBody + 'static>(
         // is a timeout.
         (Ok(response), true) => {
             let (http_req, _) = response.into_parts();
-            tracing::info!(path = %http_req.path(), "a request body stalled; answered 408");
+            tracing::info!(path = %Escaped(http_req.path()), "a request body stalled; answered 408");
             ServiceResponse::new(http_req, AppError::RequestTimeout.error_response())
                 .map_body(|_, page| ClosingBody::new(page, abandoned))
         }
