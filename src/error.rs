@@ -183,11 +183,11 @@ impl ResponseError for AppError {
         }
         match Loudness::of(status) {
             Loudness::ServerFault => {
-                tracing::error!(error = %self.cause_chain(), "request failed");
+                tracing::error!(error = %crate::logging::Escaped(self.cause_chain()), "request failed");
                 ErrorPage::for_status(status, None).into_response()
             }
             Loudness::ClientMistake => {
-                tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+                tracing::debug!(status = status.as_u16(), error = %crate::logging::Escaped(self), "request refused");
                 ErrorPage::for_status(status, Some(self.to_string())).into_response()
             }
         }

@@ -63,6 +63,40 @@ pub fn init(filter: EnvFilter) {
         .init();
 }
 
+/// Text someone else chose (a typed username, a request path, an error that quotes either) as
+/// a log field: control characters, line and paragraph separators and bidi controls are
+/// escaped (`\n`, `\u{1b}`), and so is `\`, so such text can neither start a log line of its
+/// own nor send a terminal escape sequence, and an escape it types is told from a real one.
+pub struct Escaped<T>(pub T);
+
+impl<T: std::fmt::Display> std::fmt::Display for Escaped<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Escaping<'a, 'b>(&'a mut std::fmt::Formatter<'b>);
+        impl std::fmt::Write for Escaping<'_, '_> {
+            fn write_str(&mut self, text: &str) -> std::fmt::Result {
+                for c in text.chars() {
+                    if needs_escape(c) {
+                        write!(self.0, "{}", c.escape_default())?;
+                    } else {
+                        self.0.write_char(c)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+        write!(Escaping(f), "{}", self.0)
+    }
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\\' | '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
 /// The beginnings of actix-http's error messages that a client causes.
 const CLIENT_MISTAKES: &[&str] = &[
     "stream error: request parse error",
@@ -186,6 +220,21 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn escaped_text_stays_on_one_line_without_escape_sequences() {
+        let typed = "zz\n2026-12-03 INFO logged in\r\x1b[31m\u{202E}\u{2028}a\\nb é";
+        let shown = Escaped(typed).to_string();
+        assert_eq!(
+            shown,
+            "zz\\n2026-12-03 INFO logged in\\r\\u{1b}[31m\\u{202e}\\u{2028}a\\\\nb é"
+        );
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert_eq!(
+            Escaped("plain-name_1@x.org").to_string(),
+            "plain-name_1@x.org"
+        );
+    }
 
     /// Keeps the level and text of every event it is handed.
     #[derive(Clone, Default)]

@@ -330,7 +330,7 @@ fn run(
             .app_data(state.clone())
             .app_data(
                 web::FormConfig::default()
-                    .limit(256 * 1024)
+                    .limit(csrf::MAX_FORM_BYTES)
                     .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
             )
             .app_data(

@@ -10,20 +10,32 @@ mod tee;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web::BytesMut;
+use actix_web::web::Bytes;
 use actix_web::{HttpMessage, ResponseError, web};
 use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::auth::session::TypedSession;
 use crate::client_addr;
 use crate::error::AppError;
+use crate::logging::Escaped;
 use crate::state::AppState;
 
 pub const FIELD: &str = "csrf_token";
 pub const HEADER: &str = "x-csrf-token";
-/// Largest urlencoded body the middleware reads to find the token; forms here are small.
-const MAX_FORM_BYTES: usize = 256 * 1024;
+/// Largest urlencoded body a signed-in session may send. The biggest form is a file's edit
+/// form, with one `users=NAME` field per listed user: 128 KiB holds about 4,000 names of 25
+/// characters, percent-encoding included.
+pub const MAX_FORM_BYTES: usize = 128 * 1024;
+/// Largest urlencoded body of a session nobody signed into: anyone gets one from `/login`, and
+/// its one form (a name of at most 150 characters, a password of at most 1 KiB, `next`, the
+/// token) fits in a few KiB even percent-encoded.
+pub const MAX_ANONYMOUS_FORM_BYTES: usize = 16 * 1024;
+/// Form bytes all requests together may hold at once while their bodies arrive, in KiB: a
+/// flood of stalled bodies costs this much at most, and the request over it gets 503.
+const FORM_BUDGET_KIB: usize = 16 * 1024;
+static FORM_BUDGET: Semaphore = Semaphore::const_new(FORM_BUDGET_KIB);
 /// How much of a multipart body may come before its token ends; forms put it first.
 const MAX_MULTIPART_HEAD: usize = 64 * 1024;
 /// The multipart parser reads ahead of what its fields have handed out, up to its buffer of
@@ -77,14 +89,34 @@ pub async fn protect(
                 }
                 Ok(_) => refuse(req, AppError::Csrf),
                 Err(reason) => {
-                    tracing::debug!(%reason, "multipart POST refused");
+                    tracing::debug!(reason = %Escaped(&reason), "multipart POST refused");
                     refuse(req, AppError::Csrf)
                 }
             }
         }
         "application/x-www-form-urlencoded" => {
+            let signed_in = TypedSession::from_request(req.request())
+                .identity()
+                .is_some();
+            let cap = if signed_in {
+                MAX_FORM_BYTES
+            } else {
+                MAX_ANONYMOUS_FORM_BYTES
+            };
+            let declared = declared_length(&req);
+            if declared.is_some_and(|n| n > cap) {
+                return refuse(req, AppError::PayloadTooLarge("form".into()));
+            }
+            let mut held = FormBytes::new(&FORM_BUDGET);
+            // Reserved at the size the client declared, and grown (a chunked body) to at most
+            // the limit: growing by plain doubling would hold up to twice the body, and a
+            // stalled one would keep it. The budget counts what is reserved, not what came.
+            let initial = declared.unwrap_or(0);
+            if let Err(error) = held.grow_to(initial) {
+                return refuse(req, error);
+            }
             let mut payload = req.take_payload();
-            let mut body = BytesMut::new();
+            let mut body: Vec<u8> = Vec::with_capacity(initial);
             while let Some(chunk) = payload.next().await {
                 let Ok(chunk) = chunk else {
                     return refuse(
@@ -92,22 +124,83 @@ pub async fn protect(
                         AppError::BadRequest("the request body broke off".into()),
                     );
                 };
-                if body.len() + chunk.len() > MAX_FORM_BYTES {
+                let len = body.len() + chunk.len();
+                if len > cap {
                     return refuse(req, AppError::PayloadTooLarge("form".into()));
+                }
+                if len > body.capacity() {
+                    let grown = len.max(body.capacity().saturating_mul(2)).min(cap);
+                    if let Err(error) = held.grow_to(grown) {
+                        return refuse(req, error);
+                    }
+                    body.reserve_exact(grown - body.len());
                 }
                 body.extend_from_slice(&chunk);
             }
-            let body = body.freeze();
+            let body = Bytes::from(body);
             match form_urlencoded_field(&body, FIELD) {
                 Some(given) if matches(&given) => {
                     req.set_payload(Payload::from(body));
-                    next.call(req).await.map(|r| r.map_into_left_body())
+                    // The handler's form holds a copy while it runs: the budget keeps
+                    // counting these bytes until it is done.
+                    let response = next.call(req).await.map(|r| r.map_into_left_body());
+                    drop(held);
+                    response
                 }
                 _ => refuse(req, AppError::Csrf),
             }
         }
         // JSON, text, no body at all: only the header can carry the token.
         _ => refuse(req, AppError::Csrf),
+    }
+}
+
+/// The `Content-Length` of a request, if it says one that parses.
+fn declared_length(req: &ServiceRequest) -> Option<usize> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A request's share of a budget of form bytes, in whole KiB, given back when dropped.
+struct FormBytes<'a> {
+    budget: &'a Semaphore,
+    permits: Option<SemaphorePermit<'a>>,
+}
+
+impl<'a> FormBytes<'a> {
+    fn new(budget: &'a Semaphore) -> Self {
+        Self {
+            budget,
+            permits: None,
+        }
+    }
+
+    fn held_kib(&self) -> usize {
+        self.permits.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// Holds enough of the budget for `bytes`; `Overloaded` if the budget has not that much
+    /// left (waiting for it would only let stalled bodies queue up more).
+    fn grow_to(&mut self, bytes: usize) -> Result<(), AppError> {
+        let more = bytes.div_ceil(1024).saturating_sub(self.held_kib());
+        if more == 0 {
+            return Ok(());
+        }
+        let more = u32::try_from(more).map_err(|_| AppError::Overloaded)?;
+        let permit = self
+            .budget
+            .try_acquire_many(more)
+            .map_err(|_| AppError::Overloaded)?;
+        match &mut self.permits {
+            Some(held) => held.merge(permit),
+            None => self.permits = Some(permit),
+        }
+        Ok(())
     }
 }
 
@@ -147,6 +240,21 @@ mod tests {
         assert!(!tokens_match("abc", "abd"));
         assert!(!tokens_match("abc", "ab"));
         assert!(!tokens_match("", ""));
+    }
+
+    #[test]
+    fn form_bytes_are_held_in_kib_and_refused_past_the_budget() {
+        let budget = Semaphore::new(4);
+        let mut first = FormBytes::new(&budget);
+        first.grow_to(1).expect("one KiB");
+        first.grow_to(1024).expect("still one KiB");
+        first.grow_to(2049).expect("three KiB");
+        assert_eq!(budget.available_permits(), 1);
+        let mut second = FormBytes::new(&budget);
+        assert!(matches!(second.grow_to(2048), Err(AppError::Overloaded)));
+        second.grow_to(1024).expect("the last KiB");
+        drop(first);
+        assert_eq!(budget.available_permits(), 3, "given back when dropped");
     }
 
     #[test]

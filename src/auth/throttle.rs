@@ -7,10 +7,9 @@
 //! logging in. An address is charged once per name that failed from it, not once per failure:
 //! a flood of guesses at one name blocks that name, never the other people at that address. A
 //! blocked attempt is refused before its password is checked, so a blocked attacker learns
-//! nothing; it is still recorded like every attempt (before the check), so a client that keeps
-//! trying stays blocked: `Retry-After` tells when the oldest failure leaves the window if no
-//! further attempt comes in between. The failures live in the database, so every instance of
-//! the site sees the same counts.
+//! nothing, and it is not recorded: refused attempts cost reads only, however many come, and
+//! `Retry-After` tells when the oldest failure leaves the window. The failures live in the
+//! database, so every instance of the site sees the same counts.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -84,11 +83,37 @@ impl LoginThrottle {
         Some((ends - now).to_std().unwrap_or(Duration::from_secs(1)))
     }
 
-    /// Counts this attempt as a failure *before* its password is checked, then decides: an
-    /// attempt over a limit is refused (`Err(wait)`), any other gets the id of its record
-    /// (`Ok`), which a successful login takes back with `succeeded`. Counting first is what
-    /// makes the limits hold under concurrency: of many attempts racing at once, only the
-    /// first `per_name` can see a count within the limit.
+    /// How long an attempt must wait, if the failures already counted put it over a limit.
+    /// `own` is how many of the name's counted failures are this attempt's own record (0 or
+    /// 1); an address's count leaves this name out, as the name is charged to it only once.
+    fn over_a_limit(
+        &self,
+        conn: &mut DbConn,
+        username: &str,
+        key: Option<&str>,
+        own: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, DbError> {
+        let since = self.window_start(now);
+        let mut by_name = LoginFailure::of_name_since(conn, username, since)?;
+        by_name.count -= own;
+        let mut wait = self.wait(by_name, self.policy.per_name, now);
+        if let Some(key) = key {
+            let others = LoginFailure::other_names_from_address_since(conn, key, username, since)?;
+            wait = wait.max(self.wait(others, self.policy.per_address, now));
+        }
+        Ok(wait)
+    }
+
+    /// Decides on an attempt *before* its password is checked: one over a limit is refused
+    /// (`Err(wait)`), any other is counted as a failure and gets the id of its record (`Ok`),
+    /// which a successful login takes back with `succeeded`.
+    ///
+    /// An attempt the failures already counted refuse is refused on reads alone: it writes
+    /// nothing, so a flood of refused attempts neither grows the table nor the database's
+    /// log, and costs no more as it goes on. One under the limits is recorded, then counted
+    /// again with its own record: of many attempts racing past the first read, only the first
+    /// `per_name` can see a count within the limit, and the others take their records back.
     pub fn begin_attempt(
         &self,
         conn: &mut DbConn,
@@ -97,6 +122,9 @@ impl LoginThrottle {
         now: DateTime<Utc>,
     ) -> Result<Result<String, Duration>, DbError> {
         let key = address.map(address_key);
+        if let Some(wait) = self.over_a_limit(conn, username, key.as_deref(), 0, now)? {
+            return Ok(Err(wait));
+        }
         let id = LoginFailure::record(
             conn,
             username,
@@ -104,21 +132,13 @@ impl LoginThrottle {
             now.naive_utc(),
             self.window_start(now),
         )?;
-        let since = self.window_start(now);
-        let earlier = |mut counted: FailureCount| {
-            counted.count -= 1;
-            counted
-        };
-        let by_name = LoginFailure::of_name_since(conn, username, since)?;
-        let mut wait = self.wait(earlier(by_name), self.policy.per_name, now);
-        if let Some(key) = &key {
-            let by_address = LoginFailure::names_from_address_since(conn, key, since)?;
-            wait = wait.max(self.wait(earlier(by_address), self.policy.per_address, now));
+        match self.over_a_limit(conn, username, key.as_deref(), 1, now)? {
+            Some(wait) => {
+                LoginFailure::forget(conn, &id)?;
+                Ok(Err(wait))
+            }
+            None => Ok(Ok(id)),
         }
-        Ok(match wait {
-            Some(wait) => Err(wait),
-            None => Ok(id),
-        })
     }
 
     /// The attempt `id` was a successful login: it is not a failure, and the name's earlier
@@ -234,12 +254,36 @@ mod tests {
         let conn = &mut *fixture.db.get().unwrap();
         let (t, now) = (throttle(), Utc::now());
         let addr = ip("10.0.0.4");
-        // More than the address limit: the refused ones are counted too.
+        // More attempts than the address limit.
         for i in 0..20 {
             let refused = failed_attempt(&t, conn, "alice", addr, now).is_err();
             assert_eq!(refused, i >= 3, "attempt {i}");
         }
         assert_eq!(failed_attempt(&t, conn, "bob", addr, now), Ok(()));
+    }
+
+    #[test]
+    fn a_refused_attempt_writes_nothing() {
+        let fixture = database();
+        let conn = &mut *fixture.db.get().unwrap();
+        let (t, now) = (throttle(), Utc::now());
+        let addr = ip("10.0.0.7");
+        for _ in 0..3 {
+            assert_eq!(failed_attempt(&t, conn, "alice", addr, now), Ok(()));
+        }
+        for i in 0..5 {
+            let name = format!("user{i}");
+            let _ = failed_attempt(&t, conn, &name, addr, now);
+        }
+        let before = rows(conn);
+        for _ in 0..50 {
+            assert!(failed_attempt(&t, conn, "alice", addr, now).is_err());
+            assert!(failed_attempt(&t, conn, "someone", addr, now).is_err());
+        }
+        assert_eq!(rows(conn), before);
+        // Nor does refusing make the block last longer: it ends with the window.
+        let later = now + chrono::Duration::seconds(61);
+        assert_eq!(failed_attempt(&t, conn, "alice", addr, later), Ok(()));
     }
 
     #[test]

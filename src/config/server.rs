@@ -17,8 +17,8 @@ pub const DEFAULT_BODY_RATE_GRACE_SECS: u64 = 10;
 pub struct ServerSettings {
     /// A body that sends nothing for this long is answered 408.
     pub body_idle_timeout: Duration,
-    /// After `body_rate_grace`, a body averaging fewer bytes per second than this is answered
-    /// 408; 0 turns the check off.
+    /// After `body_rate_grace`, a body sending fewer bytes per second than this is answered
+    /// 408 (bytes sent ahead count for at most `body_idle_timeout`); 0 turns the check off.
     pub body_min_rate: u64,
     pub body_rate_grace: Duration,
     /// Open connections; `None`: sized from the file-descriptor limit at start.

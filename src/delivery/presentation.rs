@@ -37,8 +37,11 @@ impl Presentation {
     pub fn decide(stored_type: &str, original_name: &str, want_inline: bool) -> Self {
         let parsed: Option<Mime> = stored_type.parse().ok();
         let file_name = sanitize_name(original_name);
+        // Every name a client may save under counts: the original, the sanitised one in
+        // `filename*`, and its transliteration in `filename` ("report.htmł" → "report.html").
         let named_active = is_active_name(original_name)
-            || (file_name != original_name && is_active_name(&file_name));
+            || (file_name != original_name && is_active_name(&file_name))
+            || is_active_name(&ascii_fallback(&file_name));
         match parsed {
             Some(mime) if !named_active && !is_active_content(&mime) => Self {
                 inline: want_inline && is_inline_safe(&mime),
@@ -302,6 +305,24 @@ mod tests {
             let p = Presentation::decide(stored, name, true);
             assert!(p.inline, "{name}");
         }
+    }
+
+    #[test]
+    fn a_name_active_only_in_its_ascii_fallback_is_active() {
+        for (stored, name, fallback) in [
+            ("text/plain", "report.htm\u{142}", "report.html"),
+            ("text/plain", "x.j\u{15B}", "x.js"),
+            ("image/png", "x.sv\u{11F}", "x.svg"),
+            ("text/plain", "x.xm\u{13A}", "x.xml"),
+            ("text/plain", "x.\u{FF48}\u{FF54}\u{FF4D}\u{FF4C}", "x.html"),
+        ] {
+            assert_eq!(ascii_fallback(&sanitize_name(name)), fallback, "{name}");
+            let p = Presentation::decide(stored, name, true);
+            assert_eq!(p.content_type, mime::APPLICATION_OCTET_STREAM, "{name}");
+            assert!(!p.inline, "{name}");
+        }
+        // A fallback that is not active leaves a harmless name alone.
+        assert!(Presentation::decide("text/plain", "r\u{E9}sum\u{E9}.txt", true).inline);
     }
 
     #[test]

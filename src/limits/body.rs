@@ -1,5 +1,6 @@
-//! Request bodies with a deadline: a body that stalls (nothing for `idle`) or trickles (less
-//! than `min_rate` bytes a second on average once `grace` has passed) ends with an error, and
+//! Request bodies with a deadline: a body that stalls (nothing for `idle`) or trickles (slower
+//! than `min_rate` bytes a second once `grace` has passed, bytes sent ahead counting for at
+//! most `idle` of waiting) ends with an error, and
 //! the request is answered 408 with the connection closed, whatever the handler made of the
 //! error. Handlers see an ordinary payload error, so an upload cut off this way is refused
 //! like any other broken upload: nothing is stored.
@@ -23,6 +24,7 @@ use futures_util::Stream;
 
 use crate::config::ServerSettings;
 use crate::error::AppError;
+use crate::logging::Escaped;
 
 /// Longest a rate deadline is put off, so that adding it to an instant can never overflow.
 const FAR_AWAY: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -44,17 +46,36 @@ impl BodyPolicy {
         }
     }
 
-    /// When a body we have been waiting on since `since` must send more, having made us
-    /// wait `waited` before and sent `received` bytes. Only time spent waiting for the client
-    /// counts: a handler busy elsewhere (an S3 part upload) must not make the client look slow.
-    fn deadline(&self, since: Instant, waited: Duration, received: u64) -> Instant {
+    /// When a body we have been waiting on since `since` must send more, with `credit` of
+    /// waiting left. Only time spent waiting for the client uses credit: a handler busy
+    /// elsewhere (an S3 part upload) must not make the client look slow.
+    fn deadline(&self, since: Instant, credit: Duration) -> Instant {
         let idle = since + self.idle;
         if self.min_rate == 0 {
             return idle;
         }
-        // The average falls to `min_rate` once `received / min_rate` seconds were waited.
-        let earned = Duration::from_secs(received / self.min_rate).min(FAR_AWAY);
-        idle.min(since + self.grace.max(earned).saturating_sub(waited))
+        idle.min(since + credit.min(FAR_AWAY))
+    }
+
+    /// The most waiting a body can have in hand. Without a bound, bytes sent ahead would buy
+    /// waiting at `1 / min_rate` seconds a byte without end: one 250 KB burst would pay for four
+    /// minutes of trickle at 1 KiB/s. `idle` is the longest any one wait may last anyway.
+    fn max_credit(&self) -> Duration {
+        self.idle.max(self.grace)
+    }
+
+    /// The waiting left after the client made us wait `waited` and then sent `bytes`: each
+    /// byte buys `1 / min_rate` seconds, up to `max_credit`. A body starts with `grace`.
+    fn credit_after(&self, credit: Duration, waited: Duration, bytes: u64) -> Duration {
+        if self.min_rate == 0 {
+            return credit;
+        }
+        let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(self.min_rate);
+        let earned = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        credit
+            .saturating_sub(waited)
+            .saturating_add(earned)
+            .min(self.max_credit())
     }
 }
 
@@ -63,11 +84,10 @@ pub struct BoundedBody<S> {
     /// `None` once given up: the stream then lives in `abandoned`.
     inner: Option<S>,
     policy: BodyPolicy,
-    /// Time spent waiting for the client, finished waits only.
-    waited: Duration,
+    /// Waiting for the client still allowed, as of the last chunk (`BodyPolicy::credit_after`).
+    credit: Duration,
     /// Since when we have been waiting for the next chunk, if we are.
     waiting_since: Option<Instant>,
-    received: u64,
     timer: Pin<Box<Sleep>>,
     shared: Rc<Shared<S>>,
     finished: bool,
@@ -114,10 +134,9 @@ impl<S> BoundedBody<S> {
         Self {
             inner: Some(inner),
             policy,
-            waited: Duration::ZERO,
+            credit: policy.grace,
             waiting_since: None,
-            received: 0,
-            timer: Box::pin(sleep_until(policy.deadline(now, Duration::ZERO, 0))),
+            timer: Box::pin(sleep_until(policy.deadline(now, policy.grace))),
             shared,
             finished: false,
         }
@@ -146,10 +165,13 @@ where
         };
         match Pin::new(inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                this.received += chunk.len() as u64;
-                if let Some(since) = this.waiting_since.take() {
-                    this.waited += since.elapsed();
-                }
+                let waited = this
+                    .waiting_since
+                    .take()
+                    .map_or(Duration::ZERO, |since| since.elapsed());
+                this.credit = this
+                    .policy
+                    .credit_after(this.credit, waited, chunk.len() as u64);
                 return Poll::Ready(Some(Ok(chunk)));
             }
             Poll::Ready(None) => {
@@ -161,7 +183,7 @@ where
         }
         let now = Instant::now();
         let since = *this.waiting_since.get_or_insert(now);
-        let deadline = this.policy.deadline(since, this.waited, this.received);
+        let deadline = this.policy.deadline(since, this.credit);
         if now >= deadline {
             return this.give_up();
         }
@@ -215,7 +237,7 @@ pub async fn bound<B: MessageBody + 'static>(
         // is a timeout.
         (Ok(response), true) => {
             let (http_req, _) = response.into_parts();
-            tracing::info!(path = %http_req.path(), "a request body stalled; answered 408");
+            tracing::info!(path = %Escaped(http_req.path()), "a request body stalled; answered 408");
             ServiceResponse::new(http_req, AppError::RequestTimeout.error_response())
                 .map_body(|_, page| ClosingBody::new(page, abandoned))
         }
@@ -270,21 +292,43 @@ mod tests {
     }
 
     #[test]
-    fn the_deadline_is_the_earlier_of_idle_and_rate() {
+    fn the_deadline_is_the_earlier_of_idle_and_credit() {
         let p = policy();
         let t0 = Instant::now();
         let secs = Duration::from_secs;
         // Nothing yet: the grace period ends first.
-        assert_eq!(p.deadline(t0, Duration::ZERO, 0), t0 + secs(10));
-        // 100 KiB at 1 KiB/s buys 100 s of waiting; idle comes first.
-        assert_eq!(p.deadline(t0, secs(5), 100 * 1024), t0 + secs(30));
-        // 20 KiB buys 20 s, of which 15 were waited already.
-        assert_eq!(p.deadline(t0, secs(15), 20 * 1024), t0 + secs(5));
-        // Past its budget: due now.
-        assert_eq!(p.deadline(t0, secs(60), 1024), t0);
+        assert_eq!(p.deadline(t0, p.grace), t0 + secs(10));
+        assert_eq!(p.deadline(t0, secs(100)), t0 + secs(30));
+        assert_eq!(p.deadline(t0, secs(5)), t0 + secs(5));
+        assert_eq!(p.deadline(t0, Duration::ZERO), t0);
         let no_rate = BodyPolicy { min_rate: 0, ..p };
-        assert_eq!(no_rate.deadline(t0, secs(600), 0), t0 + secs(30));
-        assert!(p.deadline(t0, Duration::ZERO, u64::MAX) >= t0);
+        assert_eq!(no_rate.deadline(t0, Duration::ZERO), t0 + secs(30));
+    }
+
+    #[test]
+    fn bytes_buy_waiting_at_the_minimum_rate_up_to_the_idle_timeout() {
+        let p = policy();
+        let secs = Duration::from_secs;
+        // 20 KiB at 1 KiB/s buys 20 s, on top of what the wait left of the grace.
+        assert_eq!(p.credit_after(secs(10), secs(4), 20 * 1024), secs(26));
+        assert_eq!(
+            p.credit_after(secs(10), secs(3), 512),
+            secs(7) + secs(1) / 2
+        );
+        // A burst buys no more than the idle timeout…
+        assert_eq!(p.credit_after(secs(10), Duration::ZERO, 250_000), secs(30));
+        assert_eq!(p.credit_after(secs(10), Duration::ZERO, u64::MAX), secs(30));
+        // …so a trickle after it runs out within that, not after 250 s.
+        let mut credit = p.credit_after(secs(10), Duration::ZERO, 250_000);
+        let mut waited = Duration::ZERO;
+        // A byte every 5 s, for as long as the deadline lets each 5 s wait pass.
+        while credit >= secs(5) {
+            credit = p.credit_after(credit, secs(5), 1);
+            waited += secs(5);
+        }
+        assert!(waited <= secs(30), "{waited:?}");
+        let no_rate = BodyPolicy { min_rate: 0, ..p };
+        assert_eq!(no_rate.credit_after(secs(10), secs(60), 0), secs(10));
     }
 
     #[actix_web::test]

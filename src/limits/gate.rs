@@ -13,6 +13,7 @@ use actix_web::{HttpMessage, ResponseError};
 
 use super::body::ClosingBody;
 use crate::error::AppError;
+use crate::logging::Escaped;
 
 /// Paths that are never refused.
 const ALWAYS_ADMITTED: &[&str] = &["/healthz"];
@@ -63,7 +64,7 @@ pub async fn admit<B: MessageBody + 'static>(
         return next.call(req).await.map(|r| r.map_into_left_body());
     }
     let Some(_place) = gate.admit() else {
-        tracing::warn!(limit = gate.limit, path = %req.path(), "overloaded; answered 503");
+        tracing::warn!(limit = gate.limit, path = %Escaped(req.path()), "overloaded; answered 503");
         // Held unread until the 503 is sent, so the connection closes (see `ClosingBody`).
         let unread = req.take_payload();
         let response = AppError::Overloaded

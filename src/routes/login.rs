@@ -15,6 +15,7 @@ use crate::display::filters; // `shown`, for the templates below (src/display.rs
 use crate::domain::Username;
 use crate::error::AppError;
 use crate::html::{self, Nav};
+use crate::logging::Escaped;
 use crate::routes::see_other;
 use crate::state::AppState;
 
@@ -163,7 +164,7 @@ pub async fn submit(
         _ => {
             // The failure was recorded before the password was checked (`begin_attempt`).
             let shown = address.map(|a| a.to_string()).unwrap_or_default();
-            tracing::info!(username = %throttle_name, address = %shown, "failed login");
+            tracing::info!(username = %Escaped(&throttle_name), address = %shown, "failed login");
             // The name tried, never the password.
             state
                 .record_change(&req, "login_failed", |e| {

@@ -611,3 +611,38 @@ async fn ascii_names_carry_both_filename_parameters() {
         "attachment; filename=\"report 2026.pdf\"; filename*=UTF-8''report%202026.pdf"
     );
 }
+
+/// A name that is harmless as typed but active once transliterated for `filename=`: the
+/// client reading that parameter would save a page or a script.
+#[tokio::test]
+async fn a_name_active_only_in_its_ascii_fallback_is_an_octet_stream_attachment() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let cases = [
+        ("report.htm\u{142}", "report.html", "report.htm%C5%82"),
+        (
+            "x.\u{FF48}\u{FF54}\u{FF4D}\u{FF4C}",
+            "x.html",
+            "x.%EF%BD%88%EF%BD%94%EF%BD%8D%EF%BD%8C",
+        ),
+    ];
+    for (name, fallback, encoded) in cases {
+        // Plain words: the sniffer says text/plain, so only the name can give it away.
+        let bytes = b"hello, plain words in a file named almost as a page";
+        let file = upload_file(&app, &staff, name, bytes, "staff", None, &[]).await;
+        let response = staff
+            .get(&format!("{}?inline=1", download_url(&file)))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        assert_eq!(
+            header(&response, "content-type"),
+            "application/octet-stream",
+            "{name}"
+        );
+        assert_eq!(
+            header(&response, "content-disposition"),
+            format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"),
+            "{name}"
+        );
+    }
+}

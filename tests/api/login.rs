@@ -376,3 +376,28 @@ async fn a_missing_session_over_https_is_the_plain_csrf_refusal() {
     let page = response.text().await.unwrap();
     assert!(page.contains("expired"), "{page}");
 }
+
+/// A typed username is the attacker's text: a newline in it must not start a log line of its
+/// own (a forged "logged in"), nor an escape sequence reach a terminal.
+#[tokio::test]
+async fn a_username_with_a_newline_and_an_escape_stays_on_its_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = crate::helpers::serve(dir.path(), &[("PRIVATE_MEDIA_LOG", "info")]);
+    let browser = crate::helpers::Browser::new(&format!("http://127.0.0.1:{}", served.port));
+    let forged = "zz\n2026-12-03T06:30:00.000000Z  INFO private_media::routes::login: logged in username=root\x1b[31m";
+    let response = browser.login(forged, "wrong password", None).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let line = served
+        .stderr_line(std::time::Duration::from_secs(10), |line| {
+            line.contains("failed login")
+        })
+        .expect("the failed login is logged");
+    // The whole event is one line: the fields after the name are on it too.
+    assert!(line.contains("address=127.0.0.1"), "{line:?}");
+    assert!(line.contains("logged in username=root"), "{line:?}");
+    assert!(!line.contains('\x1b'), "{line:?}");
+    let fake = served.stderr_line(std::time::Duration::from_millis(500), |line| {
+        line.starts_with("2026-12-03T06:30:00")
+    });
+    assert_eq!(fake, None, "a forged line was logged");
+}

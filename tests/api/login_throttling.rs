@@ -162,3 +162,36 @@ async fn forty_wrong_passwords_at_once_get_no_more_than_the_limit_checked() {
         429
     );
 }
+
+fn failure_rows(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    use private_media::db::schema::login_failures;
+    let mut conn = app.db.get().expect("connection");
+    login_failures::table
+        .count()
+        .get_result(&mut *conn)
+        .expect("count")
+}
+
+/// A flood of refused attempts costs the database reads only: nothing is written for them,
+/// so neither the table nor SQLite's WAL grows with the attack.
+#[tokio::test]
+async fn attempts_refused_after_the_limit_add_no_rows() {
+    let app = spawn_app().await;
+    app.add_user("alice", Role::User);
+    for i in 0..5 {
+        let response = app.browser().login("alice", "wrong guess", None).await;
+        assert_eq!(response.status().as_u16(), 200, "attempt {i}");
+    }
+    let rows = failure_rows(&app);
+    assert_eq!(rows, 5);
+    for i in 0..20 {
+        let response = app.browser().login("alice", "wrong guess", None).await;
+        assert_eq!(response.status().as_u16(), 429, "attempt {i}");
+    }
+    assert_eq!(failure_rows(&app), rows, "refused attempts were recorded");
+    // The right password is still refused: the five failures are still in the window.
+    let ok = app.browser().login("alice", PASSWORD, None).await;
+    assert_eq!(ok.status().as_u16(), 429);
+    assert_eq!(failure_rows(&app), rows);
+}

@@ -14,6 +14,7 @@ mod csrf;
 mod downloads;
 mod file_listing;
 mod file_search;
+mod form_bodies;
 mod helpers;
 mod login;
 mod login_throttling;

@@ -62,16 +62,19 @@ impl LoginFailure {
         Ok(FailureCount { count, oldest })
     }
 
-    /// How many different names failed from `address` since `since`: guessing one name's
-    /// password over and over counts once here (the per-name limit is what stops that).
-    pub fn names_from_address_since(
+    /// How many different names other than `username` failed from `address` since `since`:
+    /// guessing one name's password over and over counts once here (the per-name limit is
+    /// what stops that), and the name trying now is not charged twice.
+    pub fn other_names_from_address_since(
         conn: &mut DbConn,
         address: &str,
+        username: &str,
         since: NaiveDateTime,
     ) -> Result<FailureCount, DbError> {
         let (count, oldest) = login_failures::table
             .filter(login_failures::address.eq(address))
             .filter(login_failures::failed_at.ge(since))
+            .filter(login_failures::username.ne(username))
             .select((
                 count(login_failures::username).aggregate_distinct(),
                 min(login_failures::failed_at),
