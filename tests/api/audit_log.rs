@@ -379,3 +379,30 @@ async fn a_clean_stop_writes_every_queued_event() {
         "every download of the run was written by the stop"
     );
 }
+
+#[tokio::test]
+async fn events_older_than_the_retention_are_pruned_and_newer_ones_stay() {
+    use private_media::db::models::audit_event::{AuditEvent, NewEvent};
+    let app = spawn_app().await;
+    let now = chrono::Utc::now().naive_utc();
+    let at = |days: i64| NewEvent {
+        at: now - chrono::Duration::days(days),
+        event: "download".into(),
+        detail: Some(format!("{days} days old")),
+        ..NewEvent::default()
+    };
+    let batch: Vec<NewEvent> = [400, 366, 370, 10, 0].into_iter().map(at).collect();
+    {
+        let mut conn = app.audit_db.get().unwrap();
+        AuditEvent::insert_batch(&mut conn, &batch).unwrap();
+    }
+    let removed = private_media::audit::prune(&app.audit_db, 365)
+        .await
+        .unwrap();
+    assert_eq!(removed, 3);
+    let left: Vec<String> = events(&app).into_iter().filter_map(|e| e.detail).collect();
+    assert_eq!(
+        left,
+        vec!["10 days old".to_owned(), "0 days old".to_owned()]
+    );
+}
