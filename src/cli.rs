@@ -5,6 +5,8 @@ use std::io::{BufRead, IsTerminal};
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::csv::{self, ExportError};
+use crate::audit::filter::{FilterError, FilterInput};
 use crate::auth::password::{NewPassword, PasswordError};
 use crate::config::{ConfigError, Settings, StorageSettings};
 use crate::db::models::user::{NewUser, User, UserError};
@@ -42,6 +44,34 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the events as CSV to stdout, newest first (the same CSV as /admin/audit.csv).
+    Export {
+        /// From the start of this UTC day (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// To the end of this UTC day (YYYY-MM-DD), included.
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Only the events of this file (its id).
+        #[arg(long, value_name = "ID")]
+        file: Option<String>,
+        /// Only the events of this username.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only this kind of event (download, upload, edit, delete, link_created,
+        /// link_revoked, user_created, user_changed, password_set, login, login_failed).
+        #[arg(long, value_name = "KIND")]
+        event: Option<String>,
     },
 }
 
@@ -94,6 +124,10 @@ pub enum CliError {
     Server(std::io::Error),
     #[error("{0} of the checks failed")]
     Check(usize),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
 }
 
 impl Cli {
@@ -126,6 +160,7 @@ impl Cli {
                 let db = startup::open_database(&settings)?.db;
                 user_command(&db, command)
             }
+            Command::Audit { command } => audit_command(&settings, command),
         }
     }
 }
@@ -361,6 +396,34 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+fn audit_command(settings: &Settings, command: AuditCommand) -> Result<(), CliError> {
+    match command {
+        AuditCommand::Export {
+            from,
+            to,
+            file,
+            user,
+            event,
+        } => {
+            // The filters first: a mistyped date opens no database.
+            let filter = FilterInput {
+                file,
+                user,
+                event,
+                from,
+                to,
+            }
+            .parse()?;
+            let db = startup::open_database(settings)?.db;
+            let audit = db.audit(2)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            csv::export(&audit, &filter, &mut out)?;
+            Ok(())
+        }
+    }
 }
 
 fn read_new_password(from_stdin: bool) -> Result<NewPassword, CliError> {

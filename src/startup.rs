@@ -287,7 +287,7 @@ fn run(
         applied_migrations: _,
         secret,
         db,
-        audit_db: _,
+        audit_db,
         storages,
     } = prepared;
     let key = Key::derive_from(secret.expose_secret().as_bytes());
@@ -299,6 +299,7 @@ fn run(
         storages,
         share_tally,
         audit,
+        audit_db,
     });
     let limits = Limits::from_settings(&settings.server);
     crate::delivery::set_pressure_threshold(limits.max_connections / 2);

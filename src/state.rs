@@ -16,6 +16,8 @@ pub struct AppState {
     pub storages: Storages,
     pub share_tally: Arc<ShareTally>,
     pub audit: Audit,
+    /// Where the audit log is read from (on SQLite a file of its own: `Db::audit`).
+    pub audit_db: Db,
 }
 
 impl AppState {

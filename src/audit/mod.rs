@@ -4,7 +4,9 @@
 //! room (back-pressure), a batch that cannot be written is kept and retried, and a clean stop
 //! writes what is queued before the process exits.
 
+pub mod csv;
 mod events;
+pub mod filter;
 mod retention;
 
 use std::time::Duration;

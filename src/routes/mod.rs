@@ -60,7 +60,7 @@ impl Endpoint {
 }
 
 fn endpoints() -> Vec<Endpoint> {
-    use admin::{files as admin_files, links, upload, users};
+    use admin::{audit, files as admin_files, links, upload, users};
     let (get, head, post) = (Method::GET, Method::HEAD, Method::POST);
     vec![
         at("/").on(get.clone(), root),
@@ -99,6 +99,8 @@ fn endpoints() -> Vec<Endpoint> {
         at("/admin/files/{id}/delete")
             .on(get.clone(), admin_files::confirm_delete)
             .on(post.clone(), admin_files::delete),
+        at("/admin/audit").on(get.clone(), audit::page),
+        at("/admin/audit.csv").on(get.clone(), audit::csv),
         at("/admin/users")
             .on(get.clone(), users::list)
             .on(post.clone(), users::create),

@@ -6,6 +6,7 @@
 mod access_cache;
 mod access_log;
 mod admin_conveniences;
+mod audit_admin;
 mod audit_log;
 mod caching;
 mod cli_commands;

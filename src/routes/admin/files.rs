@@ -12,10 +12,14 @@ use crate::display::filters; // `shown`, for the templates below (src/display.rs
 use crate::domain::{AccessRule, FileId, UserId, Username};
 use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
+use crate::routes::admin::audit::{self, EventView};
 use crate::routes::admin::links::{self, LinkView};
 use crate::routes::file_list::{FileList, ListParams, file_list};
 use crate::routes::{parse_file_id, see_other};
 use crate::state::AppState;
+
+/// Events a file's page shows; the audit page has the rest.
+const FILE_EVENTS: i64 = 20;
 
 #[derive(Template)]
 #[template(path = "admin/files.html")]
@@ -71,6 +75,10 @@ pub struct DetailPage {
     pub share_error: Option<String>,
     expiry_choices: Vec<links::ExpiryChoice>,
     max_expiry: String,
+    /// Granted downloads that sent the file, from the audit log.
+    download_count: i64,
+    /// The file's latest events, newest first.
+    events: Vec<EventView>,
 }
 
 pub struct RuleOption {
@@ -118,6 +126,8 @@ pub async fn detail_page(
         .map(|s| s.kind().to_owned())
         .unwrap_or_else(|| "not configured".to_owned());
     let links = links::of_file(state, &file.file.id).await?;
+    let (download_count, events) =
+        audit::of_file(state, file.file.id.as_str(), FILE_EVENTS).await?;
     Ok(DetailPage {
         nav: Some(Nav::from(current)),
         flash,
@@ -132,6 +142,8 @@ pub async fn detail_page(
         share_error: None,
         expiry_choices: links::expiry_choices(),
         max_expiry: state.settings.sharing.max_expiry.to_string(),
+        download_count,
+        events,
     })
 }
 

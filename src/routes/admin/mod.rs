@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod files;
 pub mod links;
 pub mod upload;
