@@ -326,6 +326,25 @@ fn create_first_superuser(db: &Db) -> Result<(), CliError> {
     }
 }
 
+/// A change made from the command line goes into the audit log like one made on the web,
+/// written at once (there is no server's queue here); who ran the command is the operating
+/// system's to say, so the event names the command line instead of a user.
+fn record_change(db: &Db, event: &str, detail: String) -> Result<(), CliError> {
+    use crate::db::models::audit_event::{AuditEvent, NewEvent};
+    let audit = db.audit(1)?;
+    AuditEvent::insert_batch(
+        &mut *audit.get()?,
+        &[NewEvent {
+            at: chrono::Utc::now().naive_utc(),
+            event: event.to_owned(),
+            route: Some("cli".to_owned()),
+            detail: Some(format!("{detail} (from the command line)")),
+            ..NewEvent::default()
+        }],
+    )?;
+    Ok(())
+}
+
 fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
     // A connection per step: none is held while a password is typed or hashed.
     match command {
@@ -356,6 +375,11 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
                     role,
                 },
             )?;
+            record_change(
+                db,
+                "user_created",
+                format!("“{username}”, {}", role.as_str()),
+            )?;
             println!("created user `{username}`");
         }
         UserCommand::SetPassword {
@@ -366,6 +390,7 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
             User::get_by_username(&mut *db.get()?, &username)?;
             let password_hash = read_new_password(password_stdin)?.hash()?;
             User::set_password(&mut *db.get()?, &username, password_hash)?;
+            record_change(db, "password_set", format!("for “{username}”"))?;
             println!("password of `{username}` changed; their sessions have ended");
         }
         UserCommand::List => {
@@ -387,11 +412,21 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
         UserCommand::Deactivate { username } => {
             let username = Username::parse(&username)?;
             User::set_active(&mut *db.get()?, &username, false)?;
+            record_change(
+                db,
+                "user_changed",
+                format!("“{username}”: active → inactive"),
+            )?;
             println!("deactivated `{username}`; their sessions have ended");
         }
         UserCommand::Activate { username } => {
             let username = Username::parse(&username)?;
             User::set_active(&mut *db.get()?, &username, true)?;
+            record_change(
+                db,
+                "user_changed",
+                format!("“{username}”: inactive → active"),
+            )?;
             println!("activated `{username}`");
         }
     }

@@ -406,3 +406,33 @@ async fn events_older_than_the_retention_are_pruned_and_newer_ones_stay() {
         vec!["10 days old".to_owned(), "0 days old".to_owned()]
     );
 }
+
+#[tokio::test]
+async fn changes_made_from_the_command_line_are_recorded_too() {
+    let app = spawn_app().await;
+    let added = app.cli(
+        &["user", "add", "carol", "--staff", "--password-stdin"],
+        Some("a long enough password\n"),
+    );
+    assert!(added.status.success(), "{added:?}");
+    let deactivated = app.cli(&["user", "deactivate", "carol"], None);
+    assert!(deactivated.status.success(), "{deactivated:?}");
+    let all = events(&app);
+    let created = all
+        .iter()
+        .find(|e| e.event == "user_created")
+        .expect("user_created");
+    assert_eq!(created.route.as_deref(), Some("cli"));
+    assert!(created.detail.as_deref().unwrap().contains("carol"));
+    let changed = all
+        .iter()
+        .find(|e| e.event == "user_changed")
+        .expect("user_changed");
+    assert!(
+        changed
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("active → inactive")
+    );
+}
