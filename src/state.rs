@@ -21,6 +21,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The storage a file's row names; a row naming one the configuration lacks is a fault
+    /// of the site's setup, not of the request.
+    pub fn storage_of(
+        &self,
+        file: &crate::db::models::file::FileRow,
+    ) -> Result<&Arc<dyn crate::storage::Storage>, crate::error::AppError> {
+        self.storages.get(&file.storage).ok_or_else(|| {
+            crate::error::AppError::Internal(format!(
+                "file {} is in the storage `{}`, which is not configured",
+                file.id, file.storage
+            ))
+        })
+    }
+
     /// Records a change in the audit log (README: "Audit log"): `event` names it, `fill` adds
     /// who and what. Queued, never written on the request's time.
     pub async fn record_change(

@@ -92,12 +92,7 @@ async fn by_id_checked(
     if !allowed {
         return Err(AppError::Forbidden);
     }
-    let storage = state.storages.get(&file.storage).ok_or_else(|| {
-        AppError::Internal(format!(
-            "file {} is in the storage `{}`, which is not configured",
-            file.id, file.storage
-        ))
-    })?;
+    let storage = state.storage_of(file)?;
     what.local = storage.kind() == "filesystem";
     let presentation = Presentation::decide(
         &file.content_type,

@@ -62,9 +62,7 @@ pub async fn landing(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let answer = async {
-        let (token, opened) = open(&state, &token).await?;
-        let now = Utc::now().naive_utc();
-        refuse_unusable(&opened, now, false)?;
+        let (token, opened, _) = open_usable(&state, &token).await?;
         landing_page(&req, &session, &token, &opened, None, StatusCode::OK)
     };
     marked(answer.await)
@@ -79,9 +77,7 @@ pub async fn unlock(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let answer = async {
-        let (token, opened) = open(&state, &token).await?;
-        let now = Utc::now().naive_utc();
-        refuse_unusable(&opened, now, false)?;
+        let (token, opened, now) = open_usable(&state, &token).await?;
         let Some(hash) = opened.link.password_hash.clone() else {
             return Ok(see_other(&format!("/s/{}", token.as_str())));
         };
@@ -148,12 +144,7 @@ pub async fn download(
             return Ok(see_other(&format!("/s/{}", token.as_str())));
         }
         let file = &opened.file;
-        let storage = state.storages.get(&file.storage).ok_or_else(|| {
-            AppError::Internal(format!(
-                "file {} is in the storage `{}`, which is not configured",
-                file.id, file.storage
-            ))
-        })?;
+        let storage = state.storage_of(file)?;
         what.local = storage.kind() == "filesystem";
         let presentation = Presentation::decide(&file.content_type, &file.original_name, false);
         let response = delivery::deliver(
@@ -216,6 +207,17 @@ async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, Rc<OpenedLink>
         }
     };
     Ok((token, found.ok_or(AppError::NotFound)?))
+}
+
+/// `open`, then 410 unless the link still opens, and the time it was checked at.
+async fn open_usable(
+    state: &AppState,
+    raw: &str,
+) -> Result<(ShareToken, Rc<OpenedLink>, NaiveDateTime), AppError> {
+    let (token, opened) = open(state, raw).await?;
+    let now = Utc::now().naive_utc();
+    refuse_unusable(&opened, now, false)?;
+    Ok((token, opened, now))
 }
 
 /// 410 for a link that no longer opens. `resuming`: a later range for a browser that took a

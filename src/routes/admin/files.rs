@@ -333,12 +333,7 @@ pub async fn delete(
         .read(move |c| FileRow::find(c, &lookup))
         .await?
         .ok_or(AppError::NotFound)?;
-    let storage = state.storages.get(&file.storage).ok_or_else(|| {
-        AppError::Internal(format!(
-            "file {} is in storage `{}`, which is not configured",
-            file.id, file.storage
-        ))
-    })?;
+    let storage = state.storage_of(&file)?;
     let object = match storage.delete(&file.storage_key).await {
         Ok(()) => "and its stored object",
         Err(e) if e.is_not_found() => "(its stored object was already gone)",
