@@ -5,7 +5,8 @@
 // progress bars, sees both in the list and shares one with a plain user; the plain user
 // logs in, downloads that one through its link (bytes compared) and gets 403 on the other;
 // staff makes a share link for the other file (copied with the button), and a fresh browser
-// without cookies opens it and downloads the file.
+// without cookies opens it and downloads the file; the superuser finds that download and the
+// link in the audit log.
 // Screenshots of the login, upload (mid-progress), admin list and user list pages go to
 // docs/screenshots/. Exits non-zero on any failure.
 
@@ -70,6 +71,7 @@ try {
   cli(["migrate"]);
   cli(["user", "add", "stella", "--staff", "--password-stdin"]);
   cli(["user", "add", "paul", "--password-stdin"]);
+  cli(["user", "add", "root", "--superuser", "--password-stdin"]);
   const started = await startServer();
   server = started.server;
   const base = started.base;
@@ -178,6 +180,18 @@ try {
   check(gotShared.equals(make(SIZE_B, 17, 3)), `the shared download differs (${gotShared.length} bytes)`);
   check(shared.suggestedFilename() === "board minutes.bin", `shared name ${shared.suggestedFilename()}`);
   await strangerContext.close();
+
+  // The superuser reads the audit log: the stranger's download through the link is there.
+  const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const admin = await adminContext.newPage();
+  await login(admin, base, "root");
+  await admin.goto(base + "/admin/audit");
+  await admin.waitForFunction(() => document.body.textContent.includes("share"), null, { timeout: 10000 }).catch(() => {});
+  const audit = await admin.content();
+  check(audit.includes("board minutes.bin") && audit.includes("share"), "the audit log lacks the share download");
+  check(audit.includes("link_created"), "the audit log lacks the link");
+  await admin.screenshot({ path: join(shots, "audit.png"), fullPage: false });
+  await adminContext.close();
   console.log("browser test passed: upload with progress, listing, sharing, download, refusal, share link");
 } catch (error) {
   failed = true;
