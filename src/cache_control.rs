@@ -36,7 +36,7 @@ pub async fn apply(
     // against the table instead, so it is still a download's.
     let pattern = response.request().match_pattern();
     let value = policy(pattern.as_deref());
-    let share = response.request().path().starts_with("/s/");
+    let share = is_share_path(response.request().path());
     let headers = response.headers_mut();
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
@@ -54,9 +54,39 @@ pub async fn apply(
     Ok(response)
 }
 
+/// Whether a path is under `/s/` as the router reads it: percent-decoded (`/%73/…` is
+/// `/s/…`), and with the empty segments a client may put in front (`//s/…`).
+fn is_share_path(path: &str) -> bool {
+    let under = |p: &str| {
+        let p = p.trim_start_matches('/');
+        p == "s" || p.starts_with("s/")
+    };
+    if under(path) {
+        return true;
+    }
+    path.contains('%') && under(&percent_encoding::percent_decode_str(path).decode_utf8_lossy())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_paths_are_found_however_they_are_spelt() {
+        for share in [
+            "/s/abc",
+            "/s/abc/download",
+            "//s/abc",
+            "/%73/abc",
+            "/%2Fs/x",
+            "/s",
+        ] {
+            assert!(is_share_path(share), "{share}");
+        }
+        for other in ["/files/s/abc", "/sx/abc", "/static/s.css", "/"] {
+            assert!(!is_share_path(other), "{other}");
+        }
+    }
 
     #[test]
     fn downloads_are_private_and_everything_else_is_not_stored() {

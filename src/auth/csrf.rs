@@ -71,18 +71,50 @@ pub async fn protect(
         return refuse(req, AppError::Csrf);
     };
     let matches = |given: &str| tokens_match(&expected, given);
+    let signed_in = TypedSession::from_request(req.request())
+        .identity()
+        .is_some();
 
     if let Some(given) = req.headers().get(HEADER) {
-        return match given.to_str() {
-            Ok(given) if matches(given) => next.call(req).await.map(|r| r.map_into_left_body()),
-            _ => refuse(req, AppError::Csrf),
+        let Ok(given) = given.to_str() else {
+            return refuse(req, AppError::Csrf);
         };
+        if !matches(given) {
+            return refuse(req, AppError::Csrf);
+        }
+        // Whoever has only visited the login page gets no more than its small forms take,
+        // whichever way the token comes: a body of unknown length is refused, a longer one
+        // too, before any of it is read (the handler's form would read up to the signed-in
+        // limit, outside the budget).
+        if !signed_in {
+            match declared_length(&req) {
+                Some(n) if n <= MAX_ANONYMOUS_FORM_BYTES => {}
+                Some(_) => return refuse(req, AppError::PayloadTooLarge("form".into())),
+                None if has_body(&req) => {
+                    return refuse(req, AppError::PayloadTooLarge("form".into()));
+                }
+                None => {}
+            }
+        }
+        return next.call(req).await.map(|r| r.map_into_left_body());
     }
 
     match req.content_type().to_ascii_lowercase().as_str() {
+        // No form of a session nobody signed into is multipart (login, a share link's
+        // password; uploads need a login): sent to log in before a byte is read.
+        "multipart/form-data" if !signed_in => refuse(req, AppError::LoginRequired { next: None }),
         "multipart/form-data" => {
+            // What the tee records while the token is looked for (a client may send it
+            // slowly) counts against the budget; an upload itself, once its token is found,
+            // does not: it streams, and may take minutes.
+            let mut held = FormBytes::new(&FORM_BUDGET);
+            if let Err(error) = held.grow_to(MAX_MULTIPART_HEAD + PARSER_READ_AHEAD) {
+                return refuse(req, error);
+            }
             let body = tee::Tee::new(req.take_payload(), MAX_MULTIPART_HEAD + PARSER_READ_AHEAD);
-            match multipart::find_token(req.headers(), body.reader()).await {
+            let found = multipart::find_token(req.headers(), body.reader()).await;
+            drop(held);
+            match found {
                 Ok(given) if matches(&given) => {
                     req.set_payload(body.replay());
                     next.call(req).await.map(|r| r.map_into_left_body())
@@ -95,9 +127,6 @@ pub async fn protect(
             }
         }
         "application/x-www-form-urlencoded" => {
-            let signed_in = TypedSession::from_request(req.request())
-                .identity()
-                .is_some();
             let cap = if signed_in {
                 MAX_FORM_BYTES
             } else {
@@ -153,6 +182,12 @@ pub async fn protect(
         // JSON, text, no body at all: only the header can carry the token.
         _ => refuse(req, AppError::Csrf),
     }
+}
+
+/// Whether a request without a `Content-Length` still sends a body (chunked).
+fn has_body(req: &ServiceRequest) -> bool {
+    req.headers()
+        .contains_key(actix_web::http::header::TRANSFER_ENCODING)
 }
 
 /// The `Content-Length` of a request, if it says one that parses.

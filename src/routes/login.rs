@@ -114,16 +114,9 @@ pub async fn submit(
         .await?;
     let attempt = match attempt {
         Ok(attempt) => attempt,
-        Err(wait) => {
-            state
-                .record_change(&req, "login_failed", |e| {
-                    e.username = Some(throttle_name.clone());
-                    e.status = Some(429);
-                    e.detail = Some("refused by the throttle; the password was not checked".into());
-                })
-                .await;
-            return too_many(again, wait);
-        }
+        // Not recorded: no password was checked, and a flood of refused attempts would
+        // otherwise fill the audit log (the throttle already has what it needs).
+        Err(wait) => return too_many(again, wait),
     };
     let user = match Username::parse(&typed_name) {
         Ok(name) => {

@@ -89,3 +89,60 @@ async fn stalled_anonymous_forms_keep_the_servers_memory_small() {
     );
     drop(streams);
 }
+
+/// The other ways a token can come: in the `X-CSRF-Token` header (any body), or in a
+/// multipart form. A session nobody signed into gets no more through them: a declared body
+/// over its limit and a body of unknown length are 413 before a byte is read, and multipart
+/// (which none of its forms is) is sent to log in.
+#[tokio::test]
+async fn an_anonymous_session_gets_no_bigger_body_through_the_header_or_multipart() {
+    let app = spawn_app().await;
+    let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
+    let (cookie, token) = anonymous_session(&app.base).await;
+    let answer_to = |head: String, body: &[u8]| {
+        let mut stream = send_and_stall(port, &head, body);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let declared = format!(
+        "POST /login HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nX-CSRF-Token: {token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 120000\r\n\r\n"
+    );
+    let answer = answer_to(declared, b"username=a&password=");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let chunked = format!(
+        "POST /login HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nX-CSRF-Token: {token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let answer = answer_to(chunked, b"10\r\nusername=a&pass\r\n");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let multipart = format!(
+        "POST /login HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\
+         Content-Type: multipart/form-data; boundary=zz\r\nContent-Length: 130000\r\n\r\n"
+    );
+    let answer = answer_to(
+        multipart,
+        b"--zz\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("location: /login"),
+        "{answer}"
+    );
+    // A small form with the header token still logs in as before (a wrong password here).
+    let small = Browser::new(&app.base);
+    let token = small.csrf_token("/login").await;
+    let response = small
+        .client
+        .post(small.url("/login"))
+        .header("x-csrf-token", token)
+        .form(&[("username", "nobody"), ("password", "wrong password 1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
