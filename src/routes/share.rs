@@ -157,7 +157,7 @@ pub async fn download(
             },
         )
         .await?;
-        if counts_as_download(&req, &response, resuming) {
+        if counts_as_download(&req, &response) {
             if opened.link.max_downloads.is_some() {
                 let link = opened.link.id.clone();
                 let taken = state
@@ -253,8 +253,8 @@ fn gone(state: LinkState) -> AppError {
     )
 }
 
-/// A `Range` a resumed download sends: exactly one well-formed `bytes=N-` or `bytes=N-M`
-/// with `0 < N` (and `N <= M`). Anything else (several ranges, a suffix `bytes=-N`, a range
+/// A later range: exactly one well-formed `bytes=N-` or `bytes=N-M` with `0 < N` (and
+/// `N <= M`), as a resumed download or a piece of one sends. Anything else (several ranges, a suffix `bytes=-N`, a range
 /// that does not parse) is not one: a front server or S3 may read such a header otherwise
 /// (ignore the bad part, send every range) and send byte 0 after all.
 fn resumed_range(req: &HttpRequest) -> bool {
@@ -285,13 +285,14 @@ fn resumed_range(req: &HttpRequest) -> bool {
     first > 0 && (end.is_empty() || end.parse::<u64>().is_ok_and(|last| last >= first))
 }
 
-/// Whether this answer takes one of the link's downloads. Every GET that sends (or hands over,
-/// or redirects to) the file does, except the rest of a download this browser already took
-/// (`resuming`: it holds the grant and asks for a later range). HEAD, 304, 412 and 416 send
-/// nothing. When the bytes leave elsewhere (nginx or Apache after `X-Accel-Redirect` /
-/// `X-Sendfile`, S3 after a redirect) the app never sees the final answer, so a conditional
-/// request there may count once without bytes: never the other way round.
-fn counts_as_download(req: &HttpRequest, response: &HttpResponse, resuming: bool) -> bool {
+/// Whether this answer takes one of the link's downloads: a GET answered 200, or 206 for a
+/// range from byte 0. HEAD, 304, 412, 416 and a range that starts later send no download (a
+/// download manager fetching in pieces, or resuming, is counted once). When the bytes leave
+/// elsewhere (nginx or Apache after `X-Accel-Redirect` / `X-Sendfile`, S3 after a redirect)
+/// the app never sees the final answer: it counts every GET but one plain later range, since
+/// those servers read an odd `Range` their own way (nginx sends all of `bytes=1-0,0-`), so a
+/// conditional request there may count once without bytes, never the other way round.
+fn counts_as_download(req: &HttpRequest, response: &HttpResponse) -> bool {
     if req.method() != Method::GET {
         return false;
     }
@@ -301,18 +302,16 @@ fn counts_as_download(req: &HttpRequest, response: &HttpResponse, resuming: bool
         || response.headers().contains_key("x-accel-redirect")
         || response.headers().contains_key("x-sendfile");
     if handed_over {
-        return !resuming;
+        return !resumed_range(req);
     }
     match response.status() {
         StatusCode::OK => true,
-        StatusCode::PARTIAL_CONTENT => {
-            let from_zero = response
-                .headers()
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .is_none_or(|v| v.starts_with("bytes 0-"));
-            from_zero || !resuming
-        }
+        // What was sent, as the answer says it: byte 0 or not.
+        StatusCode::PARTIAL_CONTENT => response
+            .headers()
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.starts_with("bytes 0-")),
         _ => false,
     }
 }
@@ -393,31 +392,29 @@ mod tests {
     }
 
     #[test]
-    fn a_download_counts_unless_it_is_the_rest_of_one_taken_before() {
+    fn a_download_counts_when_it_sends_byte_zero_or_cannot_be_seen() {
         let with_range = |value: &str| {
             HttpResponse::PartialContent()
                 .insert_header((header::CONTENT_RANGE, value))
                 .finish()
         };
         let ok = HttpResponse::Ok().finish();
-        assert!(counts_as_download(&get(None), &ok, false));
+        assert!(counts_as_download(&get(None), &ok));
         let first = with_range("bytes 0-9/100");
-        assert!(counts_as_download(&get(Some("bytes=0-9")), &first, false));
-        assert!(counts_as_download(&get(Some("bytes=0-9")), &first, true));
+        assert!(counts_as_download(&get(Some("bytes=0-9")), &first));
         let later = with_range("bytes 10-99/100");
-        assert!(counts_as_download(&get(Some("bytes=10-")), &later, false));
-        assert!(!counts_as_download(&get(Some("bytes=10-")), &later, true));
+        assert!(!counts_as_download(&get(Some("bytes=10-")), &later));
         for nothing in [
             HttpResponse::NotModified().finish(),
             HttpResponse::RangeNotSatisfiable().finish(),
             HttpResponse::PreconditionFailed().finish(),
         ] {
-            assert!(!counts_as_download(&get(None), &nothing, false));
+            assert!(!counts_as_download(&get(None), &nothing));
         }
         let head = TestRequest::default()
             .method(Method::HEAD)
             .to_http_request();
-        assert!(!counts_as_download(&head, &ok, false));
+        assert!(!counts_as_download(&head, &ok));
         let redirect = HttpResponse::Found()
             .insert_header((header::LOCATION, "https://s3.example/x?sig"))
             .finish();
@@ -425,9 +422,10 @@ mod tests {
             .insert_header(("X-Accel-Redirect", "/x/y"))
             .finish();
         for handed in [&redirect, &accel] {
-            assert!(counts_as_download(&get(None), handed, false));
-            assert!(counts_as_download(&get(Some("bytes=5-")), handed, false));
-            assert!(!counts_as_download(&get(Some("bytes=5-")), handed, true));
+            assert!(counts_as_download(&get(None), handed));
+            assert!(!counts_as_download(&get(Some("bytes=5-")), handed));
+            assert!(counts_as_download(&get(Some("bytes=1-0,0-")), handed));
+            assert!(counts_as_download(&get(Some("bytes=-5")), handed));
         }
     }
 }
