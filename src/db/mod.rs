@@ -33,6 +33,8 @@ pub type Pooled = PooledConnection<Manager>;
 
 /// The same migration names for both backends; only the SQL dialect may differ.
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+/// The audit file's page cache per connection (`Db::audit`).
+const AUDIT_CACHE_KIB: u32 = 4096;
 /// The audit log's own SQLite file (`Db::audit`); on PostgreSQL its table is in the main set.
 const SQLITE_AUDIT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite-audit");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -79,6 +81,8 @@ impl DbError {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    /// SQLite's page cache per connection, in KiB, when not SQLite's default (2 MiB).
+    sqlite_cache_kib: Option<u32>,
 }
 
 impl Manager {
@@ -95,6 +99,9 @@ impl Manager {
                     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
                      PRAGMA synchronous = NORMAL;",
                 )?;
+                if let Some(kib) = self.sqlite_cache_kib {
+                    conn.batch_execute(&format!("PRAGMA cache_size = -{kib};"))?;
+                }
                 Ok(DbConn::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => PgConnection::establish(url.expose_secret())
@@ -148,6 +155,14 @@ impl Db {
     /// Opens a pool of `size` connections. A SQLite file and its folder are created as needed,
     /// the file readable by its owner only (SQLite gives its -wal and -shm files the same mode).
     pub fn connect(url: &DatabaseUrl, size: u32) -> Result<Self, DbError> {
+        Self::connect_with(url, size, None)
+    }
+
+    fn connect_with(
+        url: &DatabaseUrl,
+        size: u32,
+        sqlite_cache_kib: Option<u32>,
+    ) -> Result<Self, DbError> {
         if let DatabaseUrl::Sqlite(path) = url {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
@@ -156,7 +171,10 @@ impl Db {
             create_private_file(path)
                 .map_err(|e| DbError::Connect(format!("{}: {e}", path.display())))?;
         }
-        let manager = Manager { url: url.clone() };
+        let manager = Manager {
+            url: url.clone(),
+            sqlite_cache_kib,
+        };
         // One connection up front: a clear error for a bad path or an unreachable server.
         let mut first = manager.establish()?;
         if let DbConn::Sqlite(conn) = &mut first {
@@ -199,7 +217,11 @@ impl Db {
             return Ok(self.clone());
         };
         let audit = DatabaseUrl::Sqlite(audit_path(path));
-        let mut db = Db::connect(&audit, size)?;
+        // Twice SQLite's default page cache: the table and its four indexes take ~30,000
+        // inserts a second at 4 KiB downloads, and with 2 MiB their pages were read back
+        // over and over (4 KiB downloads with the audit on: 0.71 of the rate with it off,
+        // 0.87 with 4 MiB).
+        let mut db = Db::connect_with(&audit, size, Some(AUDIT_CACHE_KIB))?;
         db.audit_file = true;
         db.run_migrations()?;
         Ok(db)
@@ -305,7 +327,11 @@ impl Db {
     /// so a look at a SQLite database (`check`) leaves no -wal or -shm file behind, whereas a
     /// pool's connections may still be open when the process exits.
     pub fn pending_migrations_at(url: &DatabaseUrl) -> Result<usize, DbError> {
-        let mut conn = Manager { url: url.clone() }.establish()?;
+        let mut conn = Manager {
+            url: url.clone(),
+            sqlite_cache_kib: None,
+        }
+        .establish()?;
         let migrations = migrations_for(&conn);
         let pending = conn
             .pending_migrations(migrations)
