@@ -17,7 +17,7 @@ pub use events::{Delivery, DownloadEvent, Route, change, download};
 pub use retention::{keep_pruning, prune};
 
 use crate::db::Db;
-use crate::db::models::audit_event::{AuditEvent, NewEvent};
+use crate::db::models::audit_event::{AuditEvent, NewEvent, PackedEvent};
 
 /// Events waiting to be written, at most. Past it, requests wait for the writer.
 const QUEUE: usize = 8192;
@@ -36,14 +36,14 @@ const STOP_GIVE_UP: Duration = Duration::from_secs(10);
 /// Where requests put their events.
 #[derive(Clone)]
 pub struct Audit {
-    queue: mpsc::Sender<NewEvent>,
+    queue: mpsc::Sender<PackedEvent>,
     /// `[audit] enabled`.
     enabled: bool,
 }
 
 /// The other end: started by `Writer::run`, stopped by `Stopper::stop`.
 pub struct Writer {
-    queue: mpsc::Receiver<NewEvent>,
+    queue: mpsc::Receiver<PackedEvent>,
     stopping: watch::Receiver<bool>,
     db: Db,
 }
@@ -74,7 +74,8 @@ impl Audit {
         if !self.enabled {
             return;
         }
-        if let Err(mpsc::error::SendError(event)) = self.queue.send(event).await {
+        if let Err(mpsc::error::SendError(event)) = self.queue.send(PackedEvent::pack(&event)).await
+        {
             log_unwritten(&event, "the audit writer has stopped");
         }
     }
@@ -123,16 +124,20 @@ impl Writer {
 
     /// Writes `batch` (and empties it), retrying until it is written; at a stop it gives up
     /// after `STOP_GIVE_UP` and logs the events.
-    async fn write(&mut self, batch: &mut Vec<NewEvent>, stopping: bool) {
+    async fn write(&mut self, batch: &mut Vec<PackedEvent>, stopping: bool) {
         let mut wait = FIRST_RETRY_WAIT;
         let started = tokio::time::Instant::now();
         loop {
-            // A copy per try: a failed transaction leaves the batch to try again.
-            let events = batch.clone();
+            // Shared with the try, not copied: a failed transaction leaves the batch to try
+            // again.
+            let events = std::sync::Arc::new(std::mem::take(batch));
+            let written = events.clone();
             let result = self
                 .db
-                .run_uncached(move |c| AuditEvent::insert_batch(c, &events))
+                .run_uncached(move |c| AuditEvent::insert_packed(c, &written))
                 .await;
+            // The try has ended (its closure is dropped), so the batch is ours alone again.
+            *batch = std::sync::Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
             match result {
                 Ok(()) => {
                     batch.clear();
@@ -155,6 +160,6 @@ impl Writer {
     }
 }
 
-fn log_unwritten(event: &NewEvent, why: &str) {
+fn log_unwritten(event: &PackedEvent, why: &str) {
     tracing::error!(target: "private_media::audit", why, event = ?event, "audit event not written");
 }
