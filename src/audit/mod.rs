@@ -22,10 +22,12 @@ use crate::db::models::audit_event::{AuditEvent, NewEvent, PackedEvent};
 /// Events waiting to be written, at most. Past it, requests wait for the writer.
 const QUEUE: usize = 8192;
 /// Events written in one transaction, at most.
-const BATCH: usize = 512;
+const BATCH: usize = 2048;
 /// How long the writer waits after the first event of a batch for more to come. Events are
-/// visible this much later; a stop does not wait for it.
-const GATHER: Duration = Duration::from_millis(20);
+/// visible this much later; a stop does not wait for it. Each commit writes the last page of
+/// the table and of each index again, so fewer, bigger batches cost less per event: 100 ms
+/// instead of 20 took a fifth off the writer's CPU per event at 4 KiB downloads.
+const GATHER: Duration = Duration::from_millis(100);
 /// How long a failed batch waits before it is tried again, doubling up to `MAX_RETRY_WAIT`.
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
