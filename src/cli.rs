@@ -451,11 +451,7 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
             record_change(
                 db,
                 "user_changed",
-                format!(
-                    "“{username}”: role {} → {}",
-                    before.as_str(),
-                    role.as_str()
-                ),
+                format!("“{username}”: role {} → {}", before.as_str(), role.as_str()),
             )?;
             println!("`{username}` is now {}", role.as_str());
             warn_without_superuser(db)?;
@@ -535,7 +531,10 @@ fn print_user_table(users: &[User]) {
 
 /// Times as RFC 3339 in UTC, which every JSON reader parses.
 fn print_user_json(users: &[User]) -> Result<(), CliError> {
-    let utc = |t: chrono::NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let utc = |t: chrono::NaiveDateTime| {
+        t.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
     let listed: Vec<ListedUser<'_>> = users
         .iter()
         .map(|user| ListedUser {
@@ -546,7 +545,8 @@ fn print_user_json(users: &[User]) -> Result<(), CliError> {
             last_login_at: user.last_login_at.map(utc),
         })
         .collect();
-    let text = serde_json::to_string_pretty(&listed).map_err(|e| CliError::Output(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&listed).map_err(|e| CliError::Output(e.to_string()))?;
     println!("{text}");
     Ok(())
 }

@@ -48,39 +48,26 @@ pub async fn with_navigation<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let request = req.request().clone();
-    match next.call(req).await {
-        Ok(response) => {
-            let status = response.status();
-            if !status.is_client_error() && !status.is_server_error() {
-                return Ok(response.map_into_left_body());
-            }
-            // A page of `error`, or an answer with no page at all (a 405 from routing).
-            let page = response.response().extensions().get::<ErrorPage>().cloned();
-            let page = match page {
-                Some(page) => page,
-                None if !response.headers().contains_key(header::CONTENT_TYPE) => {
-                    ErrorPage::for_status(status, None)
-                }
-                None => return Ok(response.map_into_left_body()),
-            };
-            match with_nav(&request, &page, response.response()).await {
-                Some(swapped) => Ok(ServiceResponse::new(request, swapped).map_into_right_body()),
-                None => Ok(response.map_into_left_body()),
-            }
+    // A middleware's refusal that comes back as an error (not as a page: CSRF answers with
+    // one) keeps its plain page; the request is gone with it, and routing needs it unshared.
+    let response = next.call(req).await?;
+    let status = response.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return Ok(response.map_into_left_body());
+    }
+    // A page of `error`, or an answer with no page at all (a 405 from routing).
+    let page = response.response().extensions().get::<ErrorPage>().cloned();
+    let page = match page {
+        Some(page) => page,
+        None if !response.headers().contains_key(header::CONTENT_TYPE) => {
+            ErrorPage::for_status(status, None)
         }
-        // A middleware's refusal (CSRF, a body limit): left as it is for anyone else.
-        Err(e) => {
-            let refused = e.error_response();
-            let page = refused.extensions().get::<ErrorPage>().cloned();
-            let Some(page) = page else {
-                return Err(e);
-            };
-            match with_nav(&request, &page, &refused).await {
-                Some(swapped) => Ok(ServiceResponse::new(request, swapped).map_into_right_body()),
-                None => Err(e),
-            }
-        }
+        None => return Ok(response.map_into_left_body()),
+    };
+    let request = response.request().clone();
+    match with_nav(&request, &page, response.response()).await {
+        Some(swapped) => Ok(ServiceResponse::new(request, swapped).map_into_right_body()),
+        None => Ok(response.map_into_left_body()),
     }
 }
 
@@ -113,6 +100,8 @@ async fn with_nav<B>(
             swapped.headers_mut().insert(name.clone(), value.clone());
         }
     }
-    swapped.head_mut().set_connection_type(original.head().connection_type());
+    swapped
+        .head_mut()
+        .set_connection_type(original.head().connection_type());
     Some(swapped)
 }

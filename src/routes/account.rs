@@ -59,7 +59,11 @@ fn role_words(user: &User) -> &'static str {
     }
 }
 
-fn account_page(current: &CurrentUser, flash: Option<String>, errors: PasswordErrors) -> AccountPage {
+fn account_page(
+    current: &CurrentUser,
+    flash: Option<String>,
+    errors: PasswordErrors,
+) -> AccountPage {
     let user = &current.user;
     AccountPage {
         nav: Some(Nav::from(current)),
@@ -78,7 +82,11 @@ fn account_page(current: &CurrentUser, flash: Option<String>, errors: PasswordEr
 }
 
 pub async fn page(current: CurrentUser, session: TypedSession) -> Result<HttpResponse, AppError> {
-    html::page(&account_page(&current, session.take_flash(), PasswordErrors::default()))
+    html::page(&account_page(
+        &current,
+        session.take_flash(),
+        PasswordErrors::default(),
+    ))
 }
 
 #[derive(Deserialize)]

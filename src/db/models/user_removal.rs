@@ -10,9 +10,9 @@
 
 use diesel::prelude::*;
 
+use crate::db::models::user::User;
 use crate::db::schema::{file_readers, files, share_links, users};
 use crate::db::{DbConn, DbError};
-use crate::db::models::user::User;
 use crate::domain::{Role, UserId, Username};
 
 /// What a delete changed beside removing the user.

@@ -108,7 +108,8 @@ pub async fn delete(
     let user = find(&state, &id).await?;
     let typed = form.into_inner().reassign_to.trim().to_owned();
     let refused = |reassign_error: Option<String>, error: Option<String>| {
-        let (state, current, id, typed) = (state.clone(), current.clone(), id.clone(), typed.clone());
+        let (state, current, id, typed) =
+            (state.clone(), current.clone(), id.clone(), typed.clone());
         async move {
             let page = confirm_page(&state, &current, &id, typed, reassign_error, error).await?;
             html::render(StatusCode::UNPROCESSABLE_ENTITY, &page)
@@ -130,11 +131,13 @@ pub async fn delete(
     let wanted_heir = heir.clone();
     let outcome = state
         .db
-        .run(move |c| match user_removal::delete(c, &username, wanted_heir.as_ref()) {
-            Ok(done) => Ok(Ok(done)),
-            Err(RemovalError::Db(e)) => Err(e),
-            Err(other) => Ok(Err(other)),
-        })
+        .run(
+            move |c| match user_removal::delete(c, &username, wanted_heir.as_ref()) {
+                Ok(done) => Ok(Ok(done)),
+                Err(RemovalError::Db(e)) => Err(e),
+                Err(other) => Ok(Err(other)),
+            },
+        )
         .await?;
     let (deleted, removed) = match outcome {
         Ok(done) => done,

@@ -122,7 +122,8 @@ async fn list_page(
             let last = ((total + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1);
             let page = wanted.min(last);
             if page != wanted {
-                users = User::search_page(c, &search, (page - 1) * USERS_PER_PAGE, USERS_PER_PAGE)?.0;
+                users =
+                    User::search_page(c, &search, (page - 1) * USERS_PER_PAGE, USERS_PER_PAGE)?.0;
             }
             Ok((users, total, page))
         })
