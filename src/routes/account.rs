@@ -55,7 +55,7 @@ fn role_words(user: &User) -> &'static str {
     match user.role() {
         crate::domain::Role::Superuser => "You manage files, share links, users and the audit log.",
         crate::domain::Role::Staff => "You upload and manage files and share links.",
-        crate::domain::Role::User => "You download the files their rules let you read.",
+        crate::domain::Role::User => "You download the files whose access rules include you.",
     }
 }
 
