@@ -20,6 +20,7 @@ use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
 use crate::html::{self, Nav};
+use crate::routes::admin::users::sentence;
 use crate::routes::see_other;
 use crate::state::AppState;
 
@@ -117,7 +118,7 @@ pub async fn change_password(
     let parsed = match NewPassword::parse(new_password.clone()) {
         Ok(p) => Some(p),
         Err(e) => {
-            errors.new = Some(format!("{}.", capitalised(&e.to_string())));
+            errors.new = Some(sentence(&e.to_string()));
             None
         }
     };
@@ -217,12 +218,4 @@ pub async fn change_password(
         .await;
     session.set_flash("Your password was changed. Your other sessions have ended.");
     Ok(see_other("/account"))
-}
-
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
