@@ -10,6 +10,7 @@ use crate::audit::filter::{FilterError, FilterInput};
 use crate::auth::password::{NewPassword, PasswordError};
 use crate::config::{ConfigError, Settings, StorageSettings};
 use crate::db::models::user::{NewUser, User, UserError};
+use crate::db::models::user_removal::{self, RemovalError};
 use crate::db::{Db, DbError};
 use crate::domain::{Role, Username, UsernameError};
 use crate::startup::{self, Application, StartupError};
@@ -97,11 +98,50 @@ pub enum UserCommand {
         password_stdin: bool,
     },
     /// List users.
-    List,
+    List {
+        /// `text` (a table, the default) or `json` (one array of objects, for scripts).
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
     /// Deactivate a user; ends all of that user's sessions.
     Deactivate { username: String },
     /// Activate a user again.
     Activate { username: String },
+    /// Set a user's role: `user`, `staff` or `superuser`.
+    SetRole {
+        username: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Delete a user; their sessions end at once and the share links they made are removed.
+    /// While they own files the delete is refused, unless --reassign-to names who gets them.
+    Delete {
+        username: String,
+        /// The active user who becomes the owner of their files.
+        #[arg(long, value_name = "USER")]
+        reassign_to: Option<String>,
+    },
+}
+
+/// How `user list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    Role::parse(value).ok_or_else(|| format!("“{value}” is not a role (user, staff or superuser)"))
+}
+
+/// One user as `user list --format json` prints it.
+#[derive(serde::Serialize)]
+struct ListedUser<'a> {
+    username: &'a str,
+    role: &'static str,
+    active: bool,
+    created_at: String,
+    last_login_at: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +168,10 @@ pub enum CliError {
     Filter(#[from] FilterError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error(transparent)]
+    Removal(#[from] RemovalError),
+    #[error("cannot write the list: {0}")]
+    Output(String),
 }
 
 impl Cli {
@@ -393,20 +437,56 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
             record_change(db, "password_set", format!("for “{username}”"))?;
             println!("password of `{username}` changed; their sessions have ended");
         }
-        UserCommand::List => {
+        UserCommand::List { format } => {
             let users = User::list(&mut *db.get()?)?;
-            println!(
-                "{:<32} {:<10} {:<8} LAST LOGIN",
-                "USERNAME", "ROLE", "ACTIVE"
-            );
-            for user in users {
-                let role = user.role().as_str();
-                let last = user
-                    .last_login_at
-                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                    .unwrap_or_else(|| "never".to_owned());
-                let active = if user.is_active { "yes" } else { "no" };
-                println!("{:<32} {role:<10} {active:<8} {last}", user.username);
+            match format {
+                ListFormat::Text => print_user_table(&users),
+                ListFormat::Json => print_user_json(&users)?,
+            }
+        }
+        UserCommand::SetRole { username, role } => {
+            let username = Username::parse(&username)?;
+            let before = User::get_by_username(&mut *db.get()?, &username)?.role();
+            User::set_role(&mut *db.get()?, &username, role)?;
+            record_change(
+                db,
+                "user_changed",
+                format!("“{username}”: role {} → {}", before.as_str(), role.as_str()),
+            )?;
+            println!("`{username}` is now {}", role.as_str());
+            warn_without_superuser(db)?;
+        }
+        UserCommand::Delete {
+            username,
+            reassign_to,
+        } => {
+            let username = Username::parse(&username)?;
+            let heir = reassign_to.as_deref().map(Username::parse).transpose()?;
+            let (deleted, removed) =
+                user_removal::delete(&mut *db.get()?, &username, heir.as_ref())?;
+            let files = match &heir {
+                Some(heir) => format!("{} file(s) to “{heir}”", removed.files_reassigned),
+                None => "no files".to_owned(),
+            };
+            record_change(
+                db,
+                "user_deleted",
+                format!(
+                    "“{username}” ({}), {}: {files}, {} share link(s) removed",
+                    deleted.id,
+                    deleted.role().as_str(),
+                    removed.links_removed
+                ),
+            )?;
+            match &heir {
+                Some(heir) => println!(
+                    "deleted `{username}`; {} file(s) now belong to `{heir}`; {} share link(s) removed",
+                    removed.files_reassigned, removed.links_removed
+                ),
+                None => println!(
+                    "deleted `{username}`; {} share link(s) removed",
+                    removed.links_removed
+                ),
             }
         }
         UserCommand::Deactivate { username } => {
@@ -430,6 +510,44 @@ fn user_command(db: &Db, command: UserCommand) -> Result<(), CliError> {
             println!("activated `{username}`");
         }
     }
+    Ok(())
+}
+
+fn print_user_table(users: &[User]) {
+    println!(
+        "{:<32} {:<10} {:<8} LAST LOGIN",
+        "USERNAME", "ROLE", "ACTIVE"
+    );
+    for user in users {
+        let role = user.role().as_str();
+        let last = user
+            .last_login_at
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "never".to_owned());
+        let active = if user.is_active { "yes" } else { "no" };
+        println!("{:<32} {role:<10} {active:<8} {last}", user.username);
+    }
+}
+
+/// Times as RFC 3339 in UTC, which every JSON reader parses.
+fn print_user_json(users: &[User]) -> Result<(), CliError> {
+    let utc = |t: chrono::NaiveDateTime| {
+        t.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let listed: Vec<ListedUser<'_>> = users
+        .iter()
+        .map(|user| ListedUser {
+            username: user.username.as_str(),
+            role: user.role().as_str(),
+            active: user.is_active,
+            created_at: utc(user.created_at),
+            last_login_at: user.last_login_at.map(utc),
+        })
+        .collect();
+    let text =
+        serde_json::to_string_pretty(&listed).map_err(|e| CliError::Output(e.to_string()))?;
+    println!("{text}");
     Ok(())
 }
 

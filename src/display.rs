@@ -357,6 +357,10 @@ mod tests {
             include_str!("../templates/admin/upload_result.html"),
             include_str!("../templates/admin/user.html"),
             include_str!("../templates/admin/users.html"),
+            include_str!("../templates/admin/user_delete.html"),
+            include_str!("../templates/account.html"),
+            include_str!("../templates/nav.html"),
+            include_str!("../templates/error_nav.html"),
         ];
         let is_user_text = |field: &str| {
             field.ends_with("name")

@@ -63,7 +63,7 @@ pub enum AppError {
     Internal(String),
 }
 
-#[derive(Template)]
+#[derive(Template, Clone)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
     pub status: u16,
@@ -97,9 +97,14 @@ impl ErrorPage {
     pub fn into_response(self) -> HttpResponse {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         match self.render() {
-            Ok(body) => HttpResponse::build(status)
-                .content_type(mime::TEXT_HTML_UTF_8)
-                .body(body),
+            Ok(body) => {
+                let mut response = HttpResponse::build(status)
+                    .content_type(mime::TEXT_HTML_UTF_8)
+                    .body(body);
+                // For `error_pages`, which shows it again with the navigation to a user.
+                response.extensions_mut().insert(self);
+                response
+            }
             Err(e) => {
                 tracing::error!(error = %e, "rendering the error page failed");
                 HttpResponse::build(status)

@@ -16,6 +16,22 @@ pub struct Nav {
     pub is_staff: bool,
     pub is_superuser: bool,
     pub csrf_token: String,
+    /// The path of the page, for `aria-current` (`is_current`).
+    pub path: String,
+}
+
+impl Nav {
+    /// Whether the navigation link `href` leads to the part of the site this page is in: the
+    /// link gets `aria-current="page"`. The admin's home stands for the file pages too.
+    pub fn is_current(&self, href: &str) -> bool {
+        let path = self.path.as_str();
+        let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+        match href {
+            "/admin/" => path == "/admin/" || under("/admin/files"),
+            "/files" => path == "/files",
+            other => under(other),
+        }
+    }
 }
 
 impl From<&CurrentUser> for Nav {
@@ -25,6 +41,7 @@ impl From<&CurrentUser> for Nav {
             is_staff: current.user.is_staff_member(),
             is_superuser: current.user.is_superuser,
             csrf_token: current.csrf_token.clone(),
+            path: current.path.clone(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod delivery;
 pub mod display;
 pub mod domain;
 pub mod error;
+pub mod error_pages;
 pub mod html;
 pub mod ids;
 pub mod limits;

@@ -345,6 +345,9 @@ fn run(
             .wrap(from_fn(move |req, next| {
                 limits::body::bound(body_policy, req, next)
             }))
+            // Inside the session, which it reads; outside CSRF and the body limits, whose
+            // refusals it shows with the navigation too.
+            .wrap(from_fn(crate::error_pages::with_navigation))
             .wrap(session)
             .wrap(
                 ErrorHandlers::new()

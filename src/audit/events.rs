@@ -153,8 +153,8 @@ pub fn download(
 }
 
 /// A change: `event` names it (`upload`, `edit`, `delete`, `link_created`, `link_revoked`,
-/// `user_created`, `user_changed`, `password_set`, `login`, `login_failed`), `detail` says
-/// what changed.
+/// `user_created`, `user_changed`, `user_deleted`, `password_set`, `password_changed`, `login`,
+/// `login_failed`), `detail` says what changed.
 pub fn change(
     req: &HttpRequest,
     trusted: &TrustedProxies,

@@ -8,7 +8,7 @@ use crate::db::models::audit_event::EventFilter;
 use crate::domain::FileId;
 
 /// Every kind of event the log holds, in the order the page's menu offers them.
-pub const EVENT_KINDS: [&str; 11] = [
+pub const EVENT_KINDS: [&str; 13] = [
     "download",
     "upload",
     "edit",
@@ -20,6 +20,8 @@ pub const EVENT_KINDS: [&str; 11] = [
     "password_set",
     "login",
     "login_failed",
+    "user_deleted",
+    "password_changed",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

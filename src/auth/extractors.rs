@@ -28,6 +28,8 @@ pub struct CurrentUser {
     /// Shared with the access cache: a request that finds it there copies nothing.
     pub user: Rc<User>,
     pub csrf_token: String,
+    /// The path asked for, so the navigation can mark where the user is.
+    pub path: String,
 }
 
 /// A logged-in staff member (superusers included).
@@ -128,6 +130,7 @@ pub async fn current_user_and_file(
                 CurrentUser {
                     csrf_token: session.csrf_token(),
                     user,
+                    path: req.path().to_owned(),
                 },
                 found,
             ))

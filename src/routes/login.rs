@@ -20,6 +20,7 @@ use crate::routes::see_other;
 use crate::state::AppState;
 
 const DEFAULT_NEXT: &str = "/files";
+const FIRST_SUPERUSER_LOGIN: &str = "/admin/";
 /// One message for every failure, so the form never tells which usernames exist.
 const GENERIC_ERROR: &str = "Please enter a correct username and password.";
 
@@ -146,6 +147,14 @@ pub async fn submit(
             let id = user.id.clone();
             state.db.run(move |c| User::record_login(c, &id)).await?;
             tracing::info!(username = %user.username, "logged in");
+            // A superuser's first login, sent nowhere in particular, starts where the site is
+            // set up: the admin, whose empty state points to Upload and Users.
+            let next = if user.is_superuser && user.last_login_at.is_none() && next == DEFAULT_NEXT
+            {
+                FIRST_SUPERUSER_LOGIN.to_owned()
+            } else {
+                next
+            };
             state
                 .record_change(&req, "login", |e| {
                     e.user_id = Some(user.id.to_string());

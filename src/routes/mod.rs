@@ -5,6 +5,7 @@
 //! lists and `table` reads the same list, so the tests that walk every route (CSRF on every
 //! POST, caching headers) cannot miss one.
 
+mod account;
 mod admin;
 mod assets;
 mod download;
@@ -60,7 +61,7 @@ impl Endpoint {
 }
 
 fn endpoints() -> Vec<Endpoint> {
-    use admin::{audit, files as admin_files, links, upload, users};
+    use admin::{audit, files as admin_files, links, upload, user_delete, users};
     let (get, head, post) = (Method::GET, Method::HEAD, Method::POST);
     vec![
         at("/").on(get.clone(), root),
@@ -105,9 +106,14 @@ fn endpoints() -> Vec<Endpoint> {
             .on(get.clone(), users::list)
             .on(post.clone(), users::create),
         at("/admin/users/{id}")
-            .on(get, users::edit)
+            .on(get.clone(), users::edit)
             .on(post.clone(), users::update),
-        at("/admin/users/{id}/password").on(post, users::set_password),
+        at("/admin/users/{id}/password").on(post.clone(), users::set_password),
+        at("/admin/users/{id}/delete")
+            .on(get.clone(), user_delete::confirm)
+            .on(post.clone(), user_delete::delete),
+        at("/account").on(get, account::page),
+        at("/account/password").on(post, account::change_password),
     ]
 }
 

@@ -144,7 +144,10 @@ async fn only_superusers_read_the_log_newest_first() {
     );
     let root = app.logged_in("root", Role::Superuser).await;
     let page = root.get_text("/admin/audit").await;
-    assert!(page.contains("href=\"/admin/audit\">Audit log</a>"), "nav");
+    assert!(
+        page.contains("href=\"/admin/audit\" aria-current=\"page\">Audit log</a>"),
+        "nav"
+    );
     let mine = tagged(&app, &["older", "newer", "by-link"]);
     let shown = shown_ids(&page);
     let positions: Vec<usize> = mine

@@ -5,11 +5,13 @@
 
 mod access_cache;
 mod access_log;
+mod account;
 mod admin_conveniences;
 mod audit_admin;
 mod audit_log;
 mod caching;
 mod cli_commands;
+mod cli_user_admin;
 mod crash_recovery;
 mod csrf;
 mod downloads;
@@ -21,6 +23,7 @@ mod login;
 mod login_throttling;
 mod nginx;
 mod page_access;
+mod pages_and_navigation;
 mod path_traversal;
 mod pipelining;
 mod row_decoding;
@@ -35,4 +38,5 @@ mod stalled_watcher;
 mod symlink_race;
 mod upload_descriptors;
 mod uploads;
+mod user_deletion;
 mod users_admin;

@@ -102,9 +102,9 @@ async fn bad_input_gets_a_clear_message_and_creates_nothing() {
             "a fine new password",
             "A user named “taken” exists.",
         ),
-        ("short", "1234567", "Password:"),
-        ("bad name!", "a fine new password", "Username:"),
-        ("", "a fine new password", "Username:"),
+        ("short", "1234567", "id=\"password-error\""),
+        ("bad name!", "a fine new password", "id=\"username-error\""),
+        ("", "a fine new password", "id=\"username-error\""),
     ] {
         let response = root
             .post_form(

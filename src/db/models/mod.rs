@@ -5,3 +5,4 @@ pub mod pending_upload;
 pub mod session;
 pub mod share_link;
 pub mod user;
+pub mod user_removal;

@@ -7,6 +7,21 @@ use crate::db::schema::users;
 use crate::db::{DbConn, DbError};
 use crate::domain::{PasswordHash, Role, UserId, Username};
 
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// `%…%` for LIKE over a lowered username, with `%`, `_` and `\\` matching themselves.
+fn username_pattern(search: &str) -> String {
+    let mut out = String::from("%");
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct User {
@@ -227,6 +242,53 @@ impl User {
         };
         if updated == 0 {
             return Err(DbError::Query(diesel::result::Error::NotFound));
+        }
+        Ok(())
+    }
+
+    /// One page of the users whose name contains `search` (any case), by name, and how many
+    /// match in all. Usernames are ASCII (`Username::parse`), so SQL's `lower()` folds them
+    /// alike on SQLite and PostgreSQL.
+    pub fn search_page(
+        conn: &mut DbConn,
+        search: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<User>, i64), DbError> {
+        let search = search.trim();
+        let query = || {
+            let mut query = users::table.into_boxed();
+            if !search.is_empty() {
+                query = query.filter(
+                    lower(users::username)
+                        .like(username_pattern(search))
+                        .escape('\\'),
+                );
+            }
+            query
+        };
+        let total = query().count().get_result(conn)?;
+        let rows = query()
+            .order(users::username.asc())
+            .offset(offset)
+            .limit(limit)
+            .select(User::as_select())
+            .load(conn)?;
+        Ok((rows, total))
+    }
+
+    /// Sets the role alone (the command line's `user set-role`); the active flag and the
+    /// sessions stay as they are, since a role is checked on every request anyway.
+    pub fn set_role(conn: &mut DbConn, username: &Username, role: Role) -> Result<(), UserError> {
+        let updated = diesel::update(users::table.filter(users::username.eq(username)))
+            .set((
+                users::is_staff.eq(role >= Role::Staff),
+                users::is_superuser.eq(role == Role::Superuser),
+                users::updated_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)?;
+        if updated == 0 {
+            return Err(UserError::NotFound(username.clone()));
         }
         Ok(())
     }

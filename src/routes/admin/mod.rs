@@ -2,6 +2,7 @@ pub mod audit;
 pub mod files;
 pub mod links;
 pub mod upload;
+pub mod user_delete;
 pub mod users;
 
 use actix_web::{HttpResponse, web};

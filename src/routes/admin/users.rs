@@ -1,4 +1,5 @@
-//! Superusers manage users: list, create, change role and active state, set a password.
+//! Superusers manage users: list (searched, paged), create, change role and active state, set
+//! a password; deleting one is `user_delete`.
 //! A superuser cannot take away their own superuser role or deactivate themselves here, so
 //! nobody locks the last way in by a slip of the mouse (the CLI can still do both).
 
@@ -42,42 +43,103 @@ impl From<&User> for UserView {
     }
 }
 
+/// Users on one page of the list.
+const USERS_PER_PAGE: i64 = 50;
+
+/// What is wrong with each field of the create form, shown beside it.
+#[derive(Debug, Default)]
+pub struct CreateErrors {
+    username: Option<String>,
+    password: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "admin/users.html")]
 struct ListPage {
     nav: Option<Nav>,
     flash: Option<String>,
-    error: Option<String>,
     users: Vec<UserView>,
+    q: String,
+    page: i64,
+    pages: i64,
+    total: i64,
+    prev: Option<String>,
+    next: Option<String>,
+    errors: CreateErrors,
     /// What the create form had, when it comes back with an error.
     new_username: String,
     new_role: &'static str,
 }
 
-#[derive(Template)]
-#[template(path = "admin/user.html")]
-struct EditPage {
-    nav: Option<Nav>,
-    flash: Option<String>,
-    error: Option<String>,
-    user: UserView,
-    is_self: bool,
+/// The list's search and page, as the query string has them.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    page: Option<String>,
+}
+
+impl ListQuery {
+    /// A page that is not a positive number is the first, like one past the end is the last.
+    fn page(&self) -> i64 {
+        self.page
+            .as_deref()
+            .and_then(|p| p.trim().parse::<i64>().ok())
+            .filter(|p| *p >= 1)
+            .unwrap_or(1)
+    }
+
+    fn url(&self, page: i64) -> String {
+        let mut url = format!("/admin/users?page={page}");
+        let q = self.q.trim();
+        if !q.is_empty() {
+            url.push_str("&q=");
+            url.push_str(
+                &percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        url
+    }
 }
 
 async fn list_page(
     state: &AppState,
     current: &CurrentUser,
+    query: &ListQuery,
     flash: Option<String>,
-    error: Option<String>,
+    errors: CreateErrors,
     new_username: String,
     new_role: Role,
 ) -> Result<ListPage, AppError> {
-    let users = state.db.read(User::list).await?;
+    let search = query.q.trim().to_owned();
+    let wanted = query.page();
+    let (users, total, page) = state
+        .db
+        .read(move |c| {
+            let (mut users, total) =
+                User::search_page(c, &search, (wanted - 1) * USERS_PER_PAGE, USERS_PER_PAGE)?;
+            let last = ((total + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1);
+            let page = wanted.min(last);
+            if page != wanted {
+                users =
+                    User::search_page(c, &search, (page - 1) * USERS_PER_PAGE, USERS_PER_PAGE)?.0;
+            }
+            Ok((users, total, page))
+        })
+        .await?;
+    let pages = ((total + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1);
     Ok(ListPage {
         nav: Some(Nav::from(current)),
         flash,
-        error,
         users: users.iter().map(UserView::from).collect(),
+        q: query.q.trim().to_owned(),
+        page,
+        pages,
+        total,
+        prev: (page > 1).then(|| query.url(page - 1)),
+        next: (page < pages).then(|| query.url(page + 1)),
+        errors,
         new_username,
         new_role: new_role.as_str(),
     })
@@ -87,12 +149,14 @@ pub async fn list(
     Superuser(current): Superuser,
     session: TypedSession,
     state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let page = list_page(
         &state,
         &current,
+        &query,
         session.take_flash(),
-        None,
+        CreateErrors::default(),
         String::new(),
         Role::User,
     )
@@ -116,27 +180,38 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let role = Role::parse(&form.role).unwrap_or(Role::User);
-    let refuse = |message: String| {
+    let refuse = |errors: CreateErrors| {
         let state = state.clone();
         let current = current.clone();
         let username = form.username.trim().to_owned();
         async move {
-            let page = list_page(&state, &current, None, Some(message), username, role).await?;
+            let query = ListQuery::default();
+            let page = list_page(&state, &current, &query, None, errors, username, role).await?;
             html::render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     };
-    let username = match Username::parse(form.username.trim()) {
-        Ok(u) => u,
-        Err(e) => return refuse(format!("Username: {e}.")).await,
-    };
-    let password = match NewPassword::parse(form.password) {
-        Ok(p) => p,
-        Err(e) => return refuse(format!("Password: {e}.")).await,
+    let username = Username::parse(form.username.trim());
+    let password = NewPassword::parse(form.password);
+    let (username, password) = match (username, password) {
+        (Ok(u), Ok(p)) => (u, p),
+        (u, p) => {
+            return refuse(CreateErrors {
+                username: u.err().map(|e| sentence(&e.to_string())),
+                password: p.err().map(|e| sentence(&e.to_string())),
+            })
+            .await;
+        }
     };
     let name = username.clone();
     let hash = match password::hash_in_turn(password).await {
         Ok(hash) => hash,
-        Err(e) => return refuse(format!("Password: {e}.")).await,
+        Err(e) => {
+            return refuse(CreateErrors {
+                password: Some(sentence(&e.to_string())),
+                ..CreateErrors::default()
+            })
+            .await;
+        }
     };
     let created = state
         .db
@@ -158,7 +233,13 @@ pub async fn create(
         .await?;
     let new_id = match created {
         Ok(id) => id,
-        Err(message) => return refuse(message).await,
+        Err(message) => {
+            return refuse(CreateErrors {
+                username: Some(message),
+                ..CreateErrors::default()
+            })
+            .await;
+        }
     };
     state
         .record_change(&req, "user_created", |e| {
@@ -171,7 +252,32 @@ pub async fn create(
     Ok(see_other("/admin/users"))
 }
 
-async fn find(state: &AppState, id: &UserId) -> Result<User, AppError> {
+/// An error message as a sentence on its own: capital first letter, full stop.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct EditPage {
+    nav: Option<Nav>,
+    flash: Option<String>,
+    error: Option<String>,
+    user: UserView,
+    is_self: bool,
+    /// What is wrong with the new password, shown beside its field.
+    password_error: Option<String>,
+}
+
+pub(super) async fn find(state: &AppState, id: &UserId) -> Result<User, AppError> {
     let id = id.clone();
     state
         .db
@@ -192,6 +298,7 @@ async fn edit_page(
         nav: Some(Nav::from(current)),
         flash,
         error,
+        password_error: None,
         is_self: user.id == current.user.id,
         user: UserView::from(&user),
     })
@@ -290,7 +397,11 @@ pub async fn set_password(
     let user = find(&state, &id).await?;
     let password = match NewPassword::parse(form.into_inner().password) {
         Ok(p) => p,
-        Err(e) => return edit_refused(&state, &current, &id, format!("Password: {e}.")).await,
+        Err(e) => {
+            let mut page = edit_page(&state, &current, &id, None, None).await?;
+            page.password_error = Some(sentence(&e.to_string()));
+            return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
     };
     let username = user.username.clone();
     let hash = match password::hash_in_turn(password).await {
