@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { checkLists } from "./lists.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = process.env.PRIVATE_MEDIA_BIN || join(root, "target/debug/private-media");
@@ -192,6 +193,7 @@ try {
   check(audit.includes("link_created"), "the audit log lacks the link");
   await admin.screenshot({ path: join(shots, "audit.png"), fullPage: false });
   await adminContext.close();
+  await checkLists({ browser, base, login, shots, check });
   console.log("browser test passed: upload with progress, listing, sharing, download, refusal, share link");
 } catch (error) {
   failed = true;

@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use crate::db::models::user::User;
 use crate::db::schema::{file_readers, files, users};
 use crate::db::{Backend, DbConn, DbError};
-use crate::domain::{AccessRule, FileId, Role, StorageKey, UserId, Username, fold, search_text};
+use crate::domain::{
+    AccessRule, FileId, FileType, Role, StorageKey, TypeFamily, UserId, Username, fold, search_text,
+};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -75,6 +77,21 @@ pub struct ListQuery {
     pub page: i64,
     pub per_page: i64,
     pub sort: Sort,
+    pub filters: Filters,
+}
+
+/// The list filters; each one left out is every file. Each is a column with an index that
+/// ends in the newest-first order (the `files_type_family` migration).
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub rule: Option<AccessRule>,
+    /// The owner's name: an unknown name matches no file.
+    pub owner: Option<Username>,
+    pub family: Option<TypeFamily>,
+    /// A storage's configured name.
+    pub storage: Option<String>,
+    /// Uploaded at or after.
+    pub since: Option<NaiveDateTime>,
 }
 
 /// How a list of files is ordered; the URL value is `as_str`.
@@ -87,6 +104,12 @@ pub enum Sort {
     NameDesc,
     Size,
     SizeDesc,
+    /// By type family, then the sniffed type.
+    Type,
+    TypeDesc,
+    /// By the owner's name.
+    Owner,
+    OwnerDesc,
 }
 
 impl Sort {
@@ -98,6 +121,10 @@ impl Sort {
             "-name" => Sort::NameDesc,
             "size" => Sort::Size,
             "-size" => Sort::SizeDesc,
+            "type" => Sort::Type,
+            "-type" => Sort::TypeDesc,
+            "owner" => Sort::Owner,
+            "-owner" => Sort::OwnerDesc,
             _ => Sort::Newest,
         }
     }
@@ -110,6 +137,40 @@ impl Sort {
             Sort::NameDesc => "-name",
             Sort::Size => "size",
             Sort::SizeDesc => "-size",
+            Sort::Type => "type",
+            Sort::TypeDesc => "-type",
+            Sort::Owner => "owner",
+            Sort::OwnerDesc => "-owner",
+        }
+    }
+
+    /// Every order, in the order a sort menu offers them.
+    pub const ALL: [Sort; 10] = [
+        Sort::Newest,
+        Sort::Oldest,
+        Sort::Name,
+        Sort::NameDesc,
+        Sort::Size,
+        Sort::SizeDesc,
+        Sort::Type,
+        Sort::TypeDesc,
+        Sort::Owner,
+        Sort::OwnerDesc,
+    ];
+
+    /// The order in words, for a sort menu.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Sort::Newest => "Newest first",
+            Sort::Oldest => "Oldest first",
+            Sort::Name => "Title A–Z",
+            Sort::NameDesc => "Title Z–A",
+            Sort::Size => "Smallest first",
+            Sort::SizeDesc => "Largest first",
+            Sort::Type => "Type A–Z",
+            Sort::TypeDesc => "Type Z–A",
+            Sort::Owner => "Owner A–Z",
+            Sort::OwnerDesc => "Owner Z–A",
         }
     }
 }
@@ -146,12 +207,49 @@ const FOLD_BATCH: usize = 500;
 
 type BoxedFiles = files::BoxedQuery<'static, Backend>;
 
+/// The `type_family` column of a file: what `FileType::of` makes of its name and type.
+pub fn type_family(original_name: &str, content_type: &str) -> &'static str {
+    FileType::of(original_name, content_type).family.as_str()
+}
+
+/// The owner's name of a file, for the owner order: a lookup in the primary key of `users`
+/// per row (a join would not fit the boxed query the other orders share).
+fn owner_name() -> diesel::expression::SqlLiteral<diesel::sql_types::Text> {
+    diesel::dsl::sql::<diesel::sql_types::Text>(
+        "(SELECT users.username FROM users WHERE users.id = files.owner_id)",
+    )
+}
+
+/// Rows classified per transaction by `classify_untyped`.
+const CLASSIFY_BATCH: usize = 500;
+
 /// The files matching the LIKE `pattern` that `user` may read: the SQL twin of
 /// `access::can_read`.
-fn filtered(user: Option<&User>, pattern: Option<&str>) -> BoxedFiles {
+fn filtered(user: Option<&User>, pattern: Option<&str>, filters: &Filters) -> BoxedFiles {
     let mut query = files::table.into_boxed();
     if let Some(pattern) = pattern {
         query = query.filter(files::search_text.like(pattern.to_owned()).escape('\\'));
+    }
+    if let Some(rule) = filters.rule {
+        query = query.filter(files::access.eq(rule));
+    }
+    if let Some(owner) = &filters.owner {
+        query = query.filter(
+            files::owner_id.eq_any(
+                users::table
+                    .filter(users::username.eq(owner.clone()))
+                    .select(users::id),
+            ),
+        );
+    }
+    if let Some(family) = filters.family {
+        query = query.filter(files::type_family.eq(family.as_str()));
+    }
+    if let Some(storage) = &filters.storage {
+        query = query.filter(files::storage.eq(storage.clone()));
+    }
+    if let Some(since) = filters.since {
+        query = query.filter(files::uploaded_at.ge(since));
     }
     if let Some(user) = user {
         if !user.is_active {
@@ -185,6 +283,7 @@ impl FileRow {
                 .values((
                     new,
                     files::search_text.eq(search_text(&new.title, &new.original_name)),
+                    files::type_family.eq(type_family(&new.original_name, &new.content_type)),
                     files::uploaded_at.eq(now),
                     files::updated_at.eq(now),
                 ))
@@ -285,6 +384,42 @@ impl FileRow {
             .load(conn)?)
     }
 
+    /// The files of `ids` that exist, with their owners' names, in the order of `ids`.
+    pub fn find_many_with_owner(
+        conn: &mut DbConn,
+        ids: &[FileId],
+    ) -> Result<Vec<FileWithOwner>, DbError> {
+        let mut rows: Vec<(FileRow, Username)> = files::table
+            .inner_join(users::table.on(users::id.eq(files::owner_id)))
+            .filter(files::id.eq_any(ids))
+            .select((FileRow::as_select(), users::username))
+            .load(conn)?;
+        rows.sort_by_key(|(file, _)| ids.iter().position(|id| *id == file.id));
+        Ok(rows
+            .into_iter()
+            .map(|(file, owner)| FileWithOwner { file, owner })
+            .collect())
+    }
+
+    /// The readers of each file of `ids` (sorted by name), for the lists' access column: one
+    /// statement for a whole page.
+    pub fn readers_of_many(
+        conn: &mut DbConn,
+        ids: &[FileId],
+    ) -> Result<std::collections::HashMap<FileId, Vec<Username>>, DbError> {
+        let rows: Vec<(FileId, Username)> = file_readers::table
+            .inner_join(users::table)
+            .filter(file_readers::file_id.eq_any(ids))
+            .select((file_readers::file_id, users::username))
+            .order((file_readers::file_id.asc(), users::username.asc()))
+            .load(conn)?;
+        let mut out: std::collections::HashMap<FileId, Vec<Username>> = Default::default();
+        for (id, name) in rows {
+            out.entry(id).or_default().push(name);
+        }
+        Ok(out)
+    }
+
     fn page_of(
         conn: &mut DbConn,
         user: Option<&User>,
@@ -295,7 +430,7 @@ impl FileRow {
         // A search's matches, when they are few: their ids are the total and the page's base.
         let few: Option<Vec<String>> = match &pattern {
             Some(_) => {
-                let ids: Vec<String> = filtered(user, pattern.as_deref())
+                let ids: Vec<String> = filtered(user, pattern.as_deref(), &query.filters)
                     .select(files::id)
                     .limit(FEW_MATCHES + 1)
                     .load(conn)?;
@@ -305,7 +440,7 @@ impl FileRow {
         };
         let total: i64 = match &few {
             Some(ids) => i64::try_from(ids.len()).unwrap_or(i64::MAX),
-            None => filtered(user, pattern.as_deref())
+            None => filtered(user, pattern.as_deref(), &query.filters)
                 .count()
                 .get_result(conn)?,
         };
@@ -314,7 +449,7 @@ impl FileRow {
         let base = match few {
             // Already filtered (search and access); sorted through the primary key.
             Some(ids) => files::table.into_boxed().filter(files::id.eq_any(ids)),
-            None => filtered(user, pattern.as_deref()),
+            None => filtered(user, pattern.as_deref(), &query.filters),
         };
         // The id last: a stable order when the first key ties, so pages never overlap.
         let ordered = match query.sort {
@@ -324,6 +459,18 @@ impl FileRow {
             Sort::NameDesc => base.order((lower(files::title).desc(), files::id.desc())),
             Sort::Size => base.order((files::size.asc(), files::id.asc())),
             Sort::SizeDesc => base.order((files::size.desc(), files::id.desc())),
+            Sort::Type => base.order((
+                files::type_family.asc(),
+                files::content_type.asc(),
+                files::id.asc(),
+            )),
+            Sort::TypeDesc => base.order((
+                files::type_family.desc(),
+                files::content_type.desc(),
+                files::id.desc(),
+            )),
+            Sort::Owner => base.order((owner_name().asc(), files::id.asc())),
+            Sort::OwnerDesc => base.order((owner_name().desc(), files::id.desc())),
         };
         // The page's ids first, from the order's index alone (a deep page skips index
         // entries, not joined rows), then their rows, put back in that order.
@@ -397,6 +544,41 @@ impl FileRow {
         .map_err(|e: diesel::result::Error| DbError::from(e))
     }
 
+    /// A new access rule and readers, the title left as it is (the bulk action); false when
+    /// no row has the id.
+    pub fn update_rule(
+        conn: &mut DbConn,
+        id: &FileId,
+        rule: AccessRule,
+        readers: &[UserId],
+    ) -> Result<bool, DbError> {
+        conn.transaction(|conn| {
+            let changed = diesel::update(files::table.filter(files::id.eq(id)))
+                .set((
+                    files::access.eq(rule),
+                    files::updated_at.eq(Utc::now().naive_utc()),
+                ))
+                .execute(conn)?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            Self::replace_readers(conn, id, readers)?;
+            Ok(true)
+        })
+        .map_err(|e: diesel::result::Error| DbError::from(e))
+    }
+
+    /// A new owner; false when no row has the id.
+    pub fn update_owner(conn: &mut DbConn, id: &FileId, owner: &UserId) -> Result<bool, DbError> {
+        Ok(diesel::update(files::table.filter(files::id.eq(id)))
+            .set((
+                files::owner_id.eq(owner),
+                files::updated_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)?
+            > 0)
+    }
+
     pub fn delete(conn: &mut DbConn, id: &FileId) -> Result<bool, DbError> {
         Ok(diesel::delete(files::table.filter(files::id.eq(id))).execute(conn)? > 0)
     }
@@ -440,6 +622,39 @@ impl FileRow {
             // A folded value is never '', so each batch leaves fewer rows to find.
             if read < FOLD_BATCH {
                 return Ok(folded);
+            }
+        }
+    }
+}
+
+impl FileRow {
+    /// Writes the `type_family` of the rows that have none yet (written before the column
+    /// existed), as `insert` writes it, a batch per transaction; returns how many. Like
+    /// `fold_unfolded`, it is one index lookup when there is nothing to do, and running it
+    /// twice or two at once writes the same values.
+    pub fn classify_untyped(conn: &mut DbConn) -> Result<usize, DbError> {
+        let mut classified = 0;
+        loop {
+            let read = conn.transaction(|conn| {
+                let rows: Vec<(String, String, String)> = files::table
+                    .filter(files::type_family.eq(""))
+                    .select((files::id, files::original_name, files::content_type))
+                    .limit(CLASSIFY_BATCH as i64)
+                    .load(conn)?;
+                for (id, name, content_type) in &rows {
+                    classified += diesel::update(
+                        files::table
+                            .filter(files::id.eq(id))
+                            .filter(files::type_family.eq("")),
+                    )
+                    .set(files::type_family.eq(type_family(name, content_type)))
+                    .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(rows.len())
+            })?;
+            // A family is never '', so each batch leaves fewer rows to find.
+            if read < CLASSIFY_BATCH {
+                return Ok(classified);
             }
         }
     }
