@@ -419,7 +419,7 @@ async fn files_deleted_meanwhile_are_counted_not_failed() {
     let response = staff
         .post_form(
             "/admin/files/bulk/delete",
-            &fields(&token, &ids[..1].to_vec(), "/admin/files"),
+            &fields(&token, &ids[..1], "/admin/files"),
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);

@@ -219,14 +219,14 @@ async fn filters_search_order_and_page_survive_each_other_in_every_link() {
         titles(&page),
         names[..10].iter().map(String::as_str).collect::<Vec<_>>()
     );
-    let next = "/admin/files?page=2&amp;sort=name&amp;per_page=10&amp;access=staff&amp;type=document&amp;q=report";
+    let next = "/admin/files?page=2&#38;sort=name&#38;per_page=10&#38;access=staff&#38;type=document&#38;q=report";
     assert!(
         page.contains(&format!(r#"href="{next}" rel="next""#)),
         "{page}"
     );
     // A column's header keeps the rest and starts again at page 1.
     assert!(page.contains(
-        r#"href="/admin/files?page=1&amp;sort=size&amp;per_page=10&amp;access=staff&amp;type=document&amp;q=report""#
+        r#"href="/admin/files?page=1&#38;sort=-size&#38;per_page=10&#38;access=staff&#38;type=document&#38;q=report""#
     ));
     // The form shows what is chosen, so sending it again keeps it.
     assert!(page.contains(r#"name="q" type="search" value="report""#));
@@ -236,9 +236,9 @@ async fn filters_search_order_and_page_survive_each_other_in_every_link() {
     // The bulk form comes back to this very page.
     assert!(page.contains(&format!(
         r#"name="back" value="{}""#,
-        "/admin/files?page=1&amp;sort=name&amp;per_page=10&amp;access=staff&amp;type=document&amp;q=report"
+        "/admin/files?page=1&#38;sort=name&#38;per_page=10&#38;access=staff&#38;type=document&#38;q=report"
     )));
-    let second = staff.get_text(&next.replace("&amp;", "&")).await;
+    let second = staff.get_text(&next.replace("&#38;", "&")).await;
     assert_eq!(
         titles(&second),
         names[10..].iter().map(String::as_str).collect::<Vec<_>>()
@@ -278,7 +278,7 @@ async fn pages_are_numbered_with_gaps() {
     let staff = app.logged_in("stella", Role::Staff).await;
     let names: Vec<String> = (0..80).map(|i| format!("n{i:02}.txt")).collect();
     upload_many(&staff, "staff", &names, b"x").await;
-    let page = staff.get_text("/admin/files?per_page=10&page=4").await;
+    let page = staff.get_text("/admin/files?per_page=10&page=7").await;
     let pager = &page[page.find(r#"<nav class="pager""#).expect("a pager")..];
     let numbers: Vec<String> = pager
         .split("<li>")
@@ -292,11 +292,12 @@ async fn pages_are_numbered_with_gaps() {
             }
         })
         .collect();
-    assert_eq!(numbers, ["1", "2", "3", "4", "5", "…", "7", "8"]);
+    assert_eq!(numbers, ["1", "2", "…", "6", "7", "8"]);
     assert!(pager.contains(
-        r#"<a href="/admin/files?page=4&amp;per_page=10" aria-current="page"><span class="visually-hidden">Page </span>4</a>"#
+        r#"<a href="/admin/files?page=7&#38;per_page=10" aria-current="page"><span class="visually-hidden">Page </span>7</a>"#
     ));
-    assert!(pager.contains(r#"href="/admin/files?page=8&amp;per_page=10""#));
+    assert!(pager.contains(r#"href="/admin/files?page=8&#38;per_page=10">"#));
+    assert!(!pager.contains(r#"href="/admin/files?page=3&#38;per_page=10">"#));
 }
 
 #[tokio::test]
@@ -332,7 +333,7 @@ async fn type_and_owner_orders_sort_the_rows() {
         titles(&page),
         ["by-alice.txt", "by-bob.txt", "by-carol.txt"]
     );
-    assert!(page.contains(r#"aria-sort="ascending"><a class="sort" href="/admin/files?page=1&amp;sort=-owner">Owner ↑"#), "{page}");
+    assert!(page.contains(r#"aria-sort="ascending"><a class="sort" href="/admin/files?page=1&#38;sort=-owner">Owner ↑"#), "{page}");
     let page = staff.get_text("/admin/files?sort=-owner").await;
     assert_eq!(
         titles(&page),
