@@ -135,18 +135,28 @@ async fn load(state: &AppState, ids: Vec<FileId>) -> Result<Vec<FileWithOwner>, 
         .await?)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a refused form had: why, and the values typed, shown again.
+#[derive(Default)]
+struct Refused {
+    error: Option<String>,
+    rule: Option<AccessRule>,
+    readers: String,
+    owner: String,
+}
+
 fn bulk_page(
     current: &CurrentUser,
     action: Action,
     files: &[FileWithOwner],
     back: String,
-    error: Option<String>,
-    rule: Option<AccessRule>,
-    readers: String,
-    owner: String,
-    status: StatusCode,
+    refused: Refused,
 ) -> Result<HttpResponse, AppError> {
+    let status = if refused.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let rule = refused.rule;
     html::render(
         status,
         &BulkPage {
@@ -154,7 +164,8 @@ fn bulk_page(
             action,
             files: files.iter().map(FileView::from).collect(),
             back,
-            error,
+            error: refused.error,
+            // No rule chosen yet: none is checked, so a click cannot change one by mistake.
             rules: rule_options(rule.unwrap_or(AccessRule::Owner))
                 .into_iter()
                 .map(|mut o| {
@@ -162,8 +173,8 @@ fn bulk_page(
                     o
                 })
                 .collect(),
-            readers,
-            owner,
+            readers: refused.readers,
+            owner: refused.owner,
         },
     )
 }
@@ -190,17 +201,7 @@ pub async fn confirm(
         session.set_flash("None of the selected files exists any more. Nothing was changed.");
         return Ok(see_other(&fields.back));
     }
-    bulk_page(
-        &current,
-        action,
-        &files,
-        fields.back,
-        None,
-        None,
-        String::new(),
-        String::new(),
-        StatusCode::OK,
-    )
+    bulk_page(&current, action, &files, fields.back, Refused::default())
 }
 
 /// "1 file", "3 files".
@@ -306,18 +307,20 @@ pub async fn access(
     let fields = Fields::parse(form.into_inner())?;
     let typed = fields.field("readers").unwrap_or_default().to_owned();
     let rule = fields.field("access").and_then(AccessRule::parse);
-    let mut names = reader_names(&typed);
+    let names = reader_names(&typed);
     let refuse = |error: String, files: Vec<FileWithOwner>| {
+        let refused = Refused {
+            error: Some(error),
+            rule,
+            readers: typed.clone(),
+            ..Refused::default()
+        };
         bulk_page(
             &current,
             Action::Access,
             &files,
             fields.back.clone(),
-            Some(error),
-            rule,
-            typed.clone(),
-            String::new(),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            refused,
         )
     };
     let Some(rule) = rule else {
@@ -331,9 +334,8 @@ pub async fn access(
             return refuse(message, files);
         }
     };
-    names.sort();
-    names.dedup();
-    let new_names: Vec<Username> = if rule == AccessRule::Users {
+    // The names as stored, sorted as `reader_names` sorts them, to see what would not change.
+    let mut new_names: Vec<Username> = if rule == AccessRule::Users {
         names
             .iter()
             .filter_map(|n| Username::parse(n).ok())
@@ -341,6 +343,9 @@ pub async fn access(
     } else {
         Vec::new()
     };
+    new_names.sort();
+    new_names.dedup();
+    let compared = new_names.clone();
     let ids = fields.ids.clone();
     let changes = state
         .db
@@ -353,7 +358,7 @@ pub async fn access(
                 let old_readers = FileRow::reader_names(c, id)?;
                 let mut old_ids = old_readers.clone();
                 old_ids.sort();
-                if before.rule == rule && (rule != AccessRule::Users || old_ids == new_names) {
+                if before.rule == rule && (rule != AccessRule::Users || old_ids == compared) {
                     changes.push((before, None));
                     continue;
                 }
@@ -364,10 +369,6 @@ pub async fn access(
             Ok(changes)
         })
         .await?;
-    let new_names: Vec<Username> = names
-        .iter()
-        .filter_map(|n| Username::parse(n).ok())
-        .collect();
     let (mut changed, mut unchanged) = (0, 0);
     for (before, old_readers) in &changes {
         let Some(old_readers) = old_readers else {
@@ -434,16 +435,17 @@ pub async fn owner(
         } else {
             format!("There is no user named “{typed}”.")
         };
+        let refused = Refused {
+            error: Some(error),
+            owner: typed,
+            ..Refused::default()
+        };
         return bulk_page(
             &current,
             Action::Owner,
             &files,
             fields.back.clone(),
-            Some(error),
-            None,
-            String::new(),
-            typed,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            refused,
         );
     };
     let ids = fields.ids.clone();
