@@ -1,3 +1,4 @@
+DROP INDEX files_type_order;
 CREATE INDEX files_owner_id ON files (owner_id);
 DROP INDEX files_storage_uploaded;
 DROP INDEX files_owner_uploaded;

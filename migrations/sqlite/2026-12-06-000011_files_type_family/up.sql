@@ -10,3 +10,5 @@ CREATE INDEX files_access_uploaded ON files (access, uploaded_at, id);
 CREATE INDEX files_owner_uploaded ON files (owner_id, uploaded_at, id);
 CREATE INDEX files_storage_uploaded ON files (storage, uploaded_at, id);
 DROP INDEX files_owner_id;
+-- The type order: by family, then the sniffed type.
+CREATE INDEX files_type_order ON files (type_family, content_type, id);

@@ -212,67 +212,72 @@ pub fn type_family(original_name: &str, content_type: &str) -> &'static str {
     FileType::of(original_name, content_type).family.as_str()
 }
 
-/// The owner's name of a file, for the owner order: a lookup in the primary key of `users`
-/// per row (a join would not fit the boxed query the other orders share).
-fn owner_name() -> diesel::expression::SqlLiteral<diesel::sql_types::Text> {
-    diesel::dsl::sql::<diesel::sql_types::Text>(
-        "(SELECT users.username FROM users WHERE users.id = files.owner_id)",
-    )
-}
-
 /// Rows classified per transaction by `classify_untyped`.
 const CLASSIFY_BATCH: usize = 500;
 
-/// The files matching the LIKE `pattern` that `user` may read: the SQL twin of
-/// `access::can_read`.
-fn filtered(user: Option<&User>, pattern: Option<&str>, filters: &Filters) -> BoxedFiles {
-    let mut query = files::table.into_boxed();
-    if let Some(pattern) = pattern {
-        query = query.filter(files::search_text.like(pattern.to_owned()).escape('\\'));
-    }
-    if let Some(rule) = filters.rule {
-        query = query.filter(files::access.eq(rule));
-    }
-    if let Some(owner) = &filters.owner {
-        query = query.filter(
-            files::owner_id.eq_any(
-                users::table
-                    .filter(users::username.eq(owner.clone()))
-                    .select(users::id),
-            ),
-        );
-    }
-    if let Some(family) = filters.family {
-        query = query.filter(files::type_family.eq(family.as_str()));
-    }
-    if let Some(storage) = &filters.storage {
-        query = query.filter(files::storage.eq(storage.clone()));
-    }
-    if let Some(since) = filters.since {
-        query = query.filter(files::uploaded_at.ge(since));
-    }
-    if let Some(user) = user {
-        if !user.is_active {
-            return query.filter(files::id.ne(files::id));
+/// `$query` narrowed to the files matching the LIKE `pattern` that `user` may read (the SQL
+/// twin of `access::can_read`) and passing the filters (`owner`: the owner filter's user,
+/// found by name first). A macro, so that the owner order's join takes the very same
+/// conditions as the boxed query of the other orders.
+macro_rules! narrowed {
+    ($query:expr, $user:expr, $pattern:expr, $filters:expr, $owner:expr) => {{
+        let (user, pattern, filters, owner): (
+            Option<&User>,
+            Option<&str>,
+            &Filters,
+            Option<&UserId>,
+        ) = ($user, $pattern, $filters, $owner);
+        let mut query = $query;
+        if let Some(pattern) = pattern {
+            query = query.filter(files::search_text.like(pattern.to_owned()).escape('\\'));
         }
-        if user.role() < Role::Staff {
-            let uid = user.id.clone();
-            let listed = diesel::dsl::exists(
-                file_readers::table
-                    .filter(file_readers::file_id.eq(files::id))
-                    .filter(file_readers::user_id.eq(uid.clone())),
-            );
-            query = query.filter(
-                files::access
-                    .eq(AccessRule::Authenticated)
-                    .or(files::owner_id
-                        .eq(uid)
-                        .and(files::access.eq_any([AccessRule::Owner, AccessRule::Users])))
-                    .or(files::access.eq(AccessRule::Users).and(listed)),
-            );
+        if let Some(rule) = filters.rule {
+            query = query.filter(files::access.eq(rule));
         }
-    }
-    query
+        if let Some(owner) = owner {
+            query = query.filter(files::owner_id.eq(owner.clone()));
+        }
+        if let Some(family) = filters.family {
+            query = query.filter(files::type_family.eq(family.as_str()));
+        }
+        if let Some(storage) = &filters.storage {
+            query = query.filter(files::storage.eq(storage.clone()));
+        }
+        if let Some(since) = filters.since {
+            query = query.filter(files::uploaded_at.ge(since));
+        }
+        if let Some(user) = user {
+            if !user.is_active {
+                query = query.filter(files::id.ne(files::id));
+            } else if user.role() < Role::Staff {
+                let uid = user.id.clone();
+                let listed = diesel::dsl::exists(
+                    file_readers::table
+                        .filter(file_readers::file_id.eq(files::id))
+                        .filter(file_readers::user_id.eq(uid.clone())),
+                );
+                query = query.filter(
+                    files::access
+                        .eq(AccessRule::Authenticated)
+                        .or(files::owner_id
+                            .eq(uid)
+                            .and(files::access.eq_any([AccessRule::Owner, AccessRule::Users])))
+                        .or(files::access.eq(AccessRule::Users).and(listed)),
+                );
+            }
+        }
+        query
+    }};
+}
+
+/// The files `narrowed!` keeps, as the boxed query every order but the owner's starts from.
+fn filtered(
+    user: Option<&User>,
+    pattern: Option<&str>,
+    filters: &Filters,
+    owner: Option<&UserId>,
+) -> BoxedFiles {
+    narrowed!(files::table.into_boxed(), user, pattern, filters, owner)
 }
 
 impl FileRow {
@@ -427,29 +432,73 @@ impl FileRow {
     ) -> Result<Page<FileWithOwner>, DbError> {
         let per_page = query.per_page.clamp(1, 500);
         let pattern = search_pattern(query.search.as_deref());
+        let owner: Option<UserId> = match &query.filters.owner {
+            None => None,
+            Some(name) => match users::table
+                .filter(users::username.eq(name))
+                .select(users::id)
+                .get_result::<UserId>(conn)
+                .optional()?
+            {
+                Some(id) => Some(id),
+                // Nobody of that name: nobody's files.
+                None => return Self::page_rows(conn, Vec::new(), 1, 1, 0),
+            },
+        };
         // A search's matches, when they are few: their ids are the total and the page's base.
         let few: Option<Vec<String>> = match &pattern {
             Some(_) => {
-                let ids: Vec<String> = filtered(user, pattern.as_deref(), &query.filters)
-                    .select(files::id)
-                    .limit(FEW_MATCHES + 1)
-                    .load(conn)?;
+                let ids: Vec<String> =
+                    filtered(user, pattern.as_deref(), &query.filters, owner.as_ref())
+                        .select(files::id)
+                        .limit(FEW_MATCHES + 1)
+                        .load(conn)?;
                 (ids.len() <= FEW_MATCHES as usize).then_some(ids)
             }
             None => None,
         };
         let total: i64 = match &few {
             Some(ids) => i64::try_from(ids.len()).unwrap_or(i64::MAX),
-            None => filtered(user, pattern.as_deref(), &query.filters)
+            None => filtered(user, pattern.as_deref(), &query.filters, owner.as_ref())
                 .count()
                 .get_result(conn)?,
         };
         let pages = ((total + per_page - 1) / per_page).max(1);
         let page = query.page.clamp(1, pages);
+        let offset = (page - 1) * per_page;
+        if let Sort::Owner | Sort::OwnerDesc = query.sort {
+            // Walked from the users' name index into each owner's files (newest first within
+            // an owner, whichever way the names go): no sort of the whole table.
+            let joined = files::table
+                .inner_join(users::table.on(users::id.eq(files::owner_id)))
+                .into_boxed();
+            let joined = match &few {
+                Some(ids) => joined.filter(files::id.eq_any(ids.clone())),
+                None => narrowed!(
+                    joined,
+                    user,
+                    pattern.as_deref(),
+                    &query.filters,
+                    owner.as_ref()
+                ),
+            };
+            let name = if query.sort == Sort::Owner {
+                joined.order(users::username.asc())
+            } else {
+                joined.order(users::username.desc())
+            };
+            let ids: Vec<String> = name
+                .then_order_by((files::uploaded_at.desc(), files::id.desc()))
+                .select(files::id)
+                .limit(per_page)
+                .offset(offset)
+                .load(conn)?;
+            return Self::page_rows(conn, ids, page, pages, total);
+        }
         let base = match few {
             // Already filtered (search and access); sorted through the primary key.
             Some(ids) => files::table.into_boxed().filter(files::id.eq_any(ids)),
-            None => filtered(user, pattern.as_deref(), &query.filters),
+            None => filtered(user, pattern.as_deref(), &query.filters, owner.as_ref()),
         };
         // The id last: a stable order when the first key ties, so pages never overlap.
         let ordered = match query.sort {
@@ -469,16 +518,27 @@ impl FileRow {
                 files::content_type.desc(),
                 files::id.desc(),
             )),
-            Sort::Owner => base.order((owner_name().asc(), files::id.asc())),
-            Sort::OwnerDesc => base.order((owner_name().desc(), files::id.desc())),
+            // Taken above.
+            Sort::Owner | Sort::OwnerDesc => base,
         };
         // The page's ids first, from the order's index alone (a deep page skips index
         // entries, not joined rows), then their rows, put back in that order.
         let ids: Vec<String> = ordered
             .select(files::id)
             .limit(per_page)
-            .offset((page - 1) * per_page)
+            .offset(offset)
             .load(conn)?;
+        Self::page_rows(conn, ids, page, pages, total)
+    }
+
+    /// The rows of a page's `ids`, with their owners' names, in the order of `ids`.
+    fn page_rows(
+        conn: &mut DbConn,
+        ids: Vec<String>,
+        page: i64,
+        pages: i64,
+        total: i64,
+    ) -> Result<Page<FileWithOwner>, DbError> {
         let mut rows: Vec<(FileRow, Username)> = files::table
             .inner_join(users::table.on(users::id.eq(files::owner_id)))
             .filter(files::id.eq_any(&ids))
