@@ -556,7 +556,7 @@ impl FileRow {
         })
     }
 
-    /// Every file, newest first: the admin list.
+    /// One page of every file, filtered and ordered as `query` asks: the admin list.
     pub fn admin_page(
         conn: &mut DbConn,
         query: &ListQuery,
@@ -564,7 +564,7 @@ impl FileRow {
         Self::page_of(conn, None, query)
     }
 
-    /// The files `user` may read, newest first.
+    /// One page of the files `user` may read, filtered and ordered as `query` asks.
     pub fn readable_page(
         conn: &mut DbConn,
         user: &User,
