@@ -334,7 +334,7 @@ pub async fn access(
             return refuse(message, files);
         }
     };
-    // The names as stored, sorted as `reader_names` sorts them, to see what would not change.
+    // The new readers as names, sorted like the old ones below, to see what would not change.
     let mut new_names: Vec<Username> = if rule == AccessRule::Users {
         names
             .iter()
