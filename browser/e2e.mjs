@@ -17,6 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { accountChecks } from "./accounts.mjs";
+import { checkLists } from "./lists.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = process.env.PRIVATE_MEDIA_BIN || join(root, "target/debug/private-media");
@@ -194,6 +195,7 @@ try {
   await admin.screenshot({ path: join(shots, "audit.png"), fullPage: false });
   await adminContext.close();
   await accountChecks({ browser, base, shots, cli, check, password: PASSWORD });
+  await checkLists({ browser, base, login, shots, check });
   console.log("browser test passed: upload with progress, listing, sharing, download, refusal, share link");
 } catch (error) {
   failed = true;

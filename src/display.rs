@@ -1,5 +1,5 @@
-//! Showing text that users chose (titles, file names, user names, and messages that quote
-//! them) in a page.
+//! Showing values in a page: text that users chose (titles, file names, user names, and
+//! messages that quote them), sizes (`size`) and times (`ShownTime`).
 //!
 //! HTML escaping keeps such text from becoming markup, but not from rearranging itself: a
 //! right-to-left override (U+202E) makes `invoice\u{202E}fdp.exe` look like
@@ -112,6 +112,45 @@ pub fn neutralise(text: &str) -> Cow<'_, str> {
     Cow::Owned(shown)
 }
 
+/// A size in bytes as every page shows it (and `static/upload.js` before the server has the
+/// file), exactly:
+/// - under 1024: the number and "bytes" ("0 bytes", "1 byte", "1023 bytes");
+/// - else in the largest IEC unit (KiB, MiB, GiB, TiB, PiB, EiB; powers of 1024) the size is
+///   at least one of, with one decimal rounded to nearest, and a trailing ".0" dropped:
+///   "1 KiB", "1.5 KiB", "1023.9 KiB", "1024 KiB" (1,048,575 bytes: the unit is chosen before
+///   rounding), "100 MiB".
+///
+/// The number and unit come from the `bytesize` crate's IEC display.
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        1 => "1 byte".to_owned(),
+        0..1024 => format!("{bytes} bytes"),
+        _ => {
+            let shown = bytesize::ByteSize::b(bytes).display().iec().to_string();
+            match shown.split_once(".0 ") {
+                Some((whole, unit)) => format!("{whole} {unit}"),
+                None => shown,
+            }
+        }
+    }
+}
+
+/// A UTC time as pages show it: `datetime` for a `<time>` element, which `static/time.js`
+/// turns into the reader's local time, and the UTC text shown without the script.
+pub struct ShownTime {
+    pub datetime: String,
+    pub utc: String,
+}
+
+impl ShownTime {
+    pub fn new(at: chrono::NaiveDateTime) -> Self {
+        Self {
+            datetime: at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            utc: at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        }
+    }
+}
+
 /// The filters templates use; a module with templates imports this as `filters`.
 pub mod filters {
     /// `{{ file.title|shown }}`: the text with its hidden characters made visible; askama
@@ -125,6 +164,34 @@ pub mod filters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_have_one_format() {
+        for (bytes, shown) in [
+            (0, "0 bytes"),
+            (1, "1 byte"),
+            (1023, "1023 bytes"),
+            (1024, "1 KiB"),
+            (1536, "1.5 KiB"),
+            (1024 * 1024 - 1, "1024 KiB"),
+            (1024 * 1024, "1 MiB"),
+            (100 * 1024 * 1024, "100 MiB"),
+            (5 * 1024 * 1024 * 1024 + 400 * 1024 * 1024, "5.4 GiB"),
+            (u64::MAX, "16 EiB"),
+        ] {
+            assert_eq!(size(bytes), shown, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn times_carry_utc_for_the_script_and_without_it() {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 3)
+            .and_then(|d| d.and_hms_opt(15, 4, 5))
+            .expect("a date");
+        let shown = ShownTime::new(at);
+        assert_eq!(shown.datetime, "2026-12-03T15:04:05Z");
+        assert_eq!(shown.utc, "2026-12-03 15:04 UTC");
+    }
 
     #[test]
     fn a_right_to_left_override_cannot_fake_an_extension() {
@@ -350,6 +417,9 @@ mod tests {
             include_str!("../templates/error.html"),
             include_str!("../templates/files.html"),
             include_str!("../templates/login.html"),
+            include_str!("../templates/list_controls.html"),
+            include_str!("../templates/pager.html"),
+            include_str!("../templates/admin/bulk.html"),
             include_str!("../templates/admin/delete.html"),
             include_str!("../templates/admin/file.html"),
             include_str!("../templates/admin/files.html"),

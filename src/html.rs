@@ -6,7 +6,7 @@ use askama::Template;
 
 use crate::auth::extractors::CurrentUser;
 use crate::db::models::file::Sort;
-use crate::domain::{FileId, StorageKey, Username};
+use crate::domain::{FileId, FileType, StorageKey, Username};
 use crate::error::AppError;
 
 /// The header of a page for a logged-in user; its log-out form needs the CSRF token.
@@ -57,13 +57,22 @@ pub fn page(page: &impl Template) -> Result<HttpResponse, AppError> {
     render(StatusCode::OK, page)
 }
 
-/// Where a list page is: its path, search and order. Every link of the page (pages, sort
-/// headers) keeps the other two.
+/// Where a list page is: its path, search, filters, order and page size. Every link of the
+/// page (pages, sort headers) keeps all of them but the page.
 #[derive(Debug, Clone)]
 pub struct Listing {
     pub path: &'static str,
     pub q: String,
     pub sort: Sort,
+    pub per_page: i64,
+    /// Whether `per_page` is the default, which links leave out.
+    pub default_per_page: bool,
+    /// The filters set, as URL fields (`access`, `owner`, `type`, `storage`, `uploaded`).
+    pub filters: Vec<(&'static str, String)>,
+}
+
+fn encoded(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 impl Listing {
@@ -73,21 +82,47 @@ impl Listing {
             url.push_str("&sort=");
             url.push_str(sort.as_str());
         }
+        if !self.default_per_page {
+            url.push_str(&format!("&per_page={}", self.per_page));
+        }
+        for (name, value) in &self.filters {
+            url.push_str(&format!("&{name}={}", encoded(value)));
+        }
         if !self.q.is_empty() {
             url.push_str("&q=");
-            url.push_str(
-                &percent_encoding::utf8_percent_encode(&self.q, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string(),
-            );
+            url.push_str(&encoded(&self.q));
         }
         url
     }
 
-    /// The two orders of a column (`name`, `size`, `date`), the usual one first.
+    /// The page without its filters and search, in the same order and page size.
+    pub fn clear_url(&self) -> String {
+        Listing {
+            q: String::new(),
+            filters: Vec::new(),
+            ..self.clone()
+        }
+        .url(1, self.sort)
+    }
+
+    /// Whether a search or a filter narrows the list.
+    pub fn is_narrowed(&self) -> bool {
+        !self.q.is_empty() || !self.filters.is_empty()
+    }
+
+    /// The URL of the page this listing is at, for a form that comes back to it.
+    pub fn here(&self, page: &i64) -> String {
+        self.url(*page, self.sort)
+    }
+
+    /// The two orders of a column (`name`, `size`, `type`, `owner`, `date`), the usual one
+    /// first.
     fn orders(column: &str) -> (Sort, Sort) {
         match column {
             "name" => (Sort::Name, Sort::NameDesc),
             "size" => (Sort::SizeDesc, Sort::Size),
+            "type" => (Sort::Type, Sort::TypeDesc),
+            "owner" => (Sort::Owner, Sort::OwnerDesc),
             _ => (Sort::Newest, Sort::Oldest),
         }
     }
@@ -101,16 +136,14 @@ impl Listing {
 
     /// `aria-sort` for a column header.
     pub fn aria_sort(&self, column: &str) -> &'static str {
+        if !Self::is_column(self.sort, column) {
+            return "none";
+        }
         match self.sort {
-            Sort::Name | Sort::Size | Sort::Oldest if Self::is_column(self.sort, column) => {
-                "ascending"
-            }
-            Sort::NameDesc | Sort::SizeDesc | Sort::Newest
-                if Self::is_column(self.sort, column) =>
-            {
+            Sort::Name | Sort::Size | Sort::Oldest | Sort::Type | Sort::Owner => "ascending",
+            Sort::NameDesc | Sort::SizeDesc | Sort::Newest | Sort::TypeDesc | Sort::OwnerDesc => {
                 "descending"
             }
-            _ => "none",
         }
     }
 
@@ -128,7 +161,39 @@ impl Listing {
     }
 }
 
-/// Previous/next links for a paged list, keeping the search and the order.
+/// One entry of a pager: a page's link, or a gap (`number` none) where pages are left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageLink {
+    pub number: Option<i64>,
+    pub url: String,
+    pub current: bool,
+}
+
+/// The pages a pager names: the first two, the last two, and the current one with its
+/// neighbours, a gap for each run left out (a run of one is shown instead: a gap would be no
+/// shorter). 1 2 … 7 8 9 … 39 40.
+pub fn page_numbers(page: i64, pages: i64) -> Vec<Option<i64>> {
+    let mut wanted: Vec<i64> = [1, 2, page - 1, page, page + 1, pages - 1, pages]
+        .into_iter()
+        .filter(|n| (1..=pages).contains(n))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out = Vec::new();
+    let mut last = 0;
+    for n in wanted {
+        match n - last {
+            1 => {}
+            2 => out.push(Some(last + 1)),
+            _ => out.push(None),
+        }
+        out.push(Some(n));
+        last = n;
+    }
+    out
+}
+
+/// Previous/next and numbered links for a paged list, keeping the search, filters and order.
 #[derive(Debug, Clone)]
 pub struct Pager {
     pub page: i64,
@@ -136,6 +201,7 @@ pub struct Pager {
     pub total: i64,
     pub prev: Option<String>,
     pub next: Option<String>,
+    pub links: Vec<PageLink>,
 }
 
 impl Pager {
@@ -146,6 +212,16 @@ impl Pager {
             total,
             prev: (page > 1).then(|| listing.url(page - 1, listing.sort)),
             next: (page < pages).then(|| listing.url(page + 1, listing.sort)),
+            links: page_numbers(page, pages)
+                .into_iter()
+                .map(|number| PageLink {
+                    number,
+                    url: number
+                        .map(|n| listing.url(n, listing.sort))
+                        .unwrap_or_default(),
+                    current: number == Some(page),
+                })
+                .collect(),
         }
     }
 }
@@ -165,40 +241,27 @@ pub struct FileView {
     pub storage: String,
     pub storage_key: StorageKey,
     pub sha256: String,
+    /// In UTC, as shown without the script.
     pub uploaded_at: String,
+    /// For `<time datetime>`, which `static/time.js` shows in the reader's time zone.
+    pub uploaded_iso: String,
     pub download_url: String,
-    /// A short word for the type: "PDF", "PNG image", "text"…
+    /// The type in words, from the name and the sniffed type (`domain::FileType`): "PDF
+    /// document", "PNG image", "Word document"…
     pub type_label: String,
     /// `?inline=1` for types a browser may show (images but SVG, PDF, text, audio, video).
     pub preview_url: Option<String>,
 }
 
-/// What a list shows for a content type.
-pub fn type_label(content_type: &str) -> String {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    let (top, sub) = essence.split_once('/').unwrap_or((essence, ""));
-    match (top, sub) {
-        ("application", "pdf") => "PDF".to_owned(),
-        ("application", "zip") => "ZIP archive".to_owned(),
-        ("application", "octet-stream") | ("", _) => "binary".to_owned(),
-        ("text", "plain") => "text".to_owned(),
-        ("text", "csv") => "CSV".to_owned(),
-        ("image" | "audio" | "video", sub) => {
-            let sub = sub.split('+').next().unwrap_or(sub);
-            format!("{} {top}", sub.to_uppercase())
-        }
-        (_, sub) => sub.to_owned(),
-    }
-}
-
 impl From<&crate::db::models::file::FileWithOwner> for FileView {
     fn from(f: &crate::db::models::file::FileWithOwner) -> Self {
         let file = &f.file;
+        let uploaded = crate::display::ShownTime::new(file.uploaded_at);
         Self {
             id: file.id.clone(),
             title: file.title.clone(),
             original_name: file.original_name.clone(),
-            size: crate::upload::human_size(file.size.max(0) as u64),
+            size: crate::display::size(u64::try_from(file.size).unwrap_or(0)),
             size_bytes: file.size,
             content_type: file.content_type.clone(),
             owner: f.owner.clone(),
@@ -207,9 +270,10 @@ impl From<&crate::db::models::file::FileWithOwner> for FileView {
             storage: file.storage.clone(),
             storage_key: file.storage_key.clone(),
             sha256: file.sha256.clone(),
-            uploaded_at: file.uploaded_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            uploaded_at: uploaded.utc,
+            uploaded_iso: uploaded.datetime,
             download_url: format!("/files/{}/download", file.id),
-            type_label: type_label(&file.content_type),
+            type_label: FileType::of(&file.original_name, &file.content_type).label,
             preview_url: crate::delivery::Presentation::decide(
                 &file.content_type,
                 &file.original_name,
@@ -218,5 +282,53 @@ impl From<&crate::db::models::file::FileWithOwner> for FileView {
             .inline
             .then(|| format!("/files/{}/download?inline=1", file.id)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(page: i64, pages: i64) -> String {
+        page_numbers(page, pages)
+            .into_iter()
+            .map(|n| n.map_or("…".to_owned(), |n| n.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn pagers_leave_out_runs_with_a_gap() {
+        assert_eq!(numbers(1, 1), "1");
+        assert_eq!(numbers(1, 3), "1 2 3");
+        assert_eq!(numbers(8, 40), "1 2 … 7 8 9 … 39 40");
+        assert_eq!(numbers(1, 40), "1 2 … 39 40");
+        assert_eq!(numbers(40, 40), "1 2 … 39 40");
+        // A run of one page is the page, not a gap.
+        assert_eq!(numbers(5, 9), "1 2 3 4 5 6 7 8 9");
+        assert_eq!(numbers(6, 12), "1 2 … 5 6 7 … 11 12");
+    }
+
+    #[test]
+    fn list_links_keep_search_filters_order_and_size() {
+        let listing = Listing {
+            path: "/admin/files",
+            q: "Über weisung".into(),
+            sort: Sort::OwnerDesc,
+            per_page: 50,
+            default_per_page: false,
+            filters: vec![("access", "users".into()), ("owner", "a&b".into())],
+        };
+        assert_eq!(
+            listing.url(3, listing.sort),
+            "/admin/files?page=3&sort=-owner&per_page=50&access=users&owner=a%26b&q=%C3%9Cber%20weisung"
+        );
+        assert_eq!(listing.sort_url("owner"), listing.url(1, Sort::Owner));
+        assert_eq!(listing.aria_sort("owner"), "descending");
+        assert_eq!(listing.aria_sort("name"), "none");
+        assert_eq!(
+            listing.clear_url(),
+            "/admin/files?page=1&sort=-owner&per_page=50"
+        );
     }
 }

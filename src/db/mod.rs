@@ -249,8 +249,8 @@ impl Db {
         })
     }
 
-    /// Runs pending migrations, then folds the search text of rows that have none; returns
-    /// how many migrations ran.
+    /// Runs pending migrations, then folds the search text and writes the type family of rows
+    /// that have none; returns how many migrations ran.
     pub fn run_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;
         let migrations = if self.audit_file {
@@ -290,6 +290,10 @@ impl Db {
                 let folded = models::file::FileRow::fold_unfolded(&mut conn)?;
                 if folded > 0 {
                     tracing::info!(folded, "search text of existing files folded");
+                }
+                let classified = models::file::FileRow::classify_untyped(&mut conn)?;
+                if classified > 0 {
+                    tracing::info!(classified, "type family of existing files written");
                 }
                 Ok(applied)
             });

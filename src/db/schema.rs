@@ -38,6 +38,7 @@ diesel::table! {
         uploaded_at -> Timestamp,
         updated_at -> Timestamp,
         search_text -> Text,
+        type_family -> Text,
     }
 }
 

@@ -20,6 +20,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/share.js"),
     ),
+    (
+        "lists.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/lists.js"),
+    ),
+    (
+        "time.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/time.js"),
+    ),
 ];
 
 pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, AppError> {

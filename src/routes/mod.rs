@@ -61,7 +61,7 @@ impl Endpoint {
 }
 
 fn endpoints() -> Vec<Endpoint> {
-    use admin::{audit, files as admin_files, links, upload, user_delete, users};
+    use admin::{audit, bulk, files as admin_files, links, upload, user_delete, users};
     let (get, head, post) = (Method::GET, Method::HEAD, Method::POST);
     vec![
         at("/").on(get.clone(), root),
@@ -91,6 +91,11 @@ fn endpoints() -> Vec<Endpoint> {
             .on(get.clone(), admin_files::list)
             .on(post.clone(), upload::create),
         at("/admin/files/new").on(get.clone(), upload::new),
+        // Before `/admin/files/{id}`, which would take `bulk` for an id.
+        at("/admin/files/bulk").on(get.clone(), bulk::confirm),
+        at("/admin/files/bulk/delete").on(post.clone(), bulk::delete),
+        at("/admin/files/bulk/access").on(post.clone(), bulk::access),
+        at("/admin/files/bulk/owner").on(post.clone(), bulk::owner),
         at("/admin/files/{id}")
             .on(get.clone(), admin_files::detail)
             .on(post.clone(), admin_files::update),

@@ -8,8 +8,8 @@ use crate::db::models::file::FileRow;
 use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::error::AppError;
-use crate::html::{self, FileView, Listing, Nav, Pager};
-use crate::routes::file_list::{FileList, ListParams, file_list};
+use crate::html::{self, Listing, Nav, Pager};
+use crate::routes::file_list::{Controls, FileList, ListParams, ListRow, file_list};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -17,11 +17,12 @@ use crate::state::AppState;
 struct FilesPage {
     nav: Option<Nav>,
     listing: Listing,
-    files: Vec<FileView>,
+    rows: Vec<ListRow>,
     pager: Pager,
+    controls: Controls,
 }
 
-/// The files the logged-in user may read, newest first.
+/// The files the logged-in user may read, newest first unless asked otherwise.
 pub async fn list(
     current: CurrentUser,
     params: web::Query<ListParams>,
@@ -30,16 +31,22 @@ pub async fn list(
     let user = User::clone(&current.user);
     let FileList {
         listing,
-        files,
+        rows,
         pager,
-    } = file_list(&state, "/files", params.into_inner(), move |c, query| {
-        FileRow::readable_page(c, &user, query)
-    })
+        controls,
+    } = file_list(
+        &state,
+        "/files",
+        false,
+        params.into_inner(),
+        move |c, query| FileRow::readable_page(c, &user, query),
+    )
     .await?;
     html::page(&FilesPage {
         nav: Some(Nav::from(&current)),
         listing,
-        files,
+        rows,
         pager,
+        controls,
     })
 }

@@ -333,7 +333,7 @@ fn landing_page(
         &LandingPage {
             name: file.original_name.clone(),
             size: crate::upload::human_size(u64::try_from(file.size).unwrap_or(0)),
-            type_label: crate::html::type_label(&file.content_type),
+            type_label: crate::domain::FileType::of(&file.original_name, &file.content_type).label,
             expires_at: link.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             downloads_left: link.max_downloads.map(|max| (max - link.downloads).max(0)),
             download_url: format!("/s/{}/download", token.as_str()),

@@ -247,6 +247,11 @@ impl Storages {
         self.by_name.get(name)
     }
 
+    /// The configured storages' names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
     /// Every storage's `sweep_leftovers`, each result logged.
     pub async fn sweep_leftovers(&self) {
         for (name, storage) in &self.by_name {

@@ -37,23 +37,9 @@ impl Refusal {
     }
 }
 
-/// `1.5 MiB`-style sizes for people.
+/// Sizes for people, in the one format every page uses (`display::size`).
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value.fract() < 0.05 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    crate::display::size(bytes)
 }
 
 #[cfg(test)]

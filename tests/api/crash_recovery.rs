@@ -118,6 +118,7 @@ fn inconsistencies(data_dir: &Path) -> Vec<String> {
             page: 1,
             per_page: 100_000,
             sort: Default::default(),
+            filters: Default::default(),
         },
     )
     .expect("rows")

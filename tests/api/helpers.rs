@@ -210,6 +210,7 @@ impl TestApp {
             page: 1,
             per_page: 500,
             sort: Default::default(),
+            filters: Default::default(),
         };
         FileRow::admin_page(&mut conn, &everyone)
             .expect("files")

@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use crate::db::models::user::User;
 use crate::db::schema::{file_readers, files, users};
 use crate::db::{Backend, DbConn, DbError};
-use crate::domain::{AccessRule, FileId, Role, StorageKey, UserId, Username, fold, search_text};
+use crate::domain::{
+    AccessRule, FileId, FileType, Role, StorageKey, TypeFamily, UserId, Username, fold, search_text,
+};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -75,6 +77,21 @@ pub struct ListQuery {
     pub page: i64,
     pub per_page: i64,
     pub sort: Sort,
+    pub filters: Filters,
+}
+
+/// The list filters; each one left out is every file. Each is a column with an index that
+/// ends in the newest-first order (the `files_type_family` migration).
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub rule: Option<AccessRule>,
+    /// The owner's name: an unknown name matches no file.
+    pub owner: Option<Username>,
+    pub family: Option<TypeFamily>,
+    /// A storage's configured name.
+    pub storage: Option<String>,
+    /// Uploaded at or after.
+    pub since: Option<NaiveDateTime>,
 }
 
 /// How a list of files is ordered; the URL value is `as_str`.
@@ -87,6 +104,12 @@ pub enum Sort {
     NameDesc,
     Size,
     SizeDesc,
+    /// By type family, then the sniffed type.
+    Type,
+    TypeDesc,
+    /// By the owner's name.
+    Owner,
+    OwnerDesc,
 }
 
 impl Sort {
@@ -98,6 +121,10 @@ impl Sort {
             "-name" => Sort::NameDesc,
             "size" => Sort::Size,
             "-size" => Sort::SizeDesc,
+            "type" => Sort::Type,
+            "-type" => Sort::TypeDesc,
+            "owner" => Sort::Owner,
+            "-owner" => Sort::OwnerDesc,
             _ => Sort::Newest,
         }
     }
@@ -110,6 +137,40 @@ impl Sort {
             Sort::NameDesc => "-name",
             Sort::Size => "size",
             Sort::SizeDesc => "-size",
+            Sort::Type => "type",
+            Sort::TypeDesc => "-type",
+            Sort::Owner => "owner",
+            Sort::OwnerDesc => "-owner",
+        }
+    }
+
+    /// Every order, in the order a sort menu offers them.
+    pub const ALL: [Sort; 10] = [
+        Sort::Newest,
+        Sort::Oldest,
+        Sort::Name,
+        Sort::NameDesc,
+        Sort::Size,
+        Sort::SizeDesc,
+        Sort::Type,
+        Sort::TypeDesc,
+        Sort::Owner,
+        Sort::OwnerDesc,
+    ];
+
+    /// The order in words, for a sort menu.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Sort::Newest => "Newest first",
+            Sort::Oldest => "Oldest first",
+            Sort::Name => "Title A–Z",
+            Sort::NameDesc => "Title Z–A",
+            Sort::Size => "Smallest first",
+            Sort::SizeDesc => "Largest first",
+            Sort::Type => "Type A–Z",
+            Sort::TypeDesc => "Type Z–A",
+            Sort::Owner => "Owner A–Z",
+            Sort::OwnerDesc => "Owner Z–A",
         }
     }
 }
@@ -146,35 +207,77 @@ const FOLD_BATCH: usize = 500;
 
 type BoxedFiles = files::BoxedQuery<'static, Backend>;
 
-/// The files matching the LIKE `pattern` that `user` may read: the SQL twin of
-/// `access::can_read`.
-fn filtered(user: Option<&User>, pattern: Option<&str>) -> BoxedFiles {
-    let mut query = files::table.into_boxed();
-    if let Some(pattern) = pattern {
-        query = query.filter(files::search_text.like(pattern.to_owned()).escape('\\'));
-    }
-    if let Some(user) = user {
-        if !user.is_active {
-            return query.filter(files::id.ne(files::id));
+/// The `type_family` column of a file: what `FileType::of` makes of its name and type.
+pub fn type_family(original_name: &str, content_type: &str) -> &'static str {
+    FileType::of(original_name, content_type).family.as_str()
+}
+
+/// Rows classified per transaction by `classify_untyped`.
+const CLASSIFY_BATCH: usize = 500;
+
+/// `$query` narrowed to the files matching the LIKE `pattern` that `user` may read (the SQL
+/// twin of `access::can_read`) and passing the filters (`owner`: the owner filter's user,
+/// found by name first). A macro, so that the owner order's join takes the very same
+/// conditions as the boxed query of the other orders.
+macro_rules! narrowed {
+    ($query:expr, $user:expr, $pattern:expr, $filters:expr, $owner:expr) => {{
+        let (user, pattern, filters, owner): (
+            Option<&User>,
+            Option<&str>,
+            &Filters,
+            Option<&UserId>,
+        ) = ($user, $pattern, $filters, $owner);
+        let mut query = $query;
+        if let Some(pattern) = pattern {
+            query = query.filter(files::search_text.like(pattern.to_owned()).escape('\\'));
         }
-        if user.role() < Role::Staff {
-            let uid = user.id.clone();
-            let listed = diesel::dsl::exists(
-                file_readers::table
-                    .filter(file_readers::file_id.eq(files::id))
-                    .filter(file_readers::user_id.eq(uid.clone())),
-            );
-            query = query.filter(
-                files::access
-                    .eq(AccessRule::Authenticated)
-                    .or(files::owner_id
-                        .eq(uid)
-                        .and(files::access.eq_any([AccessRule::Owner, AccessRule::Users])))
-                    .or(files::access.eq(AccessRule::Users).and(listed)),
-            );
+        if let Some(rule) = filters.rule {
+            query = query.filter(files::access.eq(rule));
         }
-    }
-    query
+        if let Some(owner) = owner {
+            query = query.filter(files::owner_id.eq(owner.clone()));
+        }
+        if let Some(family) = filters.family {
+            query = query.filter(files::type_family.eq(family.as_str()));
+        }
+        if let Some(storage) = &filters.storage {
+            query = query.filter(files::storage.eq(storage.clone()));
+        }
+        if let Some(since) = filters.since {
+            query = query.filter(files::uploaded_at.ge(since));
+        }
+        if let Some(user) = user {
+            if !user.is_active {
+                query = query.filter(files::id.ne(files::id));
+            } else if user.role() < Role::Staff {
+                let uid = user.id.clone();
+                let listed = diesel::dsl::exists(
+                    file_readers::table
+                        .filter(file_readers::file_id.eq(files::id))
+                        .filter(file_readers::user_id.eq(uid.clone())),
+                );
+                query = query.filter(
+                    files::access
+                        .eq(AccessRule::Authenticated)
+                        .or(files::owner_id
+                            .eq(uid)
+                            .and(files::access.eq_any([AccessRule::Owner, AccessRule::Users])))
+                        .or(files::access.eq(AccessRule::Users).and(listed)),
+                );
+            }
+        }
+        query
+    }};
+}
+
+/// The files `narrowed!` keeps, as the boxed query every order but the owner's starts from.
+fn filtered(
+    user: Option<&User>,
+    pattern: Option<&str>,
+    filters: &Filters,
+    owner: Option<&UserId>,
+) -> BoxedFiles {
+    narrowed!(files::table.into_boxed(), user, pattern, filters, owner)
 }
 
 impl FileRow {
@@ -185,6 +288,7 @@ impl FileRow {
                 .values((
                     new,
                     files::search_text.eq(search_text(&new.title, &new.original_name)),
+                    files::type_family.eq(type_family(&new.original_name, &new.content_type)),
                     files::uploaded_at.eq(now),
                     files::updated_at.eq(now),
                 ))
@@ -285,6 +389,42 @@ impl FileRow {
             .load(conn)?)
     }
 
+    /// The files of `ids` that exist, with their owners' names, in the order of `ids`.
+    pub fn find_many_with_owner(
+        conn: &mut DbConn,
+        ids: &[FileId],
+    ) -> Result<Vec<FileWithOwner>, DbError> {
+        let mut rows: Vec<(FileRow, Username)> = files::table
+            .inner_join(users::table.on(users::id.eq(files::owner_id)))
+            .filter(files::id.eq_any(ids))
+            .select((FileRow::as_select(), users::username))
+            .load(conn)?;
+        rows.sort_by_key(|(file, _)| ids.iter().position(|id| *id == file.id));
+        Ok(rows
+            .into_iter()
+            .map(|(file, owner)| FileWithOwner { file, owner })
+            .collect())
+    }
+
+    /// The readers of each file of `ids` (sorted by name), for the lists' access column: one
+    /// statement for a whole page.
+    pub fn readers_of_many(
+        conn: &mut DbConn,
+        ids: &[FileId],
+    ) -> Result<std::collections::HashMap<FileId, Vec<Username>>, DbError> {
+        let rows: Vec<(FileId, Username)> = file_readers::table
+            .inner_join(users::table)
+            .filter(file_readers::file_id.eq_any(ids))
+            .select((file_readers::file_id, users::username))
+            .order((file_readers::file_id.asc(), users::username.asc()))
+            .load(conn)?;
+        let mut out: std::collections::HashMap<FileId, Vec<Username>> = Default::default();
+        for (id, name) in rows {
+            out.entry(id).or_default().push(name);
+        }
+        Ok(out)
+    }
+
     fn page_of(
         conn: &mut DbConn,
         user: Option<&User>,
@@ -292,29 +432,73 @@ impl FileRow {
     ) -> Result<Page<FileWithOwner>, DbError> {
         let per_page = query.per_page.clamp(1, 500);
         let pattern = search_pattern(query.search.as_deref());
+        let owner: Option<UserId> = match &query.filters.owner {
+            None => None,
+            Some(name) => match users::table
+                .filter(users::username.eq(name))
+                .select(users::id)
+                .get_result::<UserId>(conn)
+                .optional()?
+            {
+                Some(id) => Some(id),
+                // Nobody of that name: nobody's files.
+                None => return Self::page_rows(conn, Vec::new(), 1, 1, 0),
+            },
+        };
         // A search's matches, when they are few: their ids are the total and the page's base.
         let few: Option<Vec<String>> = match &pattern {
             Some(_) => {
-                let ids: Vec<String> = filtered(user, pattern.as_deref())
-                    .select(files::id)
-                    .limit(FEW_MATCHES + 1)
-                    .load(conn)?;
+                let ids: Vec<String> =
+                    filtered(user, pattern.as_deref(), &query.filters, owner.as_ref())
+                        .select(files::id)
+                        .limit(FEW_MATCHES + 1)
+                        .load(conn)?;
                 (ids.len() <= FEW_MATCHES as usize).then_some(ids)
             }
             None => None,
         };
         let total: i64 = match &few {
             Some(ids) => i64::try_from(ids.len()).unwrap_or(i64::MAX),
-            None => filtered(user, pattern.as_deref())
+            None => filtered(user, pattern.as_deref(), &query.filters, owner.as_ref())
                 .count()
                 .get_result(conn)?,
         };
         let pages = ((total + per_page - 1) / per_page).max(1);
         let page = query.page.clamp(1, pages);
+        let offset = (page - 1) * per_page;
+        if let Sort::Owner | Sort::OwnerDesc = query.sort {
+            // Walked from the users' name index into each owner's files (newest first within
+            // an owner, whichever way the names go): no sort of the whole table.
+            let joined = files::table
+                .inner_join(users::table.on(users::id.eq(files::owner_id)))
+                .into_boxed();
+            let joined = match &few {
+                Some(ids) => joined.filter(files::id.eq_any(ids.clone())),
+                None => narrowed!(
+                    joined,
+                    user,
+                    pattern.as_deref(),
+                    &query.filters,
+                    owner.as_ref()
+                ),
+            };
+            let name = if query.sort == Sort::Owner {
+                joined.order(users::username.asc())
+            } else {
+                joined.order(users::username.desc())
+            };
+            let ids: Vec<String> = name
+                .then_order_by((files::uploaded_at.desc(), files::id.desc()))
+                .select(files::id)
+                .limit(per_page)
+                .offset(offset)
+                .load(conn)?;
+            return Self::page_rows(conn, ids, page, pages, total);
+        }
         let base = match few {
             // Already filtered (search and access); sorted through the primary key.
             Some(ids) => files::table.into_boxed().filter(files::id.eq_any(ids)),
-            None => filtered(user, pattern.as_deref()),
+            None => filtered(user, pattern.as_deref(), &query.filters, owner.as_ref()),
         };
         // The id last: a stable order when the first key ties, so pages never overlap.
         let ordered = match query.sort {
@@ -324,14 +508,37 @@ impl FileRow {
             Sort::NameDesc => base.order((lower(files::title).desc(), files::id.desc())),
             Sort::Size => base.order((files::size.asc(), files::id.asc())),
             Sort::SizeDesc => base.order((files::size.desc(), files::id.desc())),
+            Sort::Type => base.order((
+                files::type_family.asc(),
+                files::content_type.asc(),
+                files::id.asc(),
+            )),
+            Sort::TypeDesc => base.order((
+                files::type_family.desc(),
+                files::content_type.desc(),
+                files::id.desc(),
+            )),
+            // Taken above.
+            Sort::Owner | Sort::OwnerDesc => base,
         };
         // The page's ids first, from the order's index alone (a deep page skips index
         // entries, not joined rows), then their rows, put back in that order.
         let ids: Vec<String> = ordered
             .select(files::id)
             .limit(per_page)
-            .offset((page - 1) * per_page)
+            .offset(offset)
             .load(conn)?;
+        Self::page_rows(conn, ids, page, pages, total)
+    }
+
+    /// The rows of a page's `ids`, with their owners' names, in the order of `ids`.
+    fn page_rows(
+        conn: &mut DbConn,
+        ids: Vec<String>,
+        page: i64,
+        pages: i64,
+        total: i64,
+    ) -> Result<Page<FileWithOwner>, DbError> {
         let mut rows: Vec<(FileRow, Username)> = files::table
             .inner_join(users::table.on(users::id.eq(files::owner_id)))
             .filter(files::id.eq_any(&ids))
@@ -349,7 +556,7 @@ impl FileRow {
         })
     }
 
-    /// Every file, newest first: the admin list.
+    /// One page of every file, filtered and ordered as `query` asks: the admin list.
     pub fn admin_page(
         conn: &mut DbConn,
         query: &ListQuery,
@@ -357,7 +564,7 @@ impl FileRow {
         Self::page_of(conn, None, query)
     }
 
-    /// The files `user` may read, newest first.
+    /// One page of the files `user` may read, filtered and ordered as `query` asks.
     pub fn readable_page(
         conn: &mut DbConn,
         user: &User,
@@ -395,6 +602,41 @@ impl FileRow {
             Ok(true)
         })
         .map_err(|e: diesel::result::Error| DbError::from(e))
+    }
+
+    /// A new access rule and readers, the title left as it is (the bulk action); false when
+    /// no row has the id.
+    pub fn update_rule(
+        conn: &mut DbConn,
+        id: &FileId,
+        rule: AccessRule,
+        readers: &[UserId],
+    ) -> Result<bool, DbError> {
+        conn.transaction(|conn| {
+            let changed = diesel::update(files::table.filter(files::id.eq(id)))
+                .set((
+                    files::access.eq(rule),
+                    files::updated_at.eq(Utc::now().naive_utc()),
+                ))
+                .execute(conn)?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            Self::replace_readers(conn, id, readers)?;
+            Ok(true)
+        })
+        .map_err(|e: diesel::result::Error| DbError::from(e))
+    }
+
+    /// A new owner; false when no row has the id.
+    pub fn update_owner(conn: &mut DbConn, id: &FileId, owner: &UserId) -> Result<bool, DbError> {
+        Ok(diesel::update(files::table.filter(files::id.eq(id)))
+            .set((
+                files::owner_id.eq(owner),
+                files::updated_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)?
+            > 0)
     }
 
     pub fn delete(conn: &mut DbConn, id: &FileId) -> Result<bool, DbError> {
@@ -440,6 +682,39 @@ impl FileRow {
             // A folded value is never '', so each batch leaves fewer rows to find.
             if read < FOLD_BATCH {
                 return Ok(folded);
+            }
+        }
+    }
+}
+
+impl FileRow {
+    /// Writes the `type_family` of the rows that have none yet (written before the column
+    /// existed), as `insert` writes it, a batch per transaction; returns how many. Like
+    /// `fold_unfolded`, it is one index lookup when there is nothing to do, and running it
+    /// twice or two at once writes the same values.
+    pub fn classify_untyped(conn: &mut DbConn) -> Result<usize, DbError> {
+        let mut classified = 0;
+        loop {
+            let read = conn.transaction(|conn| {
+                let rows: Vec<(String, String, String)> = files::table
+                    .filter(files::type_family.eq(""))
+                    .select((files::id, files::original_name, files::content_type))
+                    .limit(CLASSIFY_BATCH as i64)
+                    .load(conn)?;
+                for (id, name, content_type) in &rows {
+                    classified += diesel::update(
+                        files::table
+                            .filter(files::id.eq(id))
+                            .filter(files::type_family.eq("")),
+                    )
+                    .set(files::type_family.eq(type_family(name, content_type)))
+                    .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(rows.len())
+            })?;
+            // A family is never '', so each batch leaves fewer rows to find.
+            if read < CLASSIFY_BATCH {
+                return Ok(classified);
             }
         }
     }

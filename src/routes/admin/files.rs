@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::html::{self, FileView, Listing, Nav, Pager};
 use crate::routes::admin::audit::{self, EventView};
 use crate::routes::admin::links::{self, LinkView};
-use crate::routes::file_list::{FileList, ListParams, file_list};
+use crate::routes::file_list::{Controls, FileList, ListParams, ListRow, file_list};
 use crate::routes::{parse_file_id, see_other};
 use crate::state::AppState;
 
@@ -27,8 +27,9 @@ struct ListPage {
     nav: Option<Nav>,
     flash: Option<String>,
     listing: Listing,
-    files: Vec<FileView>,
+    rows: Vec<ListRow>,
     pager: Pager,
+    controls: Controls,
 }
 
 pub async fn list(
@@ -39,11 +40,13 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let FileList {
         listing,
-        files,
+        rows,
         pager,
+        controls,
     } = file_list(
         &state,
         "/admin/files",
+        true,
         params.into_inner(),
         FileRow::admin_page,
     )
@@ -52,8 +55,9 @@ pub async fn list(
         nav: Some(Nav::from(&current)),
         flash: session.take_flash(),
         listing,
-        files,
+        rows,
         pager,
+        controls,
     })
 }
 

@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod bulk;
 pub mod files;
 pub mod links;
 pub mod upload;
