@@ -1,16 +1,19 @@
 //! Uploads, whoever sends them (the admin form today; the CLI and a JSON API reuse it): a file
 //! is streamed into a pending storage upload (`stream`), and an accepted one is stored under a
-//! reserved key with its row (`store`), one after another for files sent together (`batch`); `reconcile` is the start-up clean-up of uploads a
+//! reserved key with its row (`store`), one after another for files sent together (`batch`); `replace` gives a stored file new
+//! content under the same id; `reconcile` is the start-up clean-up of uploads a
 //! crash cut short. Nothing here knows about HTTP: `error.rs` maps refusals to status codes.
 
 mod batch;
 mod hashing;
 mod reconcile;
+mod replace;
 mod store;
 mod stream;
 
 pub use batch::{Batch, Outcome, Slot, store_batch};
 pub use reconcile::reconcile_interrupted;
+pub use replace::{ReplaceError, ReplaceRequest, Replaced, replace_content};
 pub use store::{Destination, StoreError, StoreRequest, StoredFile, store_accepted};
 pub use stream::{ReceiveError, Received, receive, sniff};
 

@@ -1,6 +1,8 @@
 pub mod audit;
 pub mod files;
 pub mod links;
+pub mod pickers;
+pub mod replace;
 pub mod upload;
 pub mod users;
 
