@@ -73,6 +73,22 @@ mod tests {
         assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5 GiB");
     }
 
+    /// static/upload.js writes sizes as `bytesize`'s default display does (the format the
+    /// pages use): these are the cases it copies, ties to even included.
+    #[test]
+    fn the_size_format_upload_js_copies() {
+        let shown = |b: u64| bytesize::ByteSize::b(b).to_string();
+        assert_eq!(shown(0), "0 B");
+        assert_eq!(shown(1023), "1023 B");
+        assert_eq!(shown(1024), "1.0 KiB");
+        assert_eq!(shown(1280), "1.2 KiB");
+        assert_eq!(shown(1792), "1.8 KiB");
+        assert_eq!(shown(1536), "1.5 KiB");
+        assert_eq!(shown(1024 * 1024 - 1), "1024.0 KiB");
+        assert_eq!(shown(6 * 1024 * 1024), "6.0 MiB");
+        assert_eq!(shown(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+
     #[test]
     fn refusals_say_why() {
         assert_eq!(

@@ -13,6 +13,7 @@ mod cli_commands;
 mod crash_recovery;
 mod csrf;
 mod downloads;
+mod file_detail;
 mod file_listing;
 mod file_search;
 mod form_bodies;

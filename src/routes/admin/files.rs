@@ -160,8 +160,7 @@ pub async fn detail_page(
                 return Ok(None);
             };
             let readers = FileRow::reader_names(c, &id)?;
-            let duplicates =
-                FileRow::same_content(c, &file.file.sha256, &id, DUPLICATES_SHOWN)?;
+            let duplicates = FileRow::same_content(c, &file.file.sha256, &id, DUPLICATES_SHOWN)?;
             Ok(Some((file, readers, duplicates)))
         })
         .await?
@@ -263,7 +262,12 @@ pub async fn update(
         None => None,
         Some(name) => match active_user(&state, &name).await? {
             Some(user) => Some(user),
-            None => return refuse(format!("There is no active user named “{name}” to own the file.")).await,
+            None => {
+                return refuse(format!(
+                    "There is no active user named “{name}” to own the file."
+                ))
+                .await;
+            }
         },
     };
     let readers = match resolve_readers(&state, rule, &names).await? {

@@ -128,10 +128,12 @@ async fn duplicates_of(
             stored
                 .iter()
                 .map(|s| match s {
-                    Some((id, sha256)) => Ok(FileRow::same_content(c, sha256, id, DUPLICATES_NAMED)?
-                        .into_iter()
-                        .map(|(id, title)| Duplicate { id, title })
-                        .collect()),
+                    Some((id, sha256)) => {
+                        Ok(FileRow::same_content(c, sha256, id, DUPLICATES_NAMED)?
+                            .into_iter()
+                            .map(|(id, title)| Duplicate { id, title })
+                            .collect())
+                    }
                     None => Ok(Vec::new()),
                 })
                 .collect::<Result<Vec<_>, crate::db::DbError>>()
@@ -262,31 +264,34 @@ pub async fn create(
         };
         return Ok(HttpResponse::build(status).json(JsonResult::of(&outcomes, &duplicates)));
     }
-    let any_duplicate = duplicates.iter().any(|d| !d.is_empty());
-    // One file: its page names any earlier file with the same content. Several with a
-    // duplicate among them: the result page, where each has its links.
-    if refusals.is_empty() && (stored.len() == 1 || !any_duplicate) {
+    if refusals.is_empty() {
+        // Each stored file's page names the earlier files with the same content, with links.
+        let with_duplicates = duplicates.iter().filter(|d| !d.is_empty()).count();
         let location = match stored.as_slice() {
             [one] => {
-                session.set_flash(if any_duplicate {
-                    format!("Stored “{}”. The same content was already stored: see below.", one.title)
+                session.set_flash(if with_duplicates > 0 {
+                    format!(
+                        "Stored “{}”. Another file has the same content: see below.",
+                        one.title
+                    )
                 } else {
                     format!("Stored “{}”.", one.title)
                 });
                 format!("/admin/files/{}", one.id)
             }
             many => {
-                session.set_flash(format!("Stored {} files.", many.len()));
+                session.set_flash(match with_duplicates {
+                    0 => format!("Stored {} files.", many.len()),
+                    n => format!(
+                        "Stored {} files; {n} of them have the same content as another file (each one's page names it).",
+                        many.len()
+                    ),
+                });
                 "/admin/files".to_owned()
             }
         };
         return Ok(crate::routes::see_other(&location));
     }
-    let status = if refusals.is_empty() {
-        StatusCode::OK
-    } else {
-        status
-    };
     let page = ResultPage {
         nav: Some(Nav::from(&current)),
         stored: stored.len(),

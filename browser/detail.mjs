@@ -1,0 +1,106 @@
+// The upload page's queue and summary, and the file page's preview, readers picker and
+// replace, in headless Chromium. Called from e2e.mjs with the running app; throws on failure.
+//
+// Staff uploads five files at once (one of them empty, so refused) on a throttled network:
+// never more than three are on their way at a time, the empty one's row turns red with the
+// server's reason, and the summary says "4 stored, 1 refused". The image's page shows it
+// inline; the readers picker finds paul as one types; the text file's content is replaced
+// on its page, and the same id then downloads the new bytes.
+// Screenshots: docs/screenshots/upload.png (the summary) and file-detail.png.
+
+import { join } from "node:path";
+
+export async function detailAndUpload({ browser, base, login, shots, check }) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  try {
+    await login(page, base, "stella");
+    await page.goto(base + "/admin/files/new");
+    check(await page.locator("#file").isHidden(), "the plain file input shows beside the drop zone");
+    const box = await page.locator(".dropzone").boundingBox();
+    const settings = await page.locator("fieldset.settings").boundingBox();
+    check(box && settings && box.y < settings.y, "the files do not come before the settings");
+    check(await page.locator("fieldset.readers").isHidden(), "the readers show for the owner rule");
+
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 5, downloadThroughput: -1, uploadThroughput: 1024 * 1024 });
+    const dataTransfer = await page.evaluateHandle(async () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = 480; canvas.height = 270;
+      const g = canvas.getContext("2d");
+      const grad = g.createLinearGradient(0, 0, 480, 270);
+      grad.addColorStop(0, "#2456c7"); grad.addColorStop(1, "#1e7b34");
+      g.fillStyle = grad; g.fillRect(0, 0, 480, 270);
+      g.fillStyle = "#fff"; g.font = "bold 40px sans-serif"; g.fillText("Q3 chart", 40, 140);
+      const png = await new Promise((done) => canvas.toBlob(done, "image/png"));
+      const filler = (n, seed) => { const x = new Uint8Array(n); for (let i = 0; i < n; i++) x[i] = 97 + ((i * seed) % 26); return x; };
+      const dt = new DataTransfer();
+      dt.items.add(new File([png], "q3 chart.png", { type: "image/png" }));
+      dt.items.add(new File([filler(700 * 1024, 7)], "notes v1.txt", { type: "text/plain" }));
+      dt.items.add(new File([filler(900 * 1024, 11)], "minutes.txt", { type: "text/plain" }));
+      dt.items.add(new File([new Uint8Array(0)], "empty.txt", { type: "text/plain" }));
+      dt.items.add(new File([filler(600 * 1024, 13)], "agenda.txt", { type: "text/plain" }));
+      return dt;
+    });
+    await page.dispatchEvent(".dropzone", "drop", { dataTransfer });
+    await page.locator("li.upload").nth(4).waitFor();
+    check((await page.locator("li.upload .name").nth(1).textContent()).includes("(700.0 KiB)"), "the size is not written as the server writes it");
+    // Cancel one before it starts: it is not sent.
+    await page.getByRole("button", { name: "Cancel agenda.txt" }).click();
+    await page.getByRole("button", { name: "Upload 4 files" }).click();
+    let most = 0;
+    for (let i = 0; i < 40; i++) {
+      const sending = await page.locator("li.upload.sending").count();
+      most = Math.max(most, sending);
+      if (await page.locator("p.summary").isVisible()) break;
+      await page.waitForTimeout(50);
+    }
+    check(most <= 3, `${most} uploads were on their way at once`);
+    const summary = page.locator("p.summary");
+    await summary.waitFor({ state: "visible", timeout: 60000 });
+    const words = await summary.textContent();
+    check(words.startsWith("3 stored, 1 refused, 1 cancelled"), `the summary says ${words}`);
+    const refused = page.locator("li.upload.refused");
+    check((await refused.count()) === 1, "one row is red");
+    check((await refused.textContent()).includes("the file is empty"), "the refused row lacks the server's reason");
+    check(await page.getByRole("button", { name: "Upload", exact: true }).isEnabled(), "the button stays disabled when nothing is left");
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await page.screenshot({ path: join(shots, "upload.png"), fullPage: true });
+
+    // The image's page: an inline preview.
+    await page.locator("li.upload.stored", { hasText: "q3 chart.png" }).getByRole("link", { name: "details" }).click();
+    await page.waitForURL(/\/admin\/files\/[^/]+$/);
+    const img = page.locator("section.preview img");
+    await img.waitFor();
+    await page.waitForFunction(() => { const i = document.querySelector("section.preview img"); return i && i.complete && i.naturalWidth === 480; });
+
+    // The readers picker: hidden for other rules, search-as-you-type for the listed users.
+    check(await page.locator("fieldset.readers").isHidden(), "the readers show for the owner rule");
+    await page.getByLabel("Who may download").selectOption("users");
+    await page.getByLabel("Search users to add").fill("pa");
+    await page.getByRole("button", { name: "Add paul" }).click();
+    check((await page.getByLabel("Readers").inputValue()) === "paul", "the picker did not add paul");
+    await page.getByRole("button", { name: "Copy link" }).click();
+    await page.waitForFunction(() => [...document.querySelectorAll(".copied")].some((s) => s.textContent.length > 0));
+    await page.screenshot({ path: join(shots, "file-detail.png"), fullPage: true });
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.waitForSelector("p.message.ok");
+    check((await page.content()).includes("the owner and the listed users: paul") || (await page.getByLabel("Readers").inputValue()) === "paul", "paul was not saved as a reader");
+
+    // Replace the text file's content: same id, new bytes.
+    await page.goto(base + "/admin/files?q=notes%20v1");
+    await page.getByRole("link", { name: "notes v1.txt" }).first().click();
+    await page.waitForURL(/\/admin\/files\/[^/]+$/);
+    const id = new URL(page.url()).pathname.split("/").pop();
+    const fresh = Buffer.from("the second version of the notes\n");
+    await page.getByLabel("New content").setInputFiles({ name: "notes v2.txt", mimeType: "text/plain", buffer: fresh });
+    await Promise.all([page.waitForURL((url) => url.pathname === `/admin/files/${id}`), page.getByRole("button", { name: "Replace" }).click()]);
+    check((await page.content()).includes("Replaced the content"), "no word of the replacement");
+    const got = await page.request.get(`${base}/files/${id}/download`);
+    check(got.status() === 200, `the replaced file answered ${got.status()}`);
+    check((await got.body()).equals(fresh), "the download is not the new content");
+  } finally {
+    await context.close();
+  }
+}
