@@ -81,7 +81,7 @@ export async function detailAndUpload({ browser, base, login, shots, check }) {
     await page.getByLabel("Search users to add").fill("pa");
     await page.getByRole("button", { name: "Add paul" }).click();
     check((await page.getByLabel("Readers").inputValue()) === "paul", "the picker did not add paul");
-    await page.getByRole("button", { name: "Copy link" }).click();
+    await page.getByRole("button", { name: "Copy download link" }).click();
     await page.waitForFunction(() => [...document.querySelectorAll(".copied")].some((s) => s.textContent.length > 0));
     await page.screenshot({ path: join(shots, "file-detail.png"), fullPage: true });
     await page.getByRole("button", { name: "Save" }).click();

@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { detailAndUpload } from "./detail.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = process.env.PRIVATE_MEDIA_BIN || join(root, "target/debug/private-media");
@@ -123,7 +124,7 @@ try {
   const reportUrl = new URL(page.url());
   const reportId = reportUrl.pathname.split("/").pop();
   await page.getByLabel("Who may download").selectOption("users");
-  await page.getByLabel("paul").check();
+  await page.getByLabel("Readers").fill("paul");
   await page.getByRole("button", { name: "Save" }).click();
   await page.waitForSelector("p.message.ok");
   await page.goto(base + "/admin/files");
@@ -142,7 +143,7 @@ try {
   const copy = page.getByRole("button", { name: "Copy link" });
   check(await copy.isVisible(), "the copy button is hidden with JavaScript on");
   await copy.click();
-  await page.waitForFunction(() => document.querySelector(".copied").textContent.length > 0);
+  await page.waitForFunction(() => document.querySelector(".new-link .copied").textContent.length > 0);
   await page.screenshot({ path: join(shots, "share.png"), fullPage: true });
   check((await page.content()).includes("for the auditor"), "the link is not listed");
 
@@ -192,6 +193,7 @@ try {
   check(audit.includes("link_created"), "the audit log lacks the link");
   await admin.screenshot({ path: join(shots, "audit.png"), fullPage: false });
   await adminContext.close();
+  await detailAndUpload({ browser, base, login, shots, check });
   console.log("browser test passed: upload with progress, listing, sharing, download, refusal, share link");
 } catch (error) {
   failed = true;

@@ -64,9 +64,11 @@
     results.className = "picker-results";
     results.setAttribute("aria-live", "polite");
     results.setAttribute("aria-label", "Matching users");
-    field.parentNode.insertBefore(label, field);
-    field.parentNode.insertBefore(search, field);
-    field.parentNode.insertBefore(results, field);
+    // After the field, so its own label stays right above it.
+    var after = field.nextSibling;
+    field.parentNode.insertBefore(label, after);
+    field.parentNode.insertBefore(search, after);
+    field.parentNode.insertBefore(results, after);
 
     var show = function (found) {
       results.textContent = "";
