@@ -284,7 +284,10 @@ async fn replace_needs_the_csrf_token_and_staff() {
     let missing = replace(
         &staff,
         &unknown,
-        &[Part::Text("csrf_token", &token), Part::File("a.txt", b"bytes")],
+        &[
+            Part::Text("csrf_token", &token),
+            Part::File("a.txt", b"bytes"),
+        ],
     )
     .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
