@@ -152,7 +152,7 @@ pub fn download(
     }
 }
 
-/// A change: `event` names it (`upload`, `edit`, `delete`, `link_created`, `link_revoked`,
+/// A change: `event` names it (`upload`, `edit`, `owner`, `replace`, `delete`, `link_created`, `link_revoked`,
 /// `user_created`, `user_changed`, `password_set`, `login`, `login_failed`), `detail` says
 /// what changed.
 pub fn change(

@@ -669,3 +669,64 @@ async fn the_page_previews_safe_types_inline_and_offers_the_link_to_copy() {
     assert!(!page.contains("section class=\"preview\""));
     assert!(!page.contains("inline=1"));
 }
+
+#[tokio::test]
+async fn the_upload_page_puts_the_files_first_and_scales_its_pickers() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    for i in 0..50 {
+        app.add_user(&format!("user{i:02}"), Role::User);
+    }
+    let page = staff.get_text("/admin/files/new").await;
+    let file_input = page
+        .find("name=\"file\" type=\"file\"")
+        .expect("the file input");
+    let settings = page.find("name=\"access\"").expect("the rule");
+    assert!(file_input < settings, "the files come first");
+    assert!(page.contains("<textarea id=\"readers\" name=\"readers\""));
+    assert!(page.contains("name=\"owner\" type=\"text\" value=\"stella\""));
+    assert!(!page.contains("user07"), "no element per user: {page}");
+    assert!(page.contains("<script src=\"/static/pickers.js\" defer></script>"));
+
+    let script = staff.get("/static/pickers.js").await;
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(script.text().await.unwrap().contains("/admin/usernames?q="));
+
+    // A no-JS form with the files before the settings is read to the end and checked there:
+    // refused for its settings, it stores nothing.
+    let token = staff.csrf_token("/admin/files/new").await;
+    let refused = staff
+        .post_multipart(&[
+            Part::Text("csrf_token", &token),
+            Part::File("a.txt", b"some bytes"),
+            Part::Text("access", "users"),
+            Part::Text("readers", "ghost"),
+        ])
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("There is no user named “ghost”")
+    );
+    app.assert_nothing_stored();
+    let stored = staff
+        .post_multipart(&[
+            Part::Text("csrf_token", &token),
+            Part::File("a.txt", b"some bytes"),
+            Part::Text("access", "users"),
+            Part::Text("readers", "user07 user08"),
+        ])
+        .await;
+    assert_eq!(stored.status(), StatusCode::SEE_OTHER);
+    let id = FileId::parse(location(&stored).rsplit('/').next().unwrap()).unwrap();
+    assert_eq!(readers(&app, &id), ["user07", "user08"]);
+}
