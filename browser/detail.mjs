@@ -3,7 +3,8 @@
 //
 // Staff drops seven files (one of them empty, so refused), cancels one and sends the rest on a
 // throttled network: three are on their way at a time, never more, the empty one's row turns
-// red with the server's reason, and the summary says "5 stored, 1 refused, 1 cancelled". The image's page shows it
+// red with the server's reason, leaving asks first while they run, and the summary says
+// "5 stored, 1 refused, 1 cancelled". The image's page shows it
 // inline; the readers picker finds paul as one types; the text file's content is replaced
 // on its page, and the same id then downloads the new bytes.
 // Screenshots: docs/screenshots/upload.png (the summary) and file-detail.png.
@@ -50,18 +51,22 @@ export async function detailAndUpload({ browser, base, login, shots, check }) {
     check((await page.locator("li.upload .name").nth(1).textContent()).includes("(700.0 KiB)"), "the size is not written as the server writes it");
     // Cancel one before it starts: it is not sent.
     await page.getByRole("button", { name: "Cancel agenda.txt" }).click();
+    // Counted in the page, every 10 ms: a slow round trip from here could miss the moment.
+    await page.evaluate(() => {
+      window.mostSending = 0;
+      setInterval(() => {
+        window.mostSending = Math.max(window.mostSending, document.querySelectorAll("li.upload.sending").length);
+      }, 10);
+    });
     await page.getByRole("button", { name: "Upload 6 files" }).click();
-    let most = 0;
-    for (let i = 0; i < 200; i++) {
-      const sending = await page.locator("li.upload.sending").count();
-      most = Math.max(most, sending);
-      if (await page.locator("p.summary").isVisible()) break;
-      await page.waitForTimeout(50);
-    }
-    // Six sent: three at a time, no more, and the rest follow as those finish.
-    check(most === 3, `${most} uploads were on their way at once, not 3`);
+    const asksBeforeLeaving = () => page.evaluate(() => { const e = new Event("beforeunload", { cancelable: true }); window.dispatchEvent(e); return e.defaultPrevented; });
+    check(await asksBeforeLeaving(), "leaving while files are on their way does not ask");
     const summary = page.locator("p.summary");
     await summary.waitFor({ state: "visible", timeout: 60000 });
+    check(!(await asksBeforeLeaving()), "leaving after the uploads still asks");
+    const most = await page.evaluate(() => window.mostSending);
+    // Six sent: three at a time, no more, and the rest follow as those finish.
+    check(most === 3, `${most} uploads were on their way at once, not 3`);
     const words = await summary.textContent();
     check(words.startsWith("5 stored, 1 refused, 1 cancelled"), `the summary says ${words}`);
     const refused = page.locator("li.upload.refused");
