@@ -7,6 +7,7 @@
 // "5 stored, 1 refused, 1 cancelled". The image's page shows it
 // inline; the readers picker finds paul as one types; the text file's content is replaced
 // on its page, and the same id then downloads the new bytes.
+// Both pages then fit a 390 px wide phone screen.
 // Screenshots: docs/screenshots/upload.png (the summary) and file-detail.png.
 
 import { join } from "node:path";
@@ -108,6 +109,14 @@ export async function detailAndUpload({ browser, base, login, shots, check }) {
     const got = await page.request.get(`${base}/files/${id}/download`);
     check(got.status() === 200, `the replaced file answered ${got.status()}`);
     check((await got.body()).equals(fresh), "the download is not the new content");
+
+    // On a phone both pages fit the screen's width: nothing to scroll sideways.
+    await page.setViewportSize({ width: 390, height: 800 });
+    for (const path of [`/admin/files/${id}`, "/admin/files/new"]) {
+      await page.goto(base + path);
+      const [wide, screen] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      check(wide <= screen, `${path} is ${wide} px wide on a ${screen} px screen`);
+    }
   } finally {
     await context.close();
   }
