@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { accountChecks } from "./accounts.mjs";
 import { checkLists } from "./lists.mjs";
+import { detailAndUpload } from "./detail.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = process.env.PRIVATE_MEDIA_BIN || join(root, "target/debug/private-media");
@@ -125,7 +126,7 @@ try {
   const reportUrl = new URL(page.url());
   const reportId = reportUrl.pathname.split("/").pop();
   await page.getByLabel("Who may download").selectOption("users");
-  await page.getByLabel("paul").check();
+  await page.getByLabel("Readers").fill("paul");
   await page.getByRole("button", { name: "Save" }).click();
   await page.waitForSelector("p.message.ok");
   await page.goto(base + "/admin/files");
@@ -144,7 +145,7 @@ try {
   const copy = page.getByRole("button", { name: "Copy link" });
   check(await copy.isVisible(), "the copy button is hidden with JavaScript on");
   await copy.click();
-  await page.waitForFunction(() => document.querySelector(".copied").textContent.length > 0);
+  await page.waitForFunction(() => document.querySelector(".new-link .copied").textContent.length > 0);
   await page.screenshot({ path: join(shots, "share.png"), fullPage: true });
   check((await page.content()).includes("for the auditor"), "the link is not listed");
 
@@ -196,6 +197,7 @@ try {
   await adminContext.close();
   await accountChecks({ browser, base, shots, cli, check, password: PASSWORD });
   await checkLists({ browser, base, login, shots, check });
+  await detailAndUpload({ browser, base, login, shots, check });
   console.log("browser test passed: upload with progress, listing, sharing, download, refusal, share link");
 } catch (error) {
   failed = true;

@@ -254,6 +254,17 @@ impl From<crate::upload::StoreError> for AppError {
     }
 }
 
+impl From<crate::upload::ReplaceError> for AppError {
+    fn from(e: crate::upload::ReplaceError) -> Self {
+        use crate::upload::ReplaceError;
+        match e {
+            ReplaceError::Store(e) => e.into(),
+            // Deleted while the new content arrived: as if it had been gone before.
+            ReplaceError::Gone => AppError::NotFound,
+        }
+    }
+}
+
 impl From<crate::upload::ReceiveError> for AppError {
     fn from(e: crate::upload::ReceiveError) -> Self {
         use crate::upload::{ReceiveError, human_size};

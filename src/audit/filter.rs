@@ -8,10 +8,12 @@ use crate::db::models::audit_event::EventFilter;
 use crate::domain::FileId;
 
 /// Every kind of event the log holds, in the order the page's menu offers them.
-pub const EVENT_KINDS: [&str; 13] = [
+pub const EVENT_KINDS: [&str; 15] = [
     "download",
     "upload",
     "edit",
+    "owner",
+    "replace",
     "delete",
     "link_created",
     "link_revoked",

@@ -30,6 +30,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/time.js"),
     ),
+    (
+        "pickers.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/pickers.js"),
+    ),
 ];
 
 pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, AppError> {

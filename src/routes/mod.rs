@@ -61,7 +61,9 @@ impl Endpoint {
 }
 
 fn endpoints() -> Vec<Endpoint> {
-    use admin::{audit, bulk, files as admin_files, links, upload, user_delete, users};
+    use admin::{
+        audit, bulk, files as admin_files, links, pickers, replace, upload, user_delete, users,
+    };
     let (get, head, post) = (Method::GET, Method::HEAD, Method::POST);
     vec![
         at("/").on(get.clone(), root),
@@ -100,6 +102,8 @@ fn endpoints() -> Vec<Endpoint> {
             .on(get.clone(), admin_files::detail)
             .on(post.clone(), admin_files::update),
         at("/admin/files/{id}/links").on(post.clone(), links::create),
+        at("/admin/files/{id}/replace").on(post.clone(), replace::replace),
+        at("/admin/usernames").on(get.clone(), pickers::usernames),
         at("/admin/links").on(get.clone(), links::list),
         at("/admin/links/{id}/revoke").on(post.clone(), links::revoke),
         at("/admin/files/{id}/delete")

@@ -57,6 +57,7 @@ pub struct StoredFile {
     pub id: FileId,
     pub title: String,
     pub key: StorageKey,
+    pub sha256: String,
 }
 
 /// Commits one accepted file under a fresh key and writes its row; if the row cannot be
@@ -128,6 +129,7 @@ async fn store(
                 id: row.id,
                 title: row.title,
                 key: row.storage_key,
+                sha256: row.sha256,
             })
         }
         // The key is in another row already: the object under it is that row's (two
@@ -150,7 +152,7 @@ async fn store(
 /// Reserves a free key for the upload (no row and no other upload holds it), then commits the
 /// object under it. The reservation hides the object until its row exists and lets a start
 /// after a crash remove it; the row's insert releases it.
-async fn commit_reserved(
+pub(super) async fn commit_reserved(
     db: &Db,
     storage: &dyn Storage,
     storage_name: &str,
@@ -222,7 +224,7 @@ async fn reserve(
 }
 
 /// Ends a reservation whose upload failed. If even that fails, the next start finds it.
-async fn release(db: &Db, storage_name: &str, key: &StorageKey) {
+pub(super) async fn release(db: &Db, storage_name: &str, key: &StorageKey) {
     let (name, owned) = (storage_name.to_owned(), key.clone());
     if let Err(e) = db.run(move |c| PendingKey::release(c, &name, &owned)).await {
         tracing::warn!(key = %key, error = %e, "could not release a failed upload's key");

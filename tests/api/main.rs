@@ -16,6 +16,7 @@ mod cli_user_admin;
 mod crash_recovery;
 mod csrf;
 mod downloads;
+mod file_detail;
 mod file_listing;
 mod file_lists;
 mod file_search;

@@ -59,6 +59,17 @@ pub struct NewFile {
     pub readers: Vec<UserId>,
 }
 
+/// A file's new content: what `FileRow::replace_content` writes.
+#[derive(Debug, Clone)]
+pub struct NewContent {
+    pub original_name: String,
+    pub storage: String,
+    pub storage_key: StorageKey,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -625,6 +636,48 @@ impl FileRow {
             Self::replace_readers(conn, id, readers)?;
             Ok(true)
         })
+    }
+
+    /// Points the row at a newly committed object (a replaced file's content), in one
+    /// transaction with the end of that object's reservation. The id, the title, the rule,
+    /// its readers and the share links stay. Returns the row as it was, or none if it is gone.
+    pub fn replace_content(
+        conn: &mut DbConn,
+        id: &FileId,
+        content: &NewContent,
+    ) -> Result<Option<FileRow>, DbError> {
+        conn.transaction(|conn| {
+            let Some(before) = files::table
+                .filter(files::id.eq(id))
+                .select(FileRow::as_select())
+                .get_result(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            diesel::update(files::table.filter(files::id.eq(id)))
+                .set((
+                    files::original_name.eq(&content.original_name),
+                    files::search_text.eq(search_text(&before.title, &content.original_name)),
+                    files::storage.eq(&content.storage),
+                    files::storage_key.eq(&content.storage_key),
+                    files::size.eq(content.size),
+                    files::content_type.eq(&content.content_type),
+                    files::type_family.eq(type_family(
+                        &content.original_name,
+                        &content.content_type,
+                    )),
+                    files::sha256.eq(&content.sha256),
+                    files::updated_at.eq(Utc::now().naive_utc()),
+                ))
+                .execute(conn)?;
+            super::pending_upload::PendingKey::release_in(
+                conn,
+                &content.storage,
+                &content.storage_key,
+            )?;
+            Ok(Some(before))
+        })
         .map_err(|e: diesel::result::Error| DbError::from(e))
     }
 
@@ -637,6 +690,42 @@ impl FileRow {
             ))
             .execute(conn)?
             > 0)
+    }
+
+    /// Changes who owns the file; returns the old owner's name, or none if the file is gone.
+    pub fn set_owner(
+        conn: &mut DbConn,
+        id: &FileId,
+        owner: &UserId,
+    ) -> Result<Option<Username>, DbError> {
+        conn.transaction(|conn| {
+            let Some(old) = Self::find_with_owner(conn, id)? else {
+                return Ok(None);
+            };
+            diesel::update(files::table.filter(files::id.eq(id)))
+                .set((
+                    files::owner_id.eq(owner),
+                    files::updated_at.eq(Utc::now().naive_utc()),
+                ))
+                .execute(conn)?;
+            Ok(Some(old.owner))
+        })
+    }
+
+    /// Other files with the same content (SHA-256), newest first, at most `limit`.
+    pub fn same_content(
+        conn: &mut DbConn,
+        sha256: &str,
+        except: &FileId,
+        limit: i64,
+    ) -> Result<Vec<(FileId, String)>, DbError> {
+        Ok(files::table
+            .filter(files::sha256.eq(sha256))
+            .filter(files::id.ne(except))
+            .order((files::uploaded_at.desc(), files::id.desc()))
+            .select((files::id, files::title))
+            .limit(limit)
+            .load(conn)?)
     }
 
     pub fn delete(conn: &mut DbConn, id: &FileId) -> Result<bool, DbError> {

@@ -21,6 +21,7 @@ fn username_pattern(search: &str) -> String {
     out.push('%');
     out
 }
+diesel::define_sql_function!(#[sql_name = "lower"] fn lower_name(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
@@ -148,6 +149,30 @@ impl User {
             .filter(users::is_active.eq(true))
             .order(users::username.asc())
             .select(User::as_select())
+            .load(conn)?)
+    }
+
+    /// Active users whose name contains `search` (ASCII case folded, as names are ASCII), by
+    /// name, at most `limit`: the pickers' search-as-you-type.
+    pub fn active_names_matching(
+        conn: &mut DbConn,
+        search: &str,
+        limit: i64,
+    ) -> Result<Vec<Username>, DbError> {
+        let mut pattern = String::from("%");
+        for c in search.to_ascii_lowercase().chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        Ok(users::table
+            .filter(users::is_active.eq(true))
+            .filter(lower_name(users::username).like(pattern).escape('\\'))
+            .order(users::username.asc())
+            .select(users::username)
+            .limit(limit)
             .load(conn)?)
     }
 

@@ -70,8 +70,17 @@ pub struct DetailPage {
     file: FileView,
     storage_kind: String,
     readers: Vec<Username>,
-    users: Vec<Username>,
+    /// The readers as the picker's text field holds them.
+    readers_text: String,
     rules: Vec<RuleOption>,
+    /// How the page shows the file, if it is a type the download route shows inline.
+    preview: Option<Preview>,
+    /// The download link in full, for the copy button.
+    link: String,
+    /// Other files with the same SHA-256.
+    duplicates: Vec<(FileId, String)>,
+    /// The per-file upload limit, which a replacement meets too.
+    upload_limit: String,
     links: Vec<LinkView>,
     /// A link just made: its full URL, shown this once.
     pub new_link: Option<String>,
@@ -83,6 +92,44 @@ pub struct DetailPage {
     download_count: i64,
     /// The file's latest events, newest first.
     events: Vec<EventView>,
+}
+
+/// The element an inline preview needs; the URL is the download route's `?inline=1`, so
+/// what may be shown inline is decided there alone (`delivery::presentation`).
+pub enum Preview {
+    Image(String),
+    Audio(String),
+    Video(String),
+    Pdf(String),
+}
+
+impl Preview {
+    fn of(file: &FileView) -> Option<Self> {
+        let url = file.preview_url.clone()?;
+        let essence = file.content_type.split(';').next().unwrap_or("").trim();
+        match essence.split_once('/') {
+            Some(("image", _)) => Some(Preview::Image(url)),
+            Some(("audio", _)) => Some(Preview::Audio(url)),
+            Some(("video", _)) => Some(Preview::Video(url)),
+            Some(("application", "pdf")) => Some(Preview::Pdf(url)),
+            // Plain text is safe inline too, but a link to it says as much as a frame would.
+            _ => None,
+        }
+    }
+}
+
+/// How many files with the same content the detail page names.
+const DUPLICATES_SHOWN: i64 = 5;
+
+/// Usernames from the readers field (commas, spaces or lines between them) and from any
+/// `users` fields (one name each, as older forms send them).
+pub fn reader_names<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    values
+        .into_iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 pub struct RuleOption {
@@ -105,22 +152,20 @@ pub fn rule_options(selected: AccessRule) -> Vec<RuleOption> {
 pub async fn detail_page(
     state: &AppState,
     current: &crate::auth::extractors::CurrentUser,
+    req: &actix_web::HttpRequest,
     id: FileId,
     flash: Option<String>,
     error: Option<String>,
 ) -> Result<DetailPage, AppError> {
-    let (file, readers, users) = state
+    let (file, readers, duplicates) = state
         .db
         .read(move |c| {
             let Some(file) = FileRow::find_with_owner(c, &id)? else {
                 return Ok(None);
             };
             let readers = FileRow::reader_names(c, &id)?;
-            let users = User::list_active(c)?
-                .into_iter()
-                .map(|u| u.username)
-                .collect::<Vec<_>>();
-            Ok(Some((file, readers, users)))
+            let duplicates = FileRow::same_content(c, &file.file.sha256, &id, DUPLICATES_SHOWN)?;
+            Ok(Some((file, readers, duplicates)))
         })
         .await?
         .ok_or(AppError::NotFound)?;
@@ -132,15 +177,24 @@ pub async fn detail_page(
     let links = links::of_file(state, &file.file.id).await?;
     let (download_count, events) =
         audit::of_file(state, file.file.id.as_str(), FILE_EVENTS).await?;
+    let view = FileView::from(&file);
     Ok(DetailPage {
         nav: Some(Nav::from(current)),
         flash,
         error,
         rules: rule_options(file.file.rule),
-        file: FileView::from(&file),
+        preview: Preview::of(&view),
+        link: format!("{}{}", links::site_origin(req, state), view.download_url),
+        file: view,
         storage_kind,
+        readers_text: readers
+            .iter()
+            .map(Username::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
         readers,
-        users,
+        duplicates,
+        upload_limit: crate::upload::human_size(state.settings.upload.max_file_size),
         links,
         new_link: None,
         share_error: None,
@@ -152,6 +206,7 @@ pub async fn detail_page(
 }
 
 pub async fn detail(
+    req: actix_web::HttpRequest,
     StaffUser(current): StaffUser,
     session: TypedSession,
     id: web::Path<String>,
@@ -161,12 +216,13 @@ pub async fn detail(
     let flash = session.take_flash();
     let id = parse_file_id(&id)?;
     let new_link = session.take_new_link(&id);
-    let mut page = detail_page(&state, &current, id, flash, None).await?;
+    let mut page = detail_page(&state, &current, &req, id, flash, None).await?;
     page.new_link = new_link;
     html::page(&page)
 }
 
-/// The edit form: `title`, `access`, and a `users` field per listed user.
+/// The edit form: `title`, `access`, `owner` (a username; absent or empty keeps the owner)
+/// and the readers (`readers`, and `users` fields).
 pub async fn update(
     req: actix_web::HttpRequest,
     StaffUser(current): StaffUser,
@@ -181,21 +237,22 @@ pub async fn update(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.trim().to_owned())
     };
-    let names: Vec<String> = form
-        .iter()
-        .filter(|(k, _)| k == "users")
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .collect();
+    let names = reader_names(
+        form.iter()
+            .filter(|(k, _)| k == "users" || k == "readers")
+            .map(|(_, v)| v.as_str()),
+    );
     let title = field("title").unwrap_or_default();
     let rule = field("access").as_deref().and_then(AccessRule::parse);
+    let owner_name = field("owner").filter(|o| !o.is_empty());
 
     let refuse = |error: String| {
         let state = state.clone();
         let current = current.clone();
         let id = id.clone();
+        let req = req.clone();
         async move {
-            let page = detail_page(&state, &current, id, None, Some(error)).await?;
+            let page = detail_page(&state, &current, &req, id, None, Some(error)).await?;
             html::render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     };
@@ -205,21 +262,37 @@ pub async fn update(
     if title.is_empty() {
         return refuse("The title must not be empty.".into()).await;
     }
+    let owner = match owner_name {
+        None => None,
+        Some(name) => match active_user(&state, &name).await? {
+            Some(user) => Some(user),
+            None => {
+                return refuse(format!(
+                    "There is no active user named “{name}” to own the file."
+                ))
+                .await;
+            }
+        },
+    };
     let readers = match resolve_readers(&state, rule, &names).await? {
         Ok(readers) => readers,
         Err(message) => return refuse(message).await,
     };
     let file_id = id.clone();
     let new_title = title.clone();
+    let new_owner = owner.as_ref().map(|u| u.id.clone());
     let before = state
         .db
         .run(move |c| {
-            let Some(before) = FileRow::find(c, &file_id)? else {
+            let Some(before) = FileRow::find_with_owner(c, &file_id)? else {
                 return Ok(None);
             };
             let old_readers = FileRow::reader_names(c, &file_id)?;
             if !FileRow::update_access(c, &file_id, &title, rule, &readers)? {
                 return Ok(None);
+            }
+            if let Some(owner) = new_owner.filter(|o| *o != before.file.owner_id) {
+                FileRow::set_owner(c, &file_id, &owner)?;
             }
             Ok(Some((before, old_readers)))
         })
@@ -227,6 +300,7 @@ pub async fn update(
     let Some((before, old_readers)) = before else {
         return Err(AppError::NotFound);
     };
+    let (old_owner, before) = (before.owner, before.file);
     let mut new_readers: Vec<String> = names.clone();
     new_readers.sort();
     new_readers.dedup();
@@ -253,17 +327,33 @@ pub async fn update(
     if before.title != new_title {
         changes.push(format!("title: “{}” → “{new_title}”", before.title));
     }
-    state
-        .record_change(&req, "edit", |e| {
+    let record = |event: &'static str, detail: String| {
+        state.record_change(&req, event, |e| {
             e.user_id = Some(current.user.id.to_string());
             e.username = Some(current.user.username.to_string());
             e.file_id = Some(id.to_string());
             e.file_name = Some(before.original_name.clone());
-            e.detail = Some(changes.join("; "));
+            e.detail = Some(detail);
         })
-        .await;
+    };
+    record("edit", changes.join("; ")).await;
+    if let Some(owner) = owner.filter(|o| o.id != before.owner_id) {
+        record("owner", format!("owner: {old_owner} → {}", owner.username)).await;
+    }
     session.set_flash("Saved.");
     Ok(see_other(&format!("/admin/files/{id}")))
+}
+
+/// The active user of that name: who may own a file.
+pub async fn active_user(state: &AppState, name: &str) -> Result<Option<User>, AppError> {
+    let Ok(name) = Username::parse(name) else {
+        return Ok(None);
+    };
+    Ok(state
+        .db
+        .read(move |c| User::find_by_username(c, &name))
+        .await?
+        .filter(|u| u.is_active))
 }
 
 /// For the `users` rule: the ids of the named users, or a message naming the unknown ones.

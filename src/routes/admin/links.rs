@@ -168,7 +168,7 @@ fn check(form: ShareForm, max: LinkLifetime) -> Result<Checked, String> {
 
 /// `https://host` as the browser reached the site: the scheme from the connection or a
 /// trusted proxy, the host from the request's `Host`.
-fn site_origin(req: &HttpRequest, state: &AppState) -> String {
+pub(crate) fn site_origin(req: &HttpRequest, state: &AppState) -> String {
     let https = client_addr::is_https(
         req.app_config().secure(),
         req.peer_addr().map(|a| a.ip()),
@@ -202,7 +202,7 @@ pub async fn create(
     let checked = match check(form.into_inner(), state.settings.sharing.max_expiry) {
         Ok(checked) => checked,
         Err(message) => {
-            let mut page = detail_page(&state, &current, file_id, None, None).await?;
+            let mut page = detail_page(&state, &current, &req, file_id, None, None).await?;
             page.share_error = Some(message);
             return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }

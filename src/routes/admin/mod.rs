@@ -2,6 +2,8 @@ pub mod audit;
 pub mod bulk;
 pub mod files;
 pub mod links;
+pub mod pickers;
+pub mod replace;
 pub mod upload;
 pub mod user_delete;
 pub mod users;

@@ -1,7 +1,7 @@
 //! Reading the upload form's multipart body.
 //!
 //! The CSRF middleware has checked the token (header, or the form's first fields) before this
-//! runs. Parts are read in order: `title`, `access`, `owner`, `users`, then one or more `file`
+//! runs. Parts are read in order: `title`, `access`, `owner`, `readers` (or `users`), then one or more `file`
 //! parts (the `csrf_token` part is skipped like any unknown one). Text fields are bounded.
 //! When the first file part arrives, the fields read so far are checked, so a form that is
 //! refused for its fields is refused before any of its files is stored. Each file streams into
@@ -14,7 +14,7 @@ use crate::auth::extractors::CurrentUser;
 use crate::db::models::user::User;
 use crate::domain::{AccessRule, UserId, Username};
 use crate::error::AppError;
-use crate::routes::admin::files::resolve_readers;
+use crate::routes::admin::files::{reader_names, resolve_readers};
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::upload::{self, Refusal, Slot};
@@ -69,11 +69,10 @@ pub async fn read(
             "title" => fields.title = read_text(&mut field).await?.trim().to_owned(),
             "access" => fields.access = Some(read_text(&mut field).await?.trim().to_owned()),
             "owner" => fields.owner = Some(read_text(&mut field).await?.trim().to_owned()),
-            "users" => {
-                let user = read_text(&mut field).await?.trim().to_owned();
-                if !user.is_empty() {
-                    fields.users.push(user);
-                }
+            // The readers picker's text field, or one `users` part per name.
+            "users" | "readers" => {
+                let text = read_text(&mut field).await?;
+                fields.users.extend(reader_names([text.as_str()]));
             }
             "file" => {
                 let file_name = original_name(&field).unwrap_or_default();
@@ -167,7 +166,7 @@ async fn read_text(field: &mut actix_multipart::Field) -> Result<String, AppErro
 }
 
 /// The name as the browser sent it, without any folder part or control characters.
-fn original_name(field: &actix_multipart::Field) -> Option<String> {
+pub fn original_name(field: &actix_multipart::Field) -> Option<String> {
     let raw = field.content_disposition()?.get_filename()?;
     let last = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
     let clean: String = last.chars().filter(|c| !c.is_control()).collect();

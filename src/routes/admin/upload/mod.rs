@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use crate::auth::extractors::{CurrentUser, StaffUser};
 use crate::auth::session::TypedSession;
+use crate::db::models::file::FileRow;
 use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
-use crate::domain::{AccessRule, Username};
+use crate::domain::{AccessRule, FileId, Username};
 use crate::error::{AppError, refusal_status};
 use crate::html::{self, Nav};
 use crate::routes::admin::files::{RuleOption, rule_options};
@@ -26,6 +27,7 @@ use crate::state::AppState;
 use crate::upload::{self, Batch, Destination, Outcome, Refusal, StoredFile, human_size};
 
 use form::Checked;
+pub use form::original_name;
 
 #[derive(Template)]
 #[template(path = "admin/new.html")]
@@ -34,7 +36,6 @@ struct NewPage {
     csrf_token: String,
     error: Option<String>,
     rules: Vec<RuleOption>,
-    users: Vec<Username>,
     me: Username,
     limit: String,
     allowed: String,
@@ -45,20 +46,12 @@ async fn new_page(
     current: &CurrentUser,
     error: Option<String>,
 ) -> Result<NewPage, AppError> {
-    let users = state
-        .db
-        .read(User::list_active)
-        .await?
-        .into_iter()
-        .map(|u| u.username)
-        .collect();
     let upload = &state.settings.upload;
     Ok(NewPage {
         nav: Some(Nav::from(current)),
         csrf_token: current.csrf_token.clone(),
         error,
         rules: rule_options(AccessRule::Owner),
-        users,
         me: current.user.username.clone(),
         limit: human_size(upload.max_file_size),
         allowed: if upload.content_types.is_empty() {
@@ -99,20 +92,76 @@ struct JsonOutcome {
     url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// Files stored before with the same SHA-256: this one is stored all the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    duplicates: Vec<JsonDuplicate>,
 }
 
-impl From<&Vec<Outcome>> for JsonResult {
-    fn from(outcomes: &Vec<Outcome>) -> Self {
+#[derive(Serialize)]
+struct JsonDuplicate {
+    id: String,
+    title: String,
+    url: String,
+}
+
+/// Files already stored with the same content as one just stored.
+pub struct Duplicate {
+    pub id: FileId,
+    pub title: String,
+}
+
+/// How many earlier files with the same content an upload's answer names.
+const DUPLICATES_NAMED: i64 = 3;
+
+/// For each outcome, the earlier files with the same content as the file it stored.
+async fn duplicates_of(
+    state: &AppState,
+    outcomes: &[Outcome],
+) -> Result<Vec<Vec<Duplicate>>, AppError> {
+    let stored: Vec<Option<(FileId, String)>> = outcomes
+        .iter()
+        .map(|o| o.stored.as_ref().map(|f| (f.id.clone(), f.sha256.clone())))
+        .collect();
+    Ok(state
+        .db
+        .read(move |c| {
+            stored
+                .iter()
+                .map(|s| match s {
+                    Some((id, sha256)) => {
+                        Ok(FileRow::same_content(c, sha256, id, DUPLICATES_NAMED)?
+                            .into_iter()
+                            .map(|(id, title)| Duplicate { id, title })
+                            .collect())
+                    }
+                    None => Ok(Vec::new()),
+                })
+                .collect::<Result<Vec<_>, crate::db::DbError>>()
+        })
+        .await?)
+}
+
+impl JsonResult {
+    fn of(outcomes: &[Outcome], duplicates: &[Vec<Duplicate>]) -> Self {
         Self {
             files: outcomes
                 .iter()
-                .map(|o| JsonOutcome {
+                .zip(duplicates)
+                .map(|(o, dups)| JsonOutcome {
                     name: o.name.clone(),
                     stored: o.stored.is_some(),
                     id: o.stored.as_ref().map(|f| f.id.to_string()),
                     title: o.stored.as_ref().map(|f| f.title.clone()),
                     url: o.stored.as_ref().map(|f| format!("/admin/files/{}", f.id)),
                     reason: o.refusal.as_ref().map(Refusal::reason),
+                    duplicates: dups
+                        .iter()
+                        .map(|d| JsonDuplicate {
+                            id: d.id.to_string(),
+                            title: d.title.clone(),
+                            url: format!("/admin/files/{}", d.id),
+                        })
+                        .collect(),
                 })
                 .collect(),
         }
@@ -130,7 +179,8 @@ fn wants_json(req: &HttpRequest) -> bool {
 #[template(path = "admin/upload_result.html")]
 struct ResultPage {
     nav: Option<Nav>,
-    outcomes: Vec<Outcome>,
+    /// Each outcome with the earlier files of the same content.
+    outcomes: Vec<(Outcome, Vec<Duplicate>)>,
     stored: usize,
     refused: usize,
 }
@@ -194,6 +244,7 @@ pub async fn create(
         }
     }
 
+    let duplicates = duplicates_of(&state, &outcomes).await?;
     let refusals: Vec<&Refusal> = outcomes.iter().filter_map(|o| o.refusal.as_ref()).collect();
     let stored: Vec<&StoredFile> = outcomes.iter().filter_map(|o| o.stored.as_ref()).collect();
     // The most telling status: a size problem, else a type problem, else the rest.
@@ -211,16 +262,31 @@ pub async fn create(
         } else {
             status
         };
-        return Ok(HttpResponse::build(status).json(JsonResult::from(&outcomes)));
+        return Ok(HttpResponse::build(status).json(JsonResult::of(&outcomes, &duplicates)));
     }
     if refusals.is_empty() {
+        // Each stored file's page names the earlier files with the same content, with links.
+        let with_duplicates = duplicates.iter().filter(|d| !d.is_empty()).count();
         let location = match stored.as_slice() {
             [one] => {
-                session.set_flash(format!("Stored “{}”.", one.title));
+                session.set_flash(if with_duplicates > 0 {
+                    format!(
+                        "Stored “{}”. Another file has the same content: see below.",
+                        one.title
+                    )
+                } else {
+                    format!("Stored “{}”.", one.title)
+                });
                 format!("/admin/files/{}", one.id)
             }
             many => {
-                session.set_flash(format!("Stored {} files.", many.len()));
+                session.set_flash(match with_duplicates {
+                    0 => format!("Stored {} files.", many.len()),
+                    n => format!(
+                        "Stored {} files; {n} of them have the same content as another file (each one's page names it).",
+                        many.len()
+                    ),
+                });
                 "/admin/files".to_owned()
             }
         };
@@ -230,7 +296,7 @@ pub async fn create(
         nav: Some(Nav::from(&current)),
         stored: stored.len(),
         refused: refusals.len(),
-        outcomes,
+        outcomes: outcomes.into_iter().zip(duplicates).collect(),
     };
     html::render(status, &page)
 }
