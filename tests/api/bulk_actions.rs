@@ -320,7 +320,7 @@ async fn bulk_owner_gives_the_files_to_another_user_and_records_who_had_them() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let list = staff.get_text("/admin/files").await;
     assert!(list.contains("Gave 2 files to bob."), "{list}");
-    let events = wait_for_events(&app, "edit", 2).await;
+    let events = wait_for_events(&app, "owner", 2).await;
     assert_eq!(events.len(), 2);
     assert!(
         events

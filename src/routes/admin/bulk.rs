@@ -472,7 +472,7 @@ pub async fn owner(
         }
         changed += 1;
         state
-            .record_change(&req, "edit", |e| {
+            .record_change(&req, "owner", |e| {
                 e.user_id = Some(current.user.id.to_string());
                 e.username = Some(current.user.username.to_string());
                 e.file_id = Some(before.file.id.to_string());
