@@ -69,6 +69,9 @@ pub struct EventFilter {
 
 pub struct AuditEvent;
 
+/// Events a date range may hold for its page to be read by time (`AuditEvent::narrow_range`).
+const BY_TIME_EVENTS: i64 = 20_000;
+
 /// Rows per INSERT statement: few enough for any backend's limit on bound values (17 each).
 const ROWS_PER_INSERT: usize = 64;
 const COLUMNS: &str = "at, event, outcome, status, route, delivery, method, byte_range, user_id, \
@@ -284,16 +287,33 @@ impl AuditEvent {
         Ok(())
     }
 
-    fn filtered(filter: &EventFilter) -> audit_events::BoxedQuery<'static, Backend> {
+    /// The events `filter` matches. `by_time` keeps the database off the indexes of the
+    /// file, user and event (`x || ''` is not the column, for SQLite and PostgreSQL alike), so
+    /// it reads the date range through the time index instead: for a narrow range far back,
+    /// walking a user's or an event's index from the newest event down to that range read
+    /// most of the table (1.8 s over a million events; 1 ms by time).
+    fn filtered(filter: &EventFilter, by_time: bool) -> audit_events::BoxedQuery<'static, Backend> {
         let mut query = audit_events::table.into_boxed::<Backend>();
         if let Some(file) = &filter.file_id {
-            query = query.filter(audit_events::file_id.eq(file.clone()));
+            query = if by_time {
+                query.filter(audit_events::file_id.concat("").eq(file.clone()))
+            } else {
+                query.filter(audit_events::file_id.eq(file.clone()))
+            };
         }
         if let Some(user) = &filter.username {
-            query = query.filter(audit_events::username.eq(user.clone()));
+            query = if by_time {
+                query.filter(audit_events::username.concat("").eq(user.clone()))
+            } else {
+                query.filter(audit_events::username.eq(user.clone()))
+            };
         }
         if let Some(event) = &filter.event {
-            query = query.filter(audit_events::event.eq(event.clone()));
+            query = if by_time {
+                query.filter(audit_events::event.concat("").eq(event.clone()))
+            } else {
+                query.filter(audit_events::event.eq(event.clone()))
+            };
         }
         if let Some(from) = filter.from {
             query = query.filter(audit_events::at.ge(from));
@@ -304,6 +324,46 @@ impl AuditEvent {
         query
     }
 
+    /// Whether `filter` names a file, a user or an event together with a date range that holds
+    /// few events (about `BY_TIME_EVENTS` or fewer), so that its page is best read by time.
+    /// The count is estimated from the ids of the range's first and last events (two seeks
+    /// in the time index); it only picks the way the rows are read, never which rows match.
+    fn narrow_range(conn: &mut DbConn, filter: &EventFilter) -> Result<bool, DbError> {
+        use diesel::dsl::{max, min};
+        let names_more =
+            filter.file_id.is_some() || filter.username.is_some() || filter.event.is_some();
+        if !names_more || (filter.from.is_none() && filter.to.is_none()) {
+            return Ok(false);
+        }
+        let first: Option<i64> = match filter.from {
+            Some(from) => audit_events::table
+                .filter(audit_events::at.ge(from))
+                .order((audit_events::at.asc(), audit_events::id.asc()))
+                .select(audit_events::id)
+                .first(conn)
+                .optional()?,
+            None => audit_events::table
+                .select(min(audit_events::id))
+                .first(conn)?,
+        };
+        let last: Option<i64> = match filter.to {
+            Some(to) => audit_events::table
+                .filter(audit_events::at.lt(to))
+                .order((audit_events::at.desc(), audit_events::id.desc()))
+                .select(audit_events::id)
+                .first(conn)
+                .optional()?,
+            None => audit_events::table
+                .select(max(audit_events::id))
+                .first(conn)?,
+        };
+        Ok(match (first, last) {
+            (Some(first), Some(last)) => last.saturating_sub(first) <= BY_TIME_EVENTS,
+            // No event in the range: reading it by time finds that at once.
+            _ => true,
+        })
+    }
+
     /// Up to `limit` events matching `filter`, newest first, all older than the event
     /// `before` (keyset paging: the next page starts below the last id shown).
     pub fn page(
@@ -312,7 +372,8 @@ impl AuditEvent {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<EventRow>, DbError> {
-        let mut query = Self::filtered(filter);
+        let by_time = Self::narrow_range(conn, filter)?;
+        let mut query = Self::filtered(filter, by_time);
         if let Some(before) = before {
             query = query.filter(audit_events::id.lt(before));
         }

@@ -663,10 +663,8 @@ impl FileRow {
                     files::storage_key.eq(&content.storage_key),
                     files::size.eq(content.size),
                     files::content_type.eq(&content.content_type),
-                    files::type_family.eq(type_family(
-                        &content.original_name,
-                        &content.content_type,
-                    )),
+                    files::type_family
+                        .eq(type_family(&content.original_name, &content.content_type)),
                     files::sha256.eq(&content.sha256),
                     files::updated_at.eq(Utc::now().naive_utc()),
                 ))
