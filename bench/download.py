@@ -11,6 +11,8 @@ Targets, each measured in every round, interleaved (app, nginx, hand-over, app, 
   handover  nginx in front of a second app instance with `server = "nginx"`: the app's check,
             then nginx's `sendfile` through `X-Accel-Redirect`
   share     (4 KiB only) the app through a share link without a limit, no cookie
+  quiet     (4 KiB only) a third instance, with its own data, and `[audit] enabled = false`:
+            what the audit log costs the small downloads (app / quiet, target >= 0.90)
 Ratios are app / nginx (and handover / nginx) per round; the table shows their medians.
 """
 
@@ -296,7 +298,7 @@ def main():
                 left -= len(chunk)
 
     password = f"bench-password-{os.getpid()}"
-    ports = {k: free_port() for k in ("app", "handover_app", "nginx", "handover")}
+    ports = {k: free_port() for k in ("app", "handover_app", "nginx", "handover", "quiet")}
     apps, nginx = [], None
     try:
         app = App(args.bin, data, password, ports["app"], {}, log)
@@ -309,6 +311,14 @@ def main():
             {"PRIVATE_MEDIA_DELIVERY__SERVER": "nginx"}, log,
         )
         apps.append(handover_app)
+        # The audit log's cost: the same binary with it off, its own database and folder.
+        quiet = App(
+            args.bin, os.path.join(work, "quiet"), password, ports["quiet"],
+            {"PRIVATE_MEDIA_AUDIT__ENABLED": "false"}, log,
+        )
+        apps.append(quiet)
+        quiet_browser = Browser(quiet.base, password)
+        quiet_url = f"{quiet.base}/files/{quiet_browser.upload(os.path.join(src, '4KiB'))}/download"
         user = "user root;" if os.getuid() == 0 else ""
         with open(os.path.join(work, "nginx", "nginx.conf"), "w") as f:
             f.write(NGINX_TUNED.format(
@@ -358,7 +368,13 @@ def main():
             # after the heaviest) in a test.
             order = targets[r % len(targets):] + targets[:r % len(targets)]
             for t in order:
+                # The audit-off instance beside the app: after it in even rounds, before it
+                # in odd ones.
+                if t == "app" and r % 2:
+                    fig[("4KiB", "quiet")] = wrk(quiet_url, 64, args.seconds, quiet_browser.cookie)
                 fig[("4KiB", t)] = wrk(url(t, "4KiB"), 64, args.seconds, cookie[t])
+                if t == "app" and not r % 2:
+                    fig[("4KiB", "quiet")] = wrk(quiet_url, 64, args.seconds, quiet_browser.cookie)
             fig[("4KiB", "share")] = wrk(share_url, 64, args.seconds)
             for t in order:
                 fig[("1MiB", t)] = wrk(url(t, "1MiB"), 64, args.seconds, cookie[t])
@@ -439,6 +455,9 @@ def main():
     share_vs_app = median([fig[("4KiB", "share")][0] / fig[("4KiB", "app")][0] for fig in rounds])
     print(f"share link (no limit) 4 KiB: {share_rps:.0f} req/s, {ratio('4KiB', 'share'):.2f} of nginx, "
           f"{share_vs_app:.2f} of the logged-in download (target: the same goals as the app)")
+    audit_cost = median([fig[("4KiB", "app")][0] / fig[("4KiB", "quiet")][0] for fig in rounds])
+    print(f"4 KiB with the audit log on: {audit_cost:.2f} of the rate with it off (target >= 0.90): "
+          f"{'met' if audit_cost >= 0.90 else 'MISSED'}")
     print(f"app peak RSS over the rounds: {peak_mib:.1f} MiB (target < 25 MiB): {'met' if peak_mib < 25 else 'MISSED'}")
     if sweep:
         print()
