@@ -100,6 +100,12 @@ async fn with_nav<B>(
             swapped.headers_mut().insert(name.clone(), value.clone());
         }
     }
+    // The page now names the user and carries their CSRF token: never kept, not even the
+    // `private, no-cache` of a refused download.
+    swapped.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static(crate::cache_control::PAGE),
+    );
     swapped
         .head_mut()
         .set_connection_type(original.head().connection_type());

@@ -64,11 +64,13 @@
     return out;
   }
 
-  // The size as the server writes it: bytesize's default display (IEC units, one decimal,
-  // "1023 B", "1.0 KiB", "1.5 MiB"). Rust rounds a tie to even ("1.2 KiB" for 1280 bytes)
-  // where toFixed rounds it up, so exact ties are rounded here.
+  // The size as the server writes it (src/display.rs, `size`): "0 bytes", "1 byte",
+  // "1023 bytes", then IEC units with one decimal and no ".0" ("1 KiB", "1.5 MiB"), the unit
+  // chosen before rounding ("1024 KiB"). Rust rounds a tie to even ("1.2 KiB" for 1280
+  // bytes) where toFixed rounds it up, so exact ties are rounded here.
   function human(bytes) {
-    if (bytes < 1024) return bytes + " B";
+    if (bytes === 1) return "1 byte";
+    if (bytes < 1024) return bytes + " bytes";
     var units = "KMGTPE";
     var exp = 1;
     while (exp < units.length && bytes / Math.pow(1024, exp) >= 1024) exp++;
@@ -79,6 +81,7 @@
       var tenths = Math.floor(value * 10);
       text = ((tenths % 2 === 0 ? tenths : tenths + 1) / 10).toFixed(1);
     }
+    if (text.slice(-2) === ".0") text = text.slice(0, -2);
     return text + " " + units.charAt(exp - 1) + "iB";
   }
 

@@ -1,18 +1,20 @@
 //! Uploads, whoever sends them (the admin form today; the CLI and a JSON API reuse it): a file
 //! is streamed into a pending storage upload (`stream`), and an accepted one is stored under a
 //! reserved key with its row (`store`), one after another for files sent together (`batch`); `replace` gives a stored file new
-//! content under the same id; `reconcile` is the start-up clean-up of uploads a
+//! content under the same id; `remove` deletes one (object, then row); `reconcile` is the start-up clean-up of uploads a
 //! crash cut short. Nothing here knows about HTTP: `error.rs` maps refusals to status codes.
 
 mod batch;
 mod hashing;
 mod reconcile;
+mod remove;
 mod replace;
 mod store;
 mod stream;
 
 pub use batch::{Batch, Outcome, Slot, store_batch};
 pub use reconcile::reconcile_interrupted;
+pub use remove::{ObjectState, RemoveError, remove_file};
 pub use replace::{ReplaceError, ReplaceRequest, Replaced, replace_content};
 pub use store::{Destination, StoreError, StoreRequest, StoredFile, store_accepted};
 pub use stream::{ReceiveError, Received, receive, sniff};
@@ -59,20 +61,22 @@ mod tests {
         assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5 GiB");
     }
 
-    /// static/upload.js writes sizes as `bytesize`'s default display does (the format the
-    /// pages use): these are the cases it copies, ties to even included.
+    /// static/upload.js writes sizes as `display::size` does (the format every page uses):
+    /// these are the cases it copies, a tie rounded to even and the unit chosen before
+    /// rounding included.
     #[test]
     fn the_size_format_upload_js_copies() {
-        let shown = |b: u64| bytesize::ByteSize::b(b).to_string();
-        assert_eq!(shown(0), "0 B");
-        assert_eq!(shown(1023), "1023 B");
-        assert_eq!(shown(1024), "1.0 KiB");
+        let shown = crate::display::size;
+        assert_eq!(shown(0), "0 bytes");
+        assert_eq!(shown(1), "1 byte");
+        assert_eq!(shown(1023), "1023 bytes");
+        assert_eq!(shown(1024), "1 KiB");
         assert_eq!(shown(1280), "1.2 KiB");
         assert_eq!(shown(1792), "1.8 KiB");
         assert_eq!(shown(1536), "1.5 KiB");
-        assert_eq!(shown(1024 * 1024 - 1), "1024.0 KiB");
-        assert_eq!(shown(6 * 1024 * 1024), "6.0 MiB");
-        assert_eq!(shown(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(shown(1024 * 1024 - 1), "1024 KiB");
+        assert_eq!(shown(6 * 1024 * 1024), "6 MiB");
+        assert_eq!(shown(5 * 1024 * 1024 * 1024), "5 GiB");
     }
 
     #[test]

@@ -3,13 +3,11 @@
 //! file keeps its id, and with it its share links, its rule and its readers. If the row
 //! cannot be written the new object goes again and the old one stays: nothing is lost.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 
 use crate::db::models::file::{FileRow, NewContent};
 use crate::domain::{FileId, StorageKey, Username};
-use crate::storage::Storage;
+use crate::storage::Storages;
 
 use super::Received;
 use super::store::{Destination, StoreError, commit_reserved, release};
@@ -21,8 +19,10 @@ pub struct ReplaceRequest {
     pub name: String,
     /// For the new key's folder (`[upload] upload_to` may name the owner).
     pub owner: Username,
-    /// The storage of the current object, removed once the row points at the new one.
-    pub old_storage: Arc<dyn Storage>,
+    /// The configured storages: the object the row pointed at until the new one is removed
+    /// from the storage that row named, read in the same transaction that moved it (another
+    /// replace may have moved the row since this request began, to another storage).
+    pub storages: Storages,
 }
 
 /// What changed.
@@ -113,11 +113,17 @@ async fn replace(
             };
         }
     };
-    let old_removed = match request.old_storage.delete(&before.storage_key).await {
-        Ok(()) => true,
-        Err(e) if e.is_not_found() => false,
-        Err(e) => {
-            tracing::error!(file = %before.id, key = %before.storage_key, error = %e, "could not remove the replaced object; it has no row now");
+    let old_removed = match request.storages.get(&before.storage) {
+        Some(old_storage) => match old_storage.delete(&before.storage_key).await {
+            Ok(()) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => {
+                tracing::error!(file = %before.id, storage = %before.storage, key = %before.storage_key, error = %e, "could not remove the replaced object; it has no row now");
+                false
+            }
+        },
+        None => {
+            tracing::error!(file = %before.id, storage = %before.storage, key = %before.storage_key, "the replaced object's storage is not configured; it was not removed");
             false
         }
     };

@@ -328,6 +328,22 @@ async fn bulk_owner_gives_the_files_to_another_user_and_records_who_had_them() {
             .all(|e| e.detail.as_deref() == Some("owner: olivia → bob; bulk"))
     );
 
+    // An inactive owner, as on a file's own page: refused, nothing changed.
+    let ghost = app.add_user("ghost", Role::User);
+    {
+        let mut conn = app.db.get().expect("connection");
+        private_media::db::models::user::User::set_active(&mut conn, &ghost.username, false)
+            .expect("deactivate");
+    }
+    let mut form = fields(&token, &ids, "/admin/files");
+    form.push(("owner", "ghost"));
+    let response = staff.post_form("/admin/files/bulk/owner", &form).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        app.file_rows().iter().all(|r| r.owner_id != ghost.id),
+        "a file went to an inactive user"
+    );
+
     // An unknown owner: the form again, nothing changed.
     let mut form = fields(&token, &ids, "/admin/files");
     form.push(("owner", "nobody-here"));
@@ -335,7 +351,7 @@ async fn bulk_owner_gives_the_files_to_another_user_and_records_who_had_them() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = response.text().await.unwrap();
     assert!(
-        page.contains("There is no user named “nobody-here”."),
+        page.contains("There is no active user named “nobody-here”."),
         "{page}"
     );
     let mut form = fields(&token, &ids, "/admin/files");

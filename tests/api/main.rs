@@ -29,6 +29,7 @@ mod page_access;
 mod pages_and_navigation;
 mod path_traversal;
 mod pipelining;
+mod replace_races;
 mod row_decoding;
 mod s3;
 mod scale_out;

@@ -187,6 +187,24 @@ async fn logged_in_pages_are_never_stored_and_downloads_keep_their_policy() {
     let download = root.get(&format!("/files/{}/download", file.id)).await;
     assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(download.headers()["cache-control"], "private, no-cache");
+    // A refused download's page names the user and carries their CSRF token: not kept.
+    let paul = app.logged_in("pia", Role::User).await;
+    for path in [
+        format!("/files/{}/download", file.id),
+        "/files/00000000000000000000000000000000/download".to_owned(),
+        "/s/zzzz/download".to_owned(),
+    ] {
+        let refused = paul.get(&path).await;
+        assert!(refused.status().is_client_error(), "{path}");
+        assert_eq!(refused.headers()["cache-control"], "no-store", "{path}");
+        assert!(
+            refused.text().await.expect("page").contains("pia"),
+            "{path}"
+        );
+    }
+    // A page number past every list is the last page, not an overflow.
+    let far = root.get("/admin/users?page=9223372036854775807").await;
+    assert_eq!(far.status(), StatusCode::OK);
     // After the logout, the same pages show nothing private.
     root.logout().await;
     let back = root.get("/account").await;

@@ -647,6 +647,17 @@ impl FileRow {
         content: &NewContent,
     ) -> Result<Option<FileRow>, DbError> {
         conn.transaction(|conn| {
+            // A write first, so the transaction holds the write lock before it reads: SQLite
+            // refuses at once ("database is locked", no busy wait) to turn a transaction that
+            // read into one that writes after another commit, and PostgreSQL now holds the
+            // row, so two replaces of one file take turns.
+            if diesel::update(files::table.filter(files::id.eq(id)))
+                .set(files::updated_at.eq(files::updated_at))
+                .execute(conn)?
+                == 0
+            {
+                return Ok(None);
+            }
             let Some(before) = files::table
                 .filter(files::id.eq(id))
                 .select(FileRow::as_select())
@@ -726,8 +737,22 @@ impl FileRow {
             .load(conn)?)
     }
 
-    pub fn delete(conn: &mut DbConn, id: &FileId) -> Result<bool, DbError> {
-        Ok(diesel::delete(files::table.filter(files::id.eq(id))).execute(conn)? > 0)
+    /// Deletes the row if it still points at `storage`/`key` (the object its caller has
+    /// just removed); false when it has gone or moved to new content meanwhile (a replace).
+    pub fn delete_at(
+        conn: &mut DbConn,
+        id: &FileId,
+        storage: &str,
+        key: &StorageKey,
+    ) -> Result<bool, DbError> {
+        Ok(diesel::delete(
+            files::table
+                .filter(files::id.eq(id))
+                .filter(files::storage.eq(storage))
+                .filter(files::storage_key.eq(key)),
+        )
+        .execute(conn)?
+            > 0)
     }
 
     pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {

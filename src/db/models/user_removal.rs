@@ -83,6 +83,13 @@ pub fn delete(
     heir: Option<&Username>,
 ) -> Result<(User, Removed), RemovalError> {
     conn.transaction(|conn| {
+        // A write first: the transaction holds the write lock (SQLite) or the superusers' rows
+        // (PostgreSQL) before it counts them, so two superusers deleting each other take turns
+        // and the last one stays (a transaction that read first was refused by SQLite at the
+        // other's commit, "database is locked").
+        diesel::update(users::table.filter(users::is_superuser.eq(true)))
+            .set(users::is_superuser.eq(users::is_superuser))
+            .execute(conn)?;
         let user = User::find_by_username(conn, username)?
             .ok_or_else(|| RemovalError::NotFound(username.clone()))?;
         if user.role() == Role::Superuser

@@ -12,7 +12,6 @@ use askama::Template;
 use crate::auth::extractors::{CurrentUser, StaffUser};
 use crate::auth::session::TypedSession;
 use crate::db::models::file::{FileRow, FileWithOwner};
-use crate::db::models::user::User;
 use crate::display::filters; // `shown`, for the templates below (src/display.rs)
 use crate::domain::{AccessRule, FileId, Username};
 use crate::error::AppError;
@@ -227,30 +226,25 @@ pub async fn delete(
     let missing = fields.ids.len() - files.len();
     let (mut deleted, mut already_gone, mut kept) = (0, 0, 0);
     for FileWithOwner { file, .. } in files {
-        let storage = match state.storage_of(&file) {
-            Ok(storage) => storage,
-            Err(e) => {
-                tracing::warn!(file = %file.id, error = %e, "bulk delete: no storage");
-                kept += 1;
-                continue;
-            }
-        };
-        let object = match storage.delete(&file.storage_key).await {
-            Ok(()) => "",
-            Err(e) if e.is_not_found() => {
+        let id = file.id.clone();
+        let (file, object) =
+            match crate::upload::remove_file(&state.db, &state.storages, file).await {
+                Ok(removed) => removed,
+                // Deleted by someone else meanwhile: not ours to count.
+                Err(crate::upload::RemoveError::Gone) => continue,
+                Err(e) => {
+                    tracing::warn!(file = %id, error = %e, "bulk delete: the file stays");
+                    kept += 1;
+                    continue;
+                }
+            };
+        let object = match object {
+            crate::upload::ObjectState::Removed => "",
+            crate::upload::ObjectState::AlreadyGone => {
                 already_gone += 1;
                 " (its stored object was already gone)"
             }
-            Err(e) => {
-                tracing::warn!(file = %file.id, error = %e, "bulk delete: the object stays");
-                kept += 1;
-                continue;
-            }
         };
-        let id = file.id.clone();
-        if !state.db.run(move |c| FileRow::delete(c, &id)).await? {
-            continue;
-        }
         deleted += 1;
         tracing::info!(file = %file.id, storage = %file.storage, key = %file.storage_key, "deleted");
         state
@@ -418,22 +412,14 @@ pub async fn owner(
 ) -> Result<HttpResponse, AppError> {
     let fields = Fields::parse(form.into_inner())?;
     let typed = fields.field("owner").unwrap_or_default().to_owned();
-    let owner = match Username::parse(&typed) {
-        Ok(name) => {
-            let lookup = name.clone();
-            state
-                .db
-                .read(move |c| User::find_by_username(c, &lookup))
-                .await?
-        }
-        Err(_) => None,
-    };
+    // Only an active user can own files, as on a file's own page.
+    let owner = crate::routes::admin::files::active_user(&state, &typed).await?;
     let Some(owner) = owner else {
         let files = load(&state, fields.ids.clone()).await?;
         let error = if typed.is_empty() {
             "Name the new owner.".to_owned()
         } else {
-            format!("There is no user named “{typed}”.")
+            format!("There is no active user named “{typed}”.")
         };
         let refused = Refused {
             error: Some(error),

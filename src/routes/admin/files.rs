@@ -412,7 +412,7 @@ pub async fn confirm_delete(
     })
 }
 
-/// Removes the stored object, then the row.
+/// Removes the stored object, then the row (`upload::remove_file`).
 pub async fn delete(
     req: actix_web::HttpRequest,
     StaffUser(current): StaffUser,
@@ -427,13 +427,17 @@ pub async fn delete(
         .read(move |c| FileRow::find(c, &lookup))
         .await?
         .ok_or(AppError::NotFound)?;
-    let storage = state.storage_of(&file)?;
-    let object = match storage.delete(&file.storage_key).await {
-        Ok(()) => "and its stored object",
-        Err(e) if e.is_not_found() => "(its stored object was already gone)",
-        Err(e) => return Err(e.into()),
+    let (file, object) = match crate::upload::remove_file(&state.db, &state.storages, file).await {
+        Ok(removed) => removed,
+        Err(crate::upload::RemoveError::Gone) => return Err(AppError::NotFound),
+        Err(crate::upload::RemoveError::Storage(e)) => return Err(e.into()),
+        Err(crate::upload::RemoveError::Db(e)) => return Err(e.into()),
+        Err(e) => return Err(AppError::Internal(e.to_string())),
     };
-    state.db.run(move |c| FileRow::delete(c, &id)).await?;
+    let object = match object {
+        crate::upload::ObjectState::Removed => "and its stored object",
+        crate::upload::ObjectState::AlreadyGone => "(its stored object was already gone)",
+    };
     tracing::info!(file = %file.id, storage = %file.storage, key = %file.storage_key, "deleted");
     state
         .record_change(&req, "delete", |e| {

@@ -3,8 +3,6 @@
 //! upload), then handed to `upload::replace_content`. A refused file changes nothing and is
 //! answered with the status an upload would get.
 
-use std::sync::Arc;
-
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -39,7 +37,8 @@ pub async fn replace(
         .read(move |c| FileRow::find_with_owner(c, &lookup))
         .await?
         .ok_or(AppError::NotFound)?;
-    let old_storage = Arc::clone(state.storage_of(&file.file)?);
+    // The file's storage must be configured for its content to be replaced.
+    state.storage_of(&file.file)?;
     let storage_name = state.settings.upload.storage.clone();
     let storage =
         state.storages.get(&storage_name).cloned().ok_or_else(|| {
@@ -103,7 +102,7 @@ pub async fn replace(
         file_id: id.clone(),
         name,
         owner: file.owner.clone(),
-        old_storage,
+        storages: state.storages.clone(),
     };
     let replaced = upload::replace_content(&destination, received, request).await?;
     let (before, after) = (&replaced.before, &replaced.content);

@@ -87,6 +87,9 @@ impl ListQuery {
             .and_then(|p| p.trim().parse::<i64>().ok())
             .filter(|p| *p >= 1)
             .unwrap_or(1)
+            // Past any list's last page (which is shown instead), and no overflow in the
+            // offset it becomes.
+            .min(i64::MAX / USERS_PER_PAGE)
     }
 
     fn url(&self, page: i64) -> String {
