@@ -27,6 +27,11 @@ fn policy(pattern: Option<&str>) -> &'static str {
     }
 }
 
+/// Whether `req` is for a download (its answers, refusals included, are `DOWNLOAD`).
+pub fn is_download(req: &actix_web::HttpRequest) -> bool {
+    policy(req.match_pattern().as_deref()) == DOWNLOAD
+}
+
 pub async fn apply(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

@@ -80,6 +80,11 @@ async fn with_nav<B>(
 ) -> Option<HttpResponse> {
     // No login claimed: nothing to look up.
     TypedSession::from_request(request).identity()?;
+    // A download's answer, refusals included, is `private, no-cache` (README: downloads), which
+    // a browser may keep: it gets no page that names the user or carries their CSRF token.
+    if crate::cache_control::is_download(request) {
+        return None;
+    }
     let current = current_user(request).await.ok()?;
     let status = original.status();
     let body = ErrorWithNav {
@@ -100,12 +105,6 @@ async fn with_nav<B>(
             swapped.headers_mut().insert(name.clone(), value.clone());
         }
     }
-    // The page now names the user and carries their CSRF token: never kept, not even the
-    // `private, no-cache` of a refused download.
-    swapped.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static(crate::cache_control::PAGE),
-    );
     swapped
         .head_mut()
         .set_connection_type(original.head().connection_type());

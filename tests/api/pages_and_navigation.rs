@@ -187,7 +187,8 @@ async fn logged_in_pages_are_never_stored_and_downloads_keep_their_policy() {
     let download = root.get(&format!("/files/{}/download", file.id)).await;
     assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(download.headers()["cache-control"], "private, no-cache");
-    // A refused download's page names the user and carries their CSRF token: not kept.
+    // A refused download stays `private, no-cache`, like every download answer, so its page
+    // names nobody and carries no CSRF token.
     let paul = app.logged_in("pia", Role::User).await;
     for path in [
         format!("/files/{}/download", file.id),
@@ -196,10 +197,15 @@ async fn logged_in_pages_are_never_stored_and_downloads_keep_their_policy() {
     ] {
         let refused = paul.get(&path).await;
         assert!(refused.status().is_client_error(), "{path}");
-        assert_eq!(refused.headers()["cache-control"], "no-store", "{path}");
-        assert!(
-            refused.text().await.expect("page").contains("pia"),
+        assert_eq!(
+            refused.headers()["cache-control"],
+            "private, no-cache",
             "{path}"
+        );
+        let page = refused.text().await.expect("page");
+        assert!(
+            !page.contains("pia") && !page.contains("csrf_token"),
+            "{path}: {page}"
         );
     }
     // A page number past every list is the last page, not an overflow.
