@@ -1,4 +1,5 @@
-//! The command line (README: "Command line"): clap's definitions and what each command does.
+//! The command line (README: "Command line"): clap's definitions and what each command does;
+//! longer commands live in modules of their own beside this one.
 //! Every failure comes back as a `CliError`, which `main` prints as one line.
 
 use std::io::{BufRead, IsTerminal};
