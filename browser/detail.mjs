@@ -84,6 +84,31 @@ export async function detailAndUpload({ browser, base, login, shots, check }) {
     await img.waitFor();
     await page.waitForFunction(() => { const i = document.querySelector("section.preview img"); return i && i.complete && i.naturalWidth === 480; });
 
+    // A PDF's page frames it as its preview: the frame shows the download, nothing refuses it.
+    const refusals = [];
+    page.on("console", (m) => { if (/refused|blocked/i.test(m.text())) refusals.push(m.text()); });
+    const imagePage = page.url();
+    const csrf = await page.locator("input[name=csrf_token]").first().inputValue();
+    const stored = await page.request.post(base + "/admin/files", {
+      multipart: {
+        csrf_token: csrf, title: "Contract", access: "staff",
+        file: { name: "contract.pdf", mimeType: "application/pdf", buffer: Buffer.from("%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n") },
+      },
+    });
+    check(stored.ok() && /\/admin\/files\/[^/]+$/.test(stored.url()), `the PDF upload answered ${stored.status()} at ${stored.url()}`);
+    await page.goto(stored.url());
+    const pdfId = new URL(stored.url()).pathname.split("/").pop();
+    const frameUrl = `${base}/files/${pdfId}/download?inline=1`;
+    await page.locator("section.preview iframe").waitFor();
+    await page.waitForFunction((url) => {
+      const f = document.querySelector("section.preview iframe");
+      try { return f && f.contentWindow.location.href === url; } catch { return false; }
+    }, frameUrl, { timeout: 10000 }).catch(() => {});
+    const framed = page.frames().find((f) => f.parentFrame() === page.mainFrame());
+    check(framed && framed.url() === frameUrl, `the PDF frame is at ${framed && framed.url()}, not ${frameUrl}`);
+    check(refusals.length === 0, `the browser refused the preview: ${refusals.join(" | ")}`);
+    await page.goto(imagePage);
+
     // The readers picker: hidden for other rules, search-as-you-type for the listed users.
     check(await page.locator("fieldset.readers").isHidden(), "the readers show for the owner rule");
     await page.getByLabel("Who may download").selectOption("users");

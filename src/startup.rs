@@ -244,16 +244,24 @@ impl Application {
     }
 }
 
-fn security_headers() -> DefaultHeaders {
+/// The policy of every page. Previews on the file's page load the download route, which may
+/// redirect to a storage's presigned URL: those origins are allowed for images, media and the
+/// PDF frame, nothing else.
+fn page_csp(direct_origins: &[String]) -> String {
+    let elsewhere: String = direct_origins.iter().map(|o| format!(" {o}")).collect();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{elsewhere}; \
+         media-src 'self'{elsewhere}; frame-src 'self'{elsewhere}; connect-src 'self'; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+fn security_headers(csp: &str) -> DefaultHeaders {
     DefaultHeaders::new()
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::REFERRER_POLICY, "same-origin"))
-        .add((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ))
+        .add((header::CONTENT_SECURITY_POLICY, csp))
 }
 
 /// Error responses that carry no page of their own (a 405 from routing, a 413 from a body
@@ -292,6 +300,7 @@ fn run(
     } = prepared;
     let key = Key::derive_from(secret.expose_secret().as_bytes());
     let secure = settings.cookies_secure();
+    let csp = page_csp(&storages.direct_origins());
     let state = web::Data::new(AppState {
         settings: Arc::clone(&settings),
         db,
@@ -359,7 +368,7 @@ fn run(
                 limits::gate::admit(gate.clone(), req, next)
             }))
             .wrap(from_fn(crate::cache_control::apply))
-            .wrap(security_headers())
+            .wrap(security_headers(&csp))
             .wrap(Condition::new(access_log, {
                 let trusted = Arc::clone(&trusted_proxies);
                 from_fn(move |req, next| crate::access_log::record(Arc::clone(&trusted), req, next))

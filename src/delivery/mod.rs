@@ -42,6 +42,10 @@ const SMALL_FILE: u64 = 64 * 1024;
 /// What a download may do if a browser renders it: nothing but show itself.
 const DOWNLOAD_CSP: &str = "default-src 'none'; img-src 'self'; media-src 'self'; \
                             object-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+/// The same for a PDF asked for inline, which the file's page frames as its preview: only a
+/// page of this site may frame it (the browser's own viewer draws it; the PDF runs nothing).
+const FRAMED_PDF_CSP: &str = "default-src 'none'; img-src 'self'; media-src 'self'; \
+                              object-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'";
 /// Percent-encoding for the path in `X-Accel-Redirect`: all but unreserved characters and `/`.
 const ACCEL_PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/')
@@ -75,7 +79,7 @@ pub async fn deliver(
         // cannot help with those.
         Ok(None) => {
             let mut response = s3::redirect_or_stream(req, storage, key, &presentation).await?;
-            add_download_headers(&mut response);
+            add_download_headers(&mut response, &presentation);
             return Ok(response);
         }
         Err(e) if e.is_not_found() => {
@@ -102,12 +106,12 @@ pub async fn deliver(
             handed_over(&presentation, "X-Sendfile", target)?
         }
     };
-    add_download_headers(&mut response);
+    add_download_headers(&mut response, &presentation);
     Ok(response)
 }
 
 /// What every download answer carries, 304s, 206s and redirects included.
-fn add_download_headers(response: &mut HttpResponse) {
+fn add_download_headers(response: &mut HttpResponse, presentation: &Presentation) {
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
@@ -117,10 +121,18 @@ fn add_download_headers(response: &mut HttpResponse) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOWNLOAD_CSP),
-    );
+    if presentation.frameable() {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(FRAMED_PDF_CSP),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    } else {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOWNLOAD_CSP),
+        );
+    }
 }
 
 /// The app streams the file itself.

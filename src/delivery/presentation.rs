@@ -56,6 +56,12 @@ impl Presentation {
         }
     }
 
+    /// Whether a page of this site may frame the answer: a PDF shown inline, the file page's
+    /// preview. Everything else refuses every frame.
+    pub fn frameable(&self) -> bool {
+        self.inline && self.content_type.essence_str() == mime::APPLICATION_PDF.essence_str()
+    }
+
     /// RFC 6266: an ASCII `filename` fallback and the exact name as `filename*=UTF-8''…`,
     /// both always, so every client reads the same name whichever parameter it prefers.
     pub fn content_disposition(&self) -> ContentDisposition {

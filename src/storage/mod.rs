@@ -130,6 +130,13 @@ pub trait Storage: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The origin (`scheme://host[:port]`) of the URLs `direct_url` gives, so that pages may
+    /// show those objects (a preview follows the download's redirect to it); `None` when
+    /// downloads are not sent elsewhere.
+    fn direct_origin(&self) -> Option<String> {
+        None
+    }
+
     /// Writes, reads back and deletes a probe object.
     async fn check(&self) -> Result<(), StorageError>;
 
@@ -245,6 +252,16 @@ impl Storages {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Storage>> {
         self.by_name.get(name)
+    }
+
+    /// The origins downloads may be redirected to (`Storage::direct_origin`), sorted, once each.
+    pub fn direct_origins(&self) -> Vec<String> {
+        let origins: std::collections::BTreeSet<String> = self
+            .by_name
+            .values()
+            .filter_map(|storage| storage.direct_origin())
+            .collect();
+        origins.into_iter().collect()
     }
 
     /// The configured storages' names, sorted.

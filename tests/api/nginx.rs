@@ -78,7 +78,10 @@ http {{
             # token in the URL, so no page a file opens may send it on.
             add_header Referrer-Policy no-referrer always;
             add_header X-Robots-Tag "noindex, nofollow" always;
-            add_header Content-Security-Policy "default-src 'none'; img-src 'self'; media-src 'self'; object-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'" always;
+            # The app's own policy for this answer: no frame at all, but for a PDF that its file
+            # page previews (a frame of the app's pages only).
+            add_header Content-Security-Policy $upstream_http_content_security_policy always;
+            add_header X-Frame-Options $upstream_http_x_frame_options always;
         }}
     }}
 }}
@@ -172,7 +175,24 @@ async fn downloads_go_through_a_real_nginx_with_x_accel_redirect() {
     assert_eq!(headers["cache-control"], "private, no-cache");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert!(headers.get("x-accel-redirect").is_none());
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let policy = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
     assert_eq!(response.bytes().await.expect("body"), data);
+
+    // The PDF the file page frames as its preview may be framed by the app's pages only.
+    let pdf = upload_file(&app, &staff, "a.pdf", b"%PDF-1.7 a document", "staff", None, &[]).await;
+    let framed = staff
+        .get(&format!("/files/{}/download?inline=1", pdf.id))
+        .await;
+    assert_eq!(framed.status(), StatusCode::OK);
+    assert_eq!(framed.headers()["x-frame-options"], "SAMEORIGIN");
+    let policy = framed.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(policy.contains("frame-ancestors 'self'"), "{policy}");
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    assert_eq!(framed.bytes().await.expect("body"), &b"%PDF-1.7 a document"[..]);
 
     // nginx answers ranges itself.
     let partial = staff

@@ -58,7 +58,23 @@ async fn an_upload_lands_in_s3_and_downloads_by_presigned_redirect() {
         "one object, no temp left"
     );
     assert_eq!(server.object_bytes(&object), data);
-    let detail = staff.get_text(&format!("/admin/files/{}", file.id)).await;
+    let detail = staff.get(&format!("/admin/files/{}", file.id)).await;
+    // The page's PDF preview follows the download's redirect to S3: its origin, and no other,
+    // is allowed to be framed and shown there.
+    let origin = server.endpoint.trim_end_matches('/');
+    let csp = detail.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    for directive in ["img-src", "media-src", "frame-src"] {
+        let allowed = csp
+            .split(';')
+            .find(|d| d.trim().starts_with(directive))
+            .unwrap_or_else(|| panic!("{directive} in {csp}"));
+        assert!(allowed.contains(&format!(" {origin}")), "{directive}: {csp}");
+    }
+    assert!(csp.contains("script-src 'self';"), "scripts only from the app: {csp}");
+    let detail = detail.text().await.expect("page");
     assert!(detail.contains(S3), "the admin names the storage");
 
     let response = staff.get(&format!("/files/{}/download", file.id)).await;

@@ -224,6 +224,27 @@ impl Storage for S3Storage {
         )))
     }
 
+    fn direct_origin(&self) -> Option<String> {
+        if !self.querystring_auth {
+            return None;
+        }
+        // The host a presigned URL names depends on the region and endpoint alone: sign one
+        // for a made-up object with made-up credentials and keep its origin.
+        let request = GetObjectRequest {
+            bucket: self.bucket.name.clone(),
+            key: "origin".to_owned(),
+            ..Default::default()
+        };
+        let url = request.get_presigned_url(
+            &self.region,
+            &AwsCredentials::new("origin", "origin", None, None),
+            &PreSignedRequestOption {
+                expires_in: Duration::from_secs(1),
+            },
+        );
+        origin_of(&url)
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         super::probe(self).await
     }
@@ -278,6 +299,13 @@ fn httpdate_or_iso(value: &str) -> Option<SystemTime> {
         .map(|t| SystemTime::from(t.with_timezone(&chrono::Utc)))
 }
 
+/// `scheme://authority` of an absolute URL.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!scheme.is_empty() && !authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,4 +318,45 @@ mod tests {
         assert_eq!(headed, listed);
         assert_eq!(httpdate_or_iso("yesterday"), None);
     }
+
+    #[test]
+    fn a_presigned_urls_origin() {
+        assert_eq!(
+            origin_of("http://127.0.0.1:9000/bucket/a/b.pdf?X-Amz-Signature=1").as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            origin_of("https://s3.eu-west-1.amazonaws.com/b/k").as_deref(),
+            Some("https://s3.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(origin_of("/relative/path"), None);
+        assert_eq!(origin_of("https:///nohost"), None);
+    }
+
+    #[test]
+    fn every_region_kind_has_an_origin() {
+        let mut settings = crate::config::S3Settings {
+            bucket: "bucket".to_owned(),
+            location: String::new(),
+            region: "us-east-1".to_owned(),
+            endpoint: Some("http://127.0.0.1:9000/".to_owned()),
+            access_key_id: Some("id".to_owned()),
+            secret_access_key: Some("secret".to_owned().into()),
+            querystring_auth: true,
+            querystring_expire: 300,
+            encryption: None,
+        };
+        let storage = S3Storage::open(&settings).expect("storage");
+        assert_eq!(storage.direct_origin().as_deref(), Some("http://127.0.0.1:9000"));
+        settings.querystring_auth = false;
+        let storage = S3Storage::open(&settings).expect("storage");
+        assert_eq!(storage.direct_origin(), None);
+        settings.querystring_auth = true;
+        settings.endpoint = None;
+        settings.region = "eu-west-1".to_owned();
+        let storage = S3Storage::open(&settings).expect("storage");
+        let origin = storage.direct_origin().expect("an AWS origin");
+        assert!(origin.starts_with("https://") && origin.contains("eu-west-1"), "{origin}");
+    }
 }
+
