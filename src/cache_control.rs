@@ -18,6 +18,9 @@ use crate::routes;
 
 pub const DOWNLOAD: &str = "private, no-cache";
 pub const PAGE: &str = "no-store";
+/// A download refused with a page that names the user and carries their CSRF token (the
+/// navigation): still a download's `private, no-cache`, and never stored.
+pub const REFUSED_DOWNLOAD_PAGE: &str = "private, no-cache, no-store";
 
 /// The policy for an answer to a request whose path matched `pattern` in the route table.
 fn policy(pattern: Option<&str>) -> &'static str {

@@ -80,11 +80,6 @@ async fn with_nav<B>(
 ) -> Option<HttpResponse> {
     // No login claimed: nothing to look up.
     TypedSession::from_request(request).identity()?;
-    // A download's answer, refusals included, is `private, no-cache` (README: downloads), which
-    // a browser may keep: it gets no page that names the user or carries their CSRF token.
-    if crate::cache_control::is_download(request) {
-        return None;
-    }
     let current = current_user(request).await.ok()?;
     let status = original.status();
     let body = ErrorWithNav {
@@ -104,6 +99,14 @@ async fn with_nav<B>(
         if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
             swapped.headers_mut().insert(name.clone(), value.clone());
         }
+    }
+    // A download's answer, refusals included, is `private, no-cache` (README: downloads), which
+    // a browser may keep: this one names the user and carries their CSRF token, so not stored.
+    if crate::cache_control::is_download(request) {
+        swapped.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static(crate::cache_control::REFUSED_DOWNLOAD_PAGE),
+        );
     }
     swapped
         .head_mut()

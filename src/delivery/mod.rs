@@ -126,7 +126,10 @@ fn add_download_headers(response: &mut HttpResponse, presentation: &Presentation
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(FRAMED_PDF_CSP),
         );
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+        headers.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        );
     } else {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,

@@ -1,5 +1,6 @@
 //! `Cache-Control` on every answer: downloads (errors and redirects too) `private, no-cache`,
-//! every other page, error and redirect `no-store`, the static assets their own policy.
+//! and `no-store` too when a logged-in user's refusal shows the navigation; every other page,
+//! error and redirect `no-store`, the static assets their own policy.
 
 use private_media::domain::Role;
 use private_media::routes;
@@ -8,6 +9,8 @@ use crate::helpers::{Browser, RouteIds, fill_route, spawn_app};
 
 const DOWNLOAD: &str = "private, no-cache";
 const PAGE: &str = "no-store";
+/// A logged-in user's refused download: its page has the navigation (name, CSRF token).
+const REFUSED: &str = "private, no-cache, no-store";
 
 fn cache_control(response: &reqwest::Response) -> String {
     response
@@ -52,22 +55,15 @@ async fn download_answers_are_private_whatever_their_status() {
     expect(&root, "GET", &by_path, 200, DOWNLOAD).await;
     expect(&anonymous, "GET", &by_id, 303, DOWNLOAD).await;
     expect(&anonymous, "GET", &by_path, 303, DOWNLOAD).await;
-    expect(&user, "GET", &by_id, 403, DOWNLOAD).await;
-    expect(&user, "HEAD", &by_id, 403, DOWNLOAD).await;
-    expect(&user, "GET", &by_path, 403, DOWNLOAD).await;
-    expect(&staff, "GET", "/files/nosuchfile/download", 404, DOWNLOAD).await;
-    expect(&root, "GET", "/private-media/no/such.txt", 404, DOWNLOAD).await;
+    expect(&user, "GET", &by_id, 403, REFUSED).await;
+    expect(&user, "HEAD", &by_id, 403, REFUSED).await;
+    expect(&user, "GET", &by_path, 403, REFUSED).await;
+    expect(&staff, "GET", "/files/nosuchfile/download", 404, REFUSED).await;
+    expect(&root, "GET", "/private-media/no/such.txt", 404, REFUSED).await;
     // `..%2f`, not `%2e%2e/`: the client would resolve an encoded dot segment itself.
-    expect(
-        &root,
-        "GET",
-        "/private-media/..%2fsecret.key",
-        404,
-        DOWNLOAD,
-    )
-    .await;
+    expect(&root, "GET", "/private-media/..%2fsecret.key", 404, REFUSED).await;
     // Wrong method: refused by CSRF before routing, or 405 with a valid token.
-    expect(&staff, "POST", &by_id, 403, DOWNLOAD).await;
+    expect(&staff, "POST", &by_id, 403, REFUSED).await;
     let token = staff.csrf_token("/files").await;
     let wrong_method = staff
         .client
@@ -77,7 +73,7 @@ async fn download_answers_are_private_whatever_their_status() {
         .await
         .unwrap();
     assert_eq!(wrong_method.status().as_u16(), 405);
-    assert_eq!(cache_control(&wrong_method), DOWNLOAD);
+    assert_eq!(cache_control(&wrong_method), REFUSED);
 }
 
 #[tokio::test]
@@ -148,7 +144,11 @@ async fn every_get_route_of_the_table_carries_a_cache_policy() {
             let expected = if route.path.starts_with("/static/") {
                 "public, max-age=3600"
             } else if routes::is_download(route.path) {
-                DOWNLOAD
+                if who == "root" && response.status().is_client_error() {
+                    REFUSED
+                } else {
+                    DOWNLOAD
+                }
             } else {
                 PAGE
             };

@@ -661,13 +661,21 @@ async fn the_page_previews_safe_types_inline_and_offers_the_link_to_copy() {
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     let page = response.text().await.unwrap();
     let preview = format!("/files/{}/download?inline=1", pdf.id);
-    assert!(page.contains(&format!("<iframe src=\"{preview}\"")), "{page}");
-    assert!(page.contains(&format!("href=\"{preview}\"")), "a link for browsers without a PDF viewer");
+    assert!(
+        page.contains(&format!("<iframe src=\"{preview}\"")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("href=\"{preview}\"")),
+        "a link for browsers without a PDF viewer"
+    );
     // Only a page of this site may frame the PDF shown inline, and only that answer.
     let framed = staff.get(&preview).await;
     assert_eq!(framed.status(), StatusCode::OK);
     assert_eq!(framed.headers()["x-frame-options"], "SAMEORIGIN");
-    let policy = framed.headers()["content-security-policy"].to_str().unwrap();
+    let policy = framed.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
     assert!(policy.contains("frame-ancestors 'self'"), "{policy}");
     assert!(policy.contains("default-src 'none'"), "{policy}");
     assert_eq!(framed.headers()["cache-control"], "private, no-cache");
@@ -677,9 +685,18 @@ async fn the_page_previews_safe_types_inline_and_offers_the_link_to_copy() {
     ] {
         let answer = staff.get(&refused_frames).await;
         assert_eq!(answer.status(), StatusCode::OK, "{refused_frames}");
-        assert_eq!(answer.headers()["x-frame-options"], "DENY", "{refused_frames}");
-        let policy = answer.headers()["content-security-policy"].to_str().unwrap();
-        assert!(policy.contains("frame-ancestors 'none'"), "{refused_frames}: {policy}");
+        assert_eq!(
+            answer.headers()["x-frame-options"],
+            "DENY",
+            "{refused_frames}"
+        );
+        let policy = answer.headers()["content-security-policy"]
+            .to_str()
+            .unwrap();
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{refused_frames}: {policy}"
+        );
     }
 
     // Markup is never shown inline: no preview at all.

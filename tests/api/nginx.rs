@@ -181,7 +181,16 @@ async fn downloads_go_through_a_real_nginx_with_x_accel_redirect() {
     assert_eq!(response.bytes().await.expect("body"), data);
 
     // The PDF the file page frames as its preview may be framed by the app's pages only.
-    let pdf = upload_file(&app, &staff, "a.pdf", b"%PDF-1.7 a document", "staff", None, &[]).await;
+    let pdf = upload_file(
+        &app,
+        &staff,
+        "a.pdf",
+        b"%PDF-1.7 a document",
+        "staff",
+        None,
+        &[],
+    )
+    .await;
     let framed = staff
         .get(&format!("/files/{}/download?inline=1", pdf.id))
         .await;
@@ -192,7 +201,10 @@ async fn downloads_go_through_a_real_nginx_with_x_accel_redirect() {
         .expect("ascii");
     assert!(policy.contains("frame-ancestors 'self'"), "{policy}");
     assert!(policy.contains("default-src 'none'"), "{policy}");
-    assert_eq!(framed.bytes().await.expect("body"), &b"%PDF-1.7 a document"[..]);
+    assert_eq!(
+        framed.bytes().await.expect("body"),
+        &b"%PDF-1.7 a document"[..]
+    );
 
     // nginx answers ranges itself.
     let partial = staff

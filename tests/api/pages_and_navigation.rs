@@ -187,24 +187,25 @@ async fn logged_in_pages_are_never_stored_and_downloads_keep_their_policy() {
     let download = root.get(&format!("/files/{}/download", file.id)).await;
     assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(download.headers()["cache-control"], "private, no-cache");
-    // A refused download stays `private, no-cache`, like every download answer, so its page
-    // names nobody and carries no CSRF token.
+    // A refused download is `private, no-cache` like every download answer, and since its
+    // page has the navigation (the user's name, their CSRF token), never stored either.
     let paul = app.logged_in("pia", Role::User).await;
     for path in [
         format!("/files/{}/download", file.id),
         "/files/00000000000000000000000000000000/download".to_owned(),
         "/s/zzzz/download".to_owned(),
+        format!("/private-media/{}", file.storage_key),
     ] {
         let refused = paul.get(&path).await;
         assert!(refused.status().is_client_error(), "{path}");
         assert_eq!(
             refused.headers()["cache-control"],
-            "private, no-cache",
+            "private, no-cache, no-store",
             "{path}"
         );
         let page = refused.text().await.expect("page");
         assert!(
-            !page.contains("pia") && !page.contains("csrf_token"),
+            page.contains(r#"<nav aria-label="Main">"#) && page.contains(">pia</a>"),
             "{path}: {page}"
         );
     }
@@ -274,4 +275,61 @@ fn control_edges_have_three_to_one_contrast_in_both_colour_schemes() {
     // Inputs and the drop zone use it for their edges.
     assert!(css.contains("border: 1px solid var(--control)"));
     assert!(css.contains("main .dropzone { border-color: var(--control); }"));
+}
+
+/// Refusals made before a handler runs (a form over the size limit, a body that stalls) keep
+/// the navigation too.
+#[tokio::test]
+async fn refusals_of_the_middleware_keep_the_navigation() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.server.body_idle_timeout = std::time::Duration::from_secs(1)
+    })
+    .await;
+    let paul = app.logged_in("paul", Role::User).await;
+    let token = paul.csrf_token("/account").await;
+    let huge = "x".repeat(300 * 1024);
+    let too_large = paul
+        .post_form(
+            "/account/password",
+            &[("csrf_token", &token), ("filler", &huge)],
+        )
+        .await;
+    let status = too_large.status();
+    let page = too_large.text().await.expect("page");
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{page}");
+    assert!(
+        page.contains(">paul</a>") && page.contains("Log out"),
+        "413: {page}"
+    );
+    assert!(page.contains("Send something smaller"), "413: {page}");
+
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /account/password HTTP/1.1\r\nHost: test\r\nCookie: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ncsrf_token=",
+        paul.cookie_header()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(">paul</a>") && answer.contains("Log out"),
+        "408: {answer}"
+    );
 }

@@ -71,9 +71,15 @@ async fn an_upload_lands_in_s3_and_downloads_by_presigned_redirect() {
             .split(';')
             .find(|d| d.trim().starts_with(directive))
             .unwrap_or_else(|| panic!("{directive} in {csp}"));
-        assert!(allowed.contains(&format!(" {origin}")), "{directive}: {csp}");
+        assert!(
+            allowed.contains(&format!(" {origin}")),
+            "{directive}: {csp}"
+        );
     }
-    assert!(csp.contains("script-src 'self';"), "scripts only from the app: {csp}");
+    assert!(
+        csp.contains("script-src 'self';"),
+        "scripts only from the app: {csp}"
+    );
     let detail = detail.text().await.expect("page");
     assert!(detail.contains(S3), "the admin names the storage");
 

@@ -347,7 +347,10 @@ mod tests {
             encryption: None,
         };
         let storage = S3Storage::open(&settings).expect("storage");
-        assert_eq!(storage.direct_origin().as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            storage.direct_origin().as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
         settings.querystring_auth = false;
         let storage = S3Storage::open(&settings).expect("storage");
         assert_eq!(storage.direct_origin(), None);
@@ -356,7 +359,9 @@ mod tests {
         settings.region = "eu-west-1".to_owned();
         let storage = S3Storage::open(&settings).expect("storage");
         let origin = storage.direct_origin().expect("an AWS origin");
-        assert!(origin.starts_with("https://") && origin.contains("eu-west-1"), "{origin}");
+        assert!(
+            origin.starts_with("https://") && origin.contains("eu-west-1"),
+            "{origin}"
+        );
     }
 }
-
