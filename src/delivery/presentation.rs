@@ -18,8 +18,8 @@ const MAX_NAME_CHARS: usize = 200;
 /// Extensions of active content that a type guess from the name may not know (or knows
 /// under a harmless-looking type), compared case-insensitively.
 const ACTIVE_EXTENSIONS: &[&str] = &[
-    "js", "mjs", "cjs", "jsx", "html", "htm", "shtml", "xhtml", "xht", "mht", "mhtml", "svg",
-    "svgz", "xml", "xsl", "xslt", "rss", "atom", "css", "swf", "wasm",
+    "js", "mjs", "cjs", "jsx", "html", "htm", "shtml", "shtm", "xhtml", "xht", "mht", "mhtml",
+    "hta", "xbl", "eml", "svg", "svgz", "xml", "xsl", "xslt", "rss", "atom", "css", "swf", "wasm",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,6 +296,10 @@ mod tests {
             ("application/octet-stream", "code.wasm"),
             ("text/plain", "trailing.html. ."),
             ("image/png", "rtl\u{202E}lmth.png.html"),
+            ("application/pdf", "a.shtm"),
+            ("application/pdf", "run.hta"),
+            ("application/pdf", "binding.xbl"),
+            ("application/pdf", "message.eml"),
         ] {
             let p = Presentation::decide(stored, name, true);
             assert_eq!(p.content_type, mime::APPLICATION_OCTET_STREAM, "{name}");

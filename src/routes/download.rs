@@ -66,6 +66,26 @@ async fn by_id_checked(
     params: &DownloadParams,
     what: &mut DownloadEvent,
 ) -> Result<HttpResponse, AppError> {
+    // A replace commits the row's new object and then removes the old one: a download that
+    // read the row just before finds no object, and reads the row once more (the cache was
+    // dropped by the commit) to send the new content instead of a 404.
+    let mut first_try = true;
+    loop {
+        let answer = check_and_deliver(req, state, id, params, what).await;
+        match answer {
+            Err(AppError::NotFound) if first_try && what.file_name.is_some() => first_try = false,
+            answer => return answer,
+        }
+    }
+}
+
+async fn check_and_deliver(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    params: &DownloadParams,
+    what: &mut DownloadEvent,
+) -> Result<HttpResponse, AppError> {
     // An id that cannot exist is still answered only to a logged-in user.
     let (current, found) = match FileId::parse(id) {
         Ok(id) => {
@@ -77,6 +97,7 @@ async fn by_id_checked(
     what.user_id = Some(current.user.id.to_string());
     what.username = Some(current.user.username.to_string());
     let Some(found) = found else {
+        what.file_name = None;
         return Err(AppError::NotFound);
     };
     let (file, listed) = (&found.0, found.1);

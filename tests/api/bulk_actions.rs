@@ -455,3 +455,79 @@ async fn files_deleted_meanwhile_are_counted_not_failed() {
     assert!(app.file_rows().is_empty());
     assert!(app.stored_objects().is_empty());
 }
+
+/// A listed reader deleted while a bulk change of 100 files runs: the change is all the
+/// files or none, and each changed file has its event (it used to stop half-way, with the
+/// files before the failure changed and no event written for any of them).
+#[tokio::test]
+async fn a_reader_deleted_during_a_bulk_change_leaves_all_or_nothing_and_every_event() {
+    use private_media::domain::AccessRule;
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let root = app.logged_in("root", Role::Superuser).await;
+    app.add_user("paul", Role::User);
+    let mut partial_before = 0;
+    for round in 0..6u64 {
+        let names: Vec<String> = (0..100).map(|i| format!("r{round}-{i}.txt")).collect();
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        assert_eq!(
+            staff.upload("owner", &files).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let ids: Vec<String> = app
+            .file_rows()
+            .into_iter()
+            .filter(|f| f.original_name.starts_with(&format!("r{round}-")))
+            .map(|f| f.id.to_string())
+            .collect();
+        assert_eq!(ids.len(), 100);
+        let doomed = app.add_user(&format!("yan{round}"), Role::User);
+        let edits_before = crate::audit_log::events(&app)
+            .iter()
+            .filter(|e| e.event == "edit")
+            .count();
+        let token = staff.csrf_token("/admin/files").await;
+        let readers = format!("paul yan{round}");
+        let mut form = fields(&token, &ids, "/admin/files");
+        form.push(("access", "users"));
+        form.push(("readers", &readers));
+        let delete_page = format!("/admin/users/{}/delete", doomed.id);
+        let root_token = root.csrf_token(&delete_page).await;
+        let (bulk, deleted) =
+            tokio::join!(staff.post_form("/admin/files/bulk/access", &form), async {
+                tokio::time::sleep(std::time::Duration::from_millis(2 * round)).await;
+                root.post_form(
+                    &delete_page,
+                    &[("csrf_token", &root_token), ("reassign_to", "paul")],
+                )
+                .await
+            });
+        assert_eq!(deleted.status(), StatusCode::SEE_OTHER, "round {round}");
+        let changed = app
+            .file_rows()
+            .into_iter()
+            .filter(|f| ids.contains(&f.id.to_string()) && f.rule == AccessRule::Users)
+            .count();
+        if changed != 0 && changed != 100 {
+            partial_before += 1;
+        }
+        assert!(
+            changed == 0 || changed == 100,
+            "round {round}: {changed} of 100 files changed (bulk answered {})",
+            bulk.status()
+        );
+        let wanted = edits_before + changed;
+        let edits = wait_for_events(&app, "edit", wanted).await.len();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let edits_after = crate::audit_log::events(&app)
+            .iter()
+            .filter(|e| e.event == "edit")
+            .count();
+        assert_eq!(
+            edits, wanted,
+            "round {round}: every changed file has its event"
+        );
+        assert_eq!(edits_after, wanted, "round {round}: and no more");
+    }
+    assert_eq!(partial_before, 0);
+}

@@ -224,3 +224,52 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Downloads while the content is replaced over and over: each answer is one whole version,
+/// never a 404 (a download that read the row just before a replace used to find the old
+/// object gone). Bounded: 40 replaces, 4 downloads in flight.
+#[tokio::test]
+async fn downloads_during_replaces_get_one_whole_version_never_a_404() {
+    let app = spawn_app_with(|_| {}).await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let version = |n: usize| format!("version {n:03} ").repeat(2000).into_bytes();
+    let file = upload_file(&app, &staff, "v.txt", &version(0), "staff", None, &[]).await;
+    let id = file.id.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let reader = Browser::with_cookies_of(&staff, &app.base);
+        let (stop, url) = (stop.clone(), format!("/files/{id}/download"));
+        readers.push(tokio::spawn(async move {
+            let (mut answers, mut bad) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = reader.get(&url).await;
+                let status = response.status();
+                let body = response.bytes().await.unwrap_or_default();
+                answers += 1;
+                let whole = body.len() == 24_000 && body.chunks(12).all(|c| c == &body[..12]);
+                if status != StatusCode::OK || !whole {
+                    bad.push(format!("{status} ({} bytes)", body.len()));
+                }
+            }
+            (answers, bad)
+        }));
+    }
+    for n in 1..=40 {
+        let status = replace_now(&staff, &id, "v.txt", &version(n)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "replace {n}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut answers, mut bad) = (0, Vec::new());
+    for reader in readers {
+        let (n, b) = reader.await.expect("reader");
+        answers += n;
+        bad.extend(b);
+    }
+    assert!(answers > 40, "only {answers} downloads ran");
+    assert!(
+        bad.is_empty(),
+        "{} of {answers} downloads were wrong: {bad:?}",
+        bad.len()
+    );
+}

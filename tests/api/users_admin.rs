@@ -253,3 +253,86 @@ async fn setting_a_password_ends_the_users_sessions() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Two superusers demoting each other at the same moment: one of them stays a superuser
+/// (both used to succeed, leaving nobody to manage users from the web).
+#[tokio::test]
+async fn two_superusers_demoting_each_other_leave_one_superuser() {
+    let app = spawn_app().await;
+    let ann = app.logged_in("ann", Role::Superuser).await;
+    let bob = app.logged_in("bob", Role::Superuser).await;
+    let page_of = |name: &str| format!("/admin/users/{}", find(&app, name).expect("user").id);
+    let (bobs_page, anns_page) = (page_of("bob"), page_of("ann"));
+    let ann_token = ann.csrf_token(&bobs_page).await;
+    let bob_token = bob.csrf_token(&anns_page).await;
+    let demote = |token: &str| {
+        vec![
+            ("csrf_token", token.to_owned()),
+            ("role", "user".to_owned()),
+            ("active", "on".to_owned()),
+        ]
+    };
+    let (ann_form, bob_form) = (demote(&ann_token), demote(&bob_token));
+    let ann_fields: Vec<(&str, &str)> = ann_form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bob_fields: Vec<(&str, &str)> = bob_form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for round in 0..40u64 {
+        let (a, b) = tokio::join!(ann.post_form(&bobs_page, &ann_fields), async {
+            if round % 2 == 1 {
+                tokio::task::yield_now().await;
+            }
+            bob.post_form(&anns_page, &bob_fields).await
+        });
+        let left = {
+            let mut conn = app.db.get().expect("connection");
+            User::count_active_superusers(&mut conn).expect("count")
+        };
+        assert_eq!(
+            left,
+            1,
+            "round {round}: answers {} and {}",
+            a.status(),
+            b.status()
+        );
+        // The other is refused: 422 (the last superuser) or 403 (no longer one).
+        let done = [a.status(), b.status()]
+            .into_iter()
+            .filter(|s| *s == StatusCode::SEE_OTHER)
+            .count();
+        assert_eq!(done, 1, "round {round}: one of the two is done");
+        // Both superusers again for the next round.
+        let mut conn = app.db.get().expect("connection");
+        for name in ["ann", "bob"] {
+            let name = Username::parse(name).expect("name");
+            User::set_role(&mut conn, &name, Role::Superuser).expect("restore");
+        }
+    }
+}
+
+/// The last active superuser cannot be demoted or deactivated, from the web or the command
+/// line; with another superuser, both can.
+#[tokio::test]
+async fn the_last_superuser_keeps_the_role() {
+    let app = spawn_app().await;
+    let root = app.logged_in("root", Role::Superuser).await;
+    let output = app.cli(&["user", "set-role", "root", "staff"], None);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("last active superuser"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let output = app.cli(&["user", "deactivate", "root"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        root.get("/admin/users").await.status().is_success(),
+        "root is still a superuser"
+    );
+    app.add_user("second", Role::Superuser);
+    let output = app.cli(&["user", "set-role", "root", "staff"], None);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = app.cli(&["user", "deactivate", "second"], None);
+    assert_eq!(output.status.code(), Some(1), "second is now the last one");
+}

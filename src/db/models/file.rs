@@ -617,6 +617,16 @@ impl FileRow {
 
     /// A new access rule and readers, the title left as it is (the bulk action); false when
     /// no row has the id.
+    /// In a transaction that changes these files: a write first, so that it holds the write
+    /// lock (SQLite) or the rows (PostgreSQL) before it reads them (SQLite refuses at once to
+    /// turn a transaction that read into one that writes after another commit).
+    pub fn lock_rows(conn: &mut DbConn, ids: &[FileId]) -> Result<(), DbError> {
+        diesel::update(files::table.filter(files::id.eq_any(ids)))
+            .set(files::updated_at.eq(files::updated_at))
+            .execute(conn)?;
+        Ok(())
+    }
+
     pub fn update_rule(
         conn: &mut DbConn,
         id: &FileId,

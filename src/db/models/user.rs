@@ -44,6 +44,10 @@ pub enum UserError {
     Duplicate(Username),
     #[error("there is no user named `{0}`")]
     NotFound(Username),
+    #[error(
+        "`{0}` is the last active superuser: make another user a superuser first, or nobody could manage users"
+    )]
+    LastSuperuser(Username),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -197,6 +201,35 @@ impl User {
             .get_result(conn)?)
     }
 
+    /// In a transaction that may take away a superuser: a write first, so that it holds the
+    /// write lock (SQLite) or every superuser's row (PostgreSQL) before it counts them. Two
+    /// superusers demoting or deactivating each other then take turns, and the last one stays.
+    pub fn lock_superusers(conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::update(users::table.filter(users::is_superuser.eq(true)))
+            .set(users::is_superuser.eq(users::is_superuser))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Refuses a change that would leave no active superuser: `user` (read after
+    /// `lock_superusers`) would stop being one, and is the last.
+    fn keep_a_superuser(
+        conn: &mut DbConn,
+        user: &User,
+        role: Role,
+        active: bool,
+    ) -> Result<(), UserError> {
+        let stays = role == Role::Superuser && active;
+        if user.is_superuser
+            && user.is_active
+            && !stays
+            && Self::count_active_superusers(conn)? <= 1
+        {
+            return Err(UserError::LastSuperuser(user.username.clone()));
+        }
+        Ok(())
+    }
+
     /// Sets a new password and ends every session of the user.
     pub fn set_password(
         conn: &mut DbConn,
@@ -216,59 +249,67 @@ impl User {
         Ok(())
     }
 
-    /// Activates or deactivates; deactivation ends every session of the user.
+    /// Activates or deactivates; deactivation ends every session of the user. The last active
+    /// superuser is not deactivated.
     pub fn set_active(
         conn: &mut DbConn,
         username: &Username,
         active: bool,
     ) -> Result<(), UserError> {
-        let target = users::table.filter(users::username.eq(username));
-        let now = Utc::now().naive_utc();
-        let updated = if active {
-            diesel::update(target)
-                .set((users::is_active.eq(true), users::updated_at.eq(now)))
-                .execute(conn)?
-        } else {
-            diesel::update(target)
-                .set((
-                    users::is_active.eq(false),
-                    users::session_epoch.eq(users::session_epoch + 1),
-                    users::updated_at.eq(now),
-                ))
-                .execute(conn)?
-        };
-        if updated == 0 {
-            return Err(UserError::NotFound(username.clone()));
-        }
-        Ok(())
+        conn.transaction(|conn| {
+            Self::lock_superusers(conn)?;
+            let user = Self::get_by_username(conn, username)?;
+            Self::keep_a_superuser(conn, &user, user.role(), active)?;
+            let target = users::table.filter(users::id.eq(&user.id));
+            let now = Utc::now().naive_utc();
+            if active {
+                diesel::update(target)
+                    .set((users::is_active.eq(true), users::updated_at.eq(now)))
+                    .execute(conn)?;
+            } else {
+                diesel::update(target)
+                    .set((
+                        users::is_active.eq(false),
+                        users::session_epoch.eq(users::session_epoch + 1),
+                        users::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
     }
 
-    /// Sets the role and the active flag from the admin; deactivation ends every session.
+    /// Sets the role and the active flag from the admin; deactivation ends every session. The
+    /// last active superuser keeps both.
     pub fn set_role_and_active(
         conn: &mut DbConn,
         id: &UserId,
         role: Role,
         active: bool,
-    ) -> Result<(), DbError> {
-        let target = users::table.filter(users::id.eq(id));
-        let now = Utc::now().naive_utc();
-        let flags = (
-            users::is_staff.eq(role >= Role::Staff),
-            users::is_superuser.eq(role == Role::Superuser),
-            users::is_active.eq(active),
-            users::updated_at.eq(now),
-        );
-        let updated = if active {
-            diesel::update(target).set(flags).execute(conn)?
-        } else {
-            diesel::update(target)
-                .set((flags, users::session_epoch.eq(users::session_epoch + 1)))
-                .execute(conn)?
-        };
-        if updated == 0 {
-            return Err(DbError::Query(diesel::result::Error::NotFound));
-        }
-        Ok(())
+    ) -> Result<(), UserError> {
+        conn.transaction(|conn| {
+            Self::lock_superusers(conn)?;
+            let user = Self::find_by_id(conn, id)?.ok_or(UserError::Db(DbError::Query(
+                diesel::result::Error::NotFound,
+            )))?;
+            Self::keep_a_superuser(conn, &user, role, active)?;
+            let target = users::table.filter(users::id.eq(id));
+            let now = Utc::now().naive_utc();
+            let flags = (
+                users::is_staff.eq(role >= Role::Staff),
+                users::is_superuser.eq(role == Role::Superuser),
+                users::is_active.eq(active),
+                users::updated_at.eq(now),
+            );
+            if active {
+                diesel::update(target).set(flags).execute(conn)?;
+            } else {
+                diesel::update(target)
+                    .set((flags, users::session_epoch.eq(users::session_epoch + 1)))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
     }
 
     /// One page of the users whose name contains `search` (any case), by name, and how many
@@ -303,19 +344,22 @@ impl User {
     }
 
     /// Sets the role alone (the command line's `user set-role`); the active flag and the
-    /// sessions stay as they are, since a role is checked on every request anyway.
+    /// sessions stay as they are, since a role is checked on every request anyway. The last
+    /// active superuser stays one.
     pub fn set_role(conn: &mut DbConn, username: &Username, role: Role) -> Result<(), UserError> {
-        let updated = diesel::update(users::table.filter(users::username.eq(username)))
-            .set((
-                users::is_staff.eq(role >= Role::Staff),
-                users::is_superuser.eq(role == Role::Superuser),
-                users::updated_at.eq(Utc::now().naive_utc()),
-            ))
-            .execute(conn)?;
-        if updated == 0 {
-            return Err(UserError::NotFound(username.clone()));
-        }
-        Ok(())
+        conn.transaction(|conn| {
+            Self::lock_superusers(conn)?;
+            let user = Self::get_by_username(conn, username)?;
+            Self::keep_a_superuser(conn, &user, role, user.is_active)?;
+            diesel::update(users::table.filter(users::id.eq(&user.id)))
+                .set((
+                    users::is_staff.eq(role >= Role::Staff),
+                    users::is_superuser.eq(role == Role::Superuser),
+                    users::updated_at.eq(Utc::now().naive_utc()),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
     }
 
     pub fn record_login(conn: &mut DbConn, id: &UserId) -> Result<(), DbError> {

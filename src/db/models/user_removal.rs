@@ -87,9 +87,7 @@ pub fn delete(
         // (PostgreSQL) before it counts them, so two superusers deleting each other take turns
         // and the last one stays (a transaction that read first was refused by SQLite at the
         // other's commit, "database is locked").
-        diesel::update(users::table.filter(users::is_superuser.eq(true)))
-            .set(users::is_superuser.eq(users::is_superuser))
-            .execute(conn)?;
+        User::lock_superusers(conn)?;
         let user = User::find_by_username(conn, username)?
             .ok_or_else(|| RemovalError::NotFound(username.clone()))?;
         if user.role() == Role::Superuser

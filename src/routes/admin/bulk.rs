@@ -8,6 +8,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use diesel::Connection;
 
 use crate::auth::extractors::{CurrentUser, StaffUser};
 use crate::auth::session::TypedSession;
@@ -343,24 +344,29 @@ pub async fn access(
     let ids = fields.ids.clone();
     let changes = state
         .db
+        // All the files or none: the events are written for what changed once it is
+        // committed (a reader deleted meanwhile fails the whole change, not half of it).
         .run(move |c| {
-            let mut changes = Vec::new();
-            for id in &ids {
-                let Some(before) = FileRow::find(c, id)? else {
-                    continue;
-                };
-                let old_readers = FileRow::reader_names(c, id)?;
-                let mut old_ids = old_readers.clone();
-                old_ids.sort();
-                if before.rule == rule && (rule != AccessRule::Users || old_ids == compared) {
-                    changes.push((before, None));
-                    continue;
+            c.transaction(|c| {
+                FileRow::lock_rows(c, &ids)?;
+                let mut changes = Vec::new();
+                for id in &ids {
+                    let Some(before) = FileRow::find(c, id)? else {
+                        continue;
+                    };
+                    let old_readers = FileRow::reader_names(c, id)?;
+                    let mut old_ids = old_readers.clone();
+                    old_ids.sort();
+                    if before.rule == rule && (rule != AccessRule::Users || old_ids == compared) {
+                        changes.push((before, None));
+                        continue;
+                    }
+                    if FileRow::update_rule(c, id, rule, &readers)? {
+                        changes.push((before, Some(old_readers)));
+                    }
                 }
-                if FileRow::update_rule(c, id, rule, &readers)? {
-                    changes.push((before, Some(old_readers)));
-                }
-            }
-            Ok(changes)
+                Ok(changes)
+            })
         })
         .await?;
     let (mut changed, mut unchanged) = (0, 0);
@@ -438,16 +444,20 @@ pub async fn owner(
     let owner_id = owner.id.clone();
     let changes = state
         .db
+        // All the files or none, as for the rule above.
         .run(move |c| {
-            let mut changes = Vec::new();
-            for file in FileRow::find_many_with_owner(c, &ids)? {
-                if file.file.owner_id == owner_id {
-                    changes.push((file, false));
-                } else if FileRow::update_owner(c, &file.file.id, &owner_id)? {
-                    changes.push((file, true));
+            c.transaction(|c| {
+                FileRow::lock_rows(c, &ids)?;
+                let mut changes = Vec::new();
+                for file in FileRow::find_many_with_owner(c, &ids)? {
+                    if file.file.owner_id == owner_id {
+                        changes.push((file, false));
+                    } else if FileRow::update_owner(c, &file.file.id, &owner_id)? {
+                        changes.push((file, true));
+                    }
                 }
-            }
-            Ok(changes)
+                Ok(changes)
+            })
         })
         .await?;
     let (mut changed, mut unchanged) = (0, 0);

@@ -229,8 +229,8 @@ pub async fn create(
             ) {
                 Ok(user) => Ok(Ok(user.id)),
                 Err(UserError::Duplicate(u)) => Ok(Err(format!("A user named “{u}” exists."))),
-                Err(UserError::NotFound(u)) => Ok(Err(format!("No user named “{u}”."))),
                 Err(UserError::Db(e)) => Err(e),
+                Err(other) => Ok(Err(other.to_string())),
             }
         })
         .await?;
@@ -357,10 +357,25 @@ pub async fn update(
         return edit_refused(&state, &current, &id, message.into()).await;
     }
     let user_id = user.id.clone();
-    state
+    let changed = state
         .db
-        .run(move |c| User::set_role_and_active(c, &user_id, role, active))
+        .run(
+            move |c| match User::set_role_and_active(c, &user_id, role, active) {
+                Ok(()) => Ok(Ok(())),
+                Err(UserError::Db(e)) => Err(e),
+                Err(other) => Ok(Err(other)),
+            },
+        )
         .await?;
+    match changed {
+        Ok(()) => {}
+        Err(UserError::LastSuperuser(_)) => {
+            let message = "This is the last active superuser: make another user a superuser \
+                           first, or nobody could manage users.";
+            return edit_refused(&state, &current, &id, message.into()).await;
+        }
+        Err(other) => return Err(AppError::Internal(other.to_string())),
+    }
     let state_word = if active { "active" } else { "inactive" };
     let was = if user.is_active { "active" } else { "inactive" };
     state
