@@ -15,6 +15,7 @@ use crate::auth::extractors::{current_user, current_user_and_file};
 use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
+use crate::db::models::user::User;
 use crate::delivery::{self, Download, Presentation};
 use crate::domain::{FileId, StorageKey};
 use crate::error::AppError;
@@ -26,18 +27,18 @@ pub struct DownloadParams {
 }
 
 impl DownloadParams {
-    fn wants_inline(&self) -> bool {
+    pub(crate) fn wants_inline(&self) -> bool {
         matches!(self.inline.as_deref(), Some("1" | "true" | "yes"))
     }
 }
 
 /// Answers a download and records the decision in the audit log (README: "Audit log"): the
 /// event goes to the writer's queue, no database round trip is added.
-pub(crate) async fn recorded(
+pub(crate) async fn recorded<E: ResponseError>(
     req: &HttpRequest,
     state: &AppState,
     what: DownloadEvent,
-    answer: Result<HttpResponse, AppError>,
+    answer: Result<HttpResponse, E>,
 ) -> HttpResponse {
     let response = answer.unwrap_or_else(|e| e.error_response());
     let event = audit::download(req, &state.settings.server.trusted_proxies, what, &response);
@@ -74,19 +75,40 @@ async fn by_id_checked(
         }
         Err(_) => (current_user(req).await?, None),
     };
-    what.user_id = Some(current.user.id.to_string());
-    what.username = Some(current.user.username.to_string());
-    let Some(found) = found else {
+    serve_readable(
+        req,
+        state,
+        &current.user,
+        found.as_deref(),
+        params.wants_inline(),
+        what,
+    )
+    .await
+}
+
+/// The file `found` (the file a download asked for, and whether `user` is on its list of
+/// readers) served to `user` if its access rule lets them read it: the detail view and the
+/// API's download alike.
+pub(crate) async fn serve_readable(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    found: Option<&(FileRow, bool)>,
+    inline: bool,
+    what: &mut DownloadEvent,
+) -> Result<HttpResponse, AppError> {
+    what.user_id = Some(user.id.to_string());
+    what.username = Some(user.username.to_string());
+    let Some((file, listed)) = found else {
         return Err(AppError::NotFound);
     };
-    let (file, listed) = (&found.0, found.1);
     what.file_name = Some(file.original_name.clone());
     let allowed = access::can_read(
-        &current.user,
+        user,
         FileAccess {
             owner_id: &file.owner_id,
             rule: file.rule,
-            listed,
+            listed: *listed,
         },
     );
     if !allowed {
@@ -94,11 +116,7 @@ async fn by_id_checked(
     }
     let storage = state.storage_of(file)?;
     what.local = storage.kind() == "filesystem";
-    let presentation = Presentation::decide(
-        &file.content_type,
-        &file.original_name,
-        params.wants_inline(),
-    );
+    let presentation = Presentation::decide(&file.content_type, &file.original_name, inline);
     delivery::deliver(
         req,
         &state.settings.delivery,
