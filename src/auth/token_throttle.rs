@@ -74,7 +74,10 @@ impl TokenThrottle {
         if let Some(tokens) = ip.and_then(|ip| failures.by_address.get(&address_key(ip))) {
             let recent: Vec<&Instant> = tokens.values().filter(|t| in_window(t)).collect();
             if recent.len() >= PER_ADDRESS {
-                let oldest = recent.into_iter().min().map(|oldest| wait_from(*oldest, now));
+                let oldest = recent
+                    .into_iter()
+                    .min()
+                    .map(|oldest| wait_from(*oldest, now));
                 wait = wait.max(oldest);
             }
         }
@@ -140,7 +143,9 @@ mod tests {
             assert_eq!(throttle.check("bad", ip("10.0.0.1"), start), None, "{i}");
             throttle.failed("bad", ip("10.0.0.1"), start);
         }
-        let wait = throttle.check("bad", ip("10.0.0.1"), start).expect("refused");
+        let wait = throttle
+            .check("bad", ip("10.0.0.1"), start)
+            .expect("refused");
         assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
         // Another token from the same address is not refused for it.
         assert_eq!(throttle.check("other", ip("10.0.0.1"), start), None);
@@ -154,7 +159,10 @@ mod tests {
         for i in 0..PER_ADDRESS {
             throttle.failed(&format!("t{i}"), ip("2001:db8::1"), now);
         }
-        assert!(throttle.check("fresh", ip("2001:db8::2"), now).is_some(), "same /64");
+        assert!(
+            throttle.check("fresh", ip("2001:db8::2"), now).is_some(),
+            "same /64"
+        );
         assert_eq!(throttle.check("fresh", ip("2001:db9::1"), now), None);
         assert_eq!(throttle.check("fresh", None, now), None);
         assert_eq!(throttle.tokens_counted(), PER_ADDRESS);

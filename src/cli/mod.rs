@@ -214,7 +214,9 @@ impl Cli {
                 user_command(&db, command)
             }
             Command::Audit { command } => audit_command(&settings, command),
-            Command::Token { command } => token::run(&startup::open_database(&settings)?.db, command),
+            Command::Token { command } => {
+                token::run(&startup::open_database(&settings)?.db, command)
+            }
         }
     }
 }

@@ -59,9 +59,18 @@ pub fn run(db: &Db, command: TokenCommand) -> Result<(), CliError> {
                     "`{username}` is deactivated: a token of theirs would not work"
                 )));
             }
-            let issued =
-                TokenRow::issue(&mut *db.get()?, &user.id, &name, expiry, Utc::now().naive_utc())?;
-            record_change(db, "token_created", token_detail(&issued.id, &name, &username))?;
+            let issued = TokenRow::issue(
+                &mut *db.get()?,
+                &user.id,
+                &name,
+                expiry,
+                Utc::now().naive_utc(),
+            )?;
+            record_change(
+                db,
+                "token_created",
+                token_detail(&issued.id, &name, &username),
+            )?;
             println!("{}", issued.token.expose());
             eprintln!(
                 "created token {} “{name}” for `{username}`, expires {}; it is shown only this once",
@@ -98,8 +107,9 @@ pub fn run(db: &Db, command: TokenCommand) -> Result<(), CliError> {
             }
         }
         TokenCommand::Revoke { token_id } => {
-            let id = TokenId::parse(&token_id)
-                .map_err(|_| CliError::Input(format!("there is no token with the id `{token_id}`")))?;
+            let id = TokenId::parse(&token_id).map_err(|_| {
+                CliError::Input(format!("there is no token with the id `{token_id}`"))
+            })?;
             let found = TokenRow::find(&mut *db.get()?, &id)?
                 .ok_or_else(|| CliError::Input(format!("there is no token with the id `{id}`")))?;
             if TokenRow::revoke(&mut *db.get()?, &id, Utc::now().naive_utc())? {
@@ -108,7 +118,10 @@ pub fn run(db: &Db, command: TokenCommand) -> Result<(), CliError> {
                     "token_revoked",
                     token_detail(&id, &found.token.name, &found.username),
                 )?;
-                println!("revoked token {id} “{}” of `{}`", found.token.name, found.username);
+                println!(
+                    "revoked token {id} “{}” of `{}`",
+                    found.token.name, found.username
+                );
             } else {
                 println!("token {id} was already revoked");
             }

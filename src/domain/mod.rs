@@ -21,8 +21,8 @@ mod trusted_proxies;
 mod username;
 
 pub use access_rule::AccessRule;
-pub use file_type::{FileType, TypeFamily};
 pub use api_token::{ApiToken, InvalidExpiry, TokenExpiry, token_name};
+pub use file_type::{FileType, TypeFamily};
 pub use ids::{FileId, InvalidId, LinkId, TokenId, UserId};
 pub use password_hash::PasswordHash;
 pub use role::Role;

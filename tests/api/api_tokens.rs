@@ -247,7 +247,11 @@ async fn a_user_makes_a_token_at_account_tokens_sees_it_once_and_revokes_it_with
     let made = bob
         .post_form(
             "/account/tokens",
-            &[("csrf_token", &csrf), ("name", "backup script"), ("expires", "30d")],
+            &[
+                ("csrf_token", &csrf),
+                ("name", "backup script"),
+                ("expires", "30d"),
+            ],
         )
         .await;
     assert_eq!(made.status(), StatusCode::SEE_OTHER);
@@ -268,10 +272,7 @@ async fn a_user_makes_a_token_at_account_tokens_sees_it_once_and_revokes_it_with
         .select(api_tokens::token_sha256)
         .load(&mut app.db.get().unwrap())
         .unwrap();
-    assert_eq!(
-        stored,
-        [private_media::domain::ApiToken::digest_of(&token)]
-    );
+    assert_eq!(stored, [private_media::domain::ApiToken::digest_of(&token)]);
     let api = Api::new(&app, &token);
     assert_eq!(api.get("/api/v1/files").await.status(), StatusCode::OK);
 
@@ -299,7 +300,13 @@ async fn a_user_makes_a_token_at_account_tokens_sees_it_once_and_revokes_it_with
 
     let created = wait_for_events(&app, "token_created", 1).await;
     assert_eq!(created[0].username.as_deref(), Some("bob"));
-    assert!(created[0].detail.as_deref().unwrap().contains("backup script"));
+    assert!(
+        created[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("backup script")
+    );
     let revoked = wait_for_events(&app, "token_revoked", 1).await;
     assert_eq!(revoked.len(), 1);
     assert!(revoked[0].detail.as_deref().unwrap().contains(&id));
@@ -345,7 +352,15 @@ async fn the_command_line_creates_lists_and_revokes_tokens() {
     let app = spawn_app().await;
     app.add_user("bob", Role::User);
     let created = app.cli(
-        &["token", "create", "bob", "--name", "nightly", "--expires", "7d"],
+        &[
+            "token",
+            "create",
+            "bob",
+            "--name",
+            "nightly",
+            "--expires",
+            "7d",
+        ],
         None,
     );
     assert!(created.status.success(), "{}", text(&created.stderr));
@@ -361,9 +376,19 @@ async fn the_command_line_creates_lists_and_revokes_tokens() {
     let listed = app.cli(&["token", "list", "bob"], None);
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let table = text(&listed.stdout);
-    assert!(table.contains("nightly") && table.contains("active"), "{table}");
+    assert!(
+        table.contains("nightly") && table.contains("active"),
+        "{table}"
+    );
     assert!(!table.contains(token));
-    let id = table.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let id = table
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     let everyone = text(&app.cli(&["token", "list"], None).stdout);
     assert!(everyone.contains(&id), "{everyone}");
 
@@ -436,7 +461,10 @@ async fn no_token_reaches_the_logs() {
     for line in logged {
         assert!(!line.contains(&token), "the token was logged: {line}");
         assert!(!line.contains(&wrong), "a bad token was logged: {line}");
-        assert!(!line.contains(&token[3..20]), "part of the token was logged: {line}");
+        assert!(
+            !line.contains(&token[3..20]),
+            "part of the token was logged: {line}"
+        );
         if line.contains("\"GET /api/v1/files HTTP/1.1\"") {
             api_lines += 1;
         }

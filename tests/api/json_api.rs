@@ -174,10 +174,10 @@ async fn the_list_shows_only_the_callers_readable_files_newest_first_in_pages() 
     assert_eq!(first["access"], "owner");
     assert_eq!(first["size"], "content of bobs.txt".len());
     assert!(
-        first["download_url"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("/api/v1/files/{}/download", first["id"].as_str().unwrap())),
+        first["download_url"].as_str().unwrap().ends_with(&format!(
+            "/api/v1/files/{}/download",
+            first["id"].as_str().unwrap()
+        )),
         "{first}"
     );
 
@@ -484,11 +484,17 @@ async fn every_error_under_the_api_is_json() {
     let unknown = api.get("/api/v1/nothing-here").await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_of(unknown).await, "not found");
-    let anonymous_unknown = reqwest::get(format!("{}/api/nope", app.base)).await.unwrap();
+    let anonymous_unknown = reqwest::get(format!("{}/api/nope", app.base))
+        .await
+        .unwrap();
     assert_eq!(anonymous_unknown.status(), StatusCode::NOT_FOUND);
     error_of(anonymous_unknown).await;
 
-    let wrong_method = api.request(Method::PUT, "/api/v1/files").send().await.unwrap();
+    let wrong_method = api
+        .request(Method::PUT, "/api/v1/files")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(wrong_method.headers().contains_key("allow"));
     assert_eq!(error_of(wrong_method).await, "method not allowed");
@@ -546,7 +552,10 @@ async fn the_openapi_document_matches_the_routes_and_every_operation_answers() {
         .collect();
     documented.sort();
     routed.sort();
-    assert_eq!(documented, routed, "the document and the route table differ");
+    assert_eq!(
+        documented, routed,
+        "the document and the route table differ"
+    );
 
     // DELETE last: it removes the file the others use.
     documented.sort_by_key(|(method, _)| method == "DELETE");

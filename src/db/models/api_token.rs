@@ -206,8 +206,8 @@ impl TokenRow {
     /// Removes every token of `user` (a user delete); how many there were.
     pub fn delete_of_user(conn: &mut DbConn, user: &UserId) -> Result<i64, DbError> {
         Ok(
-            diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user)))
-                .execute(conn)? as i64,
+            diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user))).execute(conn)?
+                as i64,
         )
     }
 }

@@ -101,7 +101,10 @@ pub async fn list(
         files: if past_the_end {
             Vec::new()
         } else {
-            page.items.iter().map(|f| FileJson::of(&origin, f)).collect()
+            page.items
+                .iter()
+                .map(|f| FileJson::of(&origin, f))
+                .collect()
         },
         next_page: (!past_the_end && page.page < page.pages).then_some(page.page + 1),
     }))
