@@ -578,3 +578,48 @@ async fn the_openapi_document_matches_the_routes_and_every_operation_answers() {
         assert!(status.is_success(), "{method} {filled}: {status}");
     }
 }
+
+#[tokio::test]
+async fn an_s3_file_downloads_by_presigned_redirect_or_proxied_with_ranges() {
+    use crate::helpers::s3_server::S3Server;
+    use private_media::config::StorageSettings;
+    let server = S3Server::start().await;
+    for querystring_auth in [true, false] {
+        let s3 = server.settings(querystring_auth);
+        let app = spawn_app_with(|s| {
+            s.storages.insert("s3".to_owned(), StorageSettings::S3(s3));
+            s.upload.storage = "s3".to_owned();
+        })
+        .await;
+        let staff = app.add_user("stella", Role::Staff);
+        let api = Api::new(&app, &token_for(&app, &staff));
+        let file = api.upload_one("staff", None, "in-s3.txt").await;
+        let path = format!("/api/v1/files/{}/download", file["id"].as_str().unwrap());
+        let response = api.get(&path).await;
+        assert_eq!(response.headers()["cache-control"], "private, no-cache");
+        if querystring_auth {
+            assert_eq!(response.status(), StatusCode::FOUND);
+            let url = response.headers()["location"].to_str().unwrap();
+            assert!(url.starts_with(&server.endpoint), "{url}");
+        } else {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.text().await.unwrap(), "content of in-s3.txt");
+            let ranged = api
+                .request(Method::GET, &path)
+                .header("range", "bytes=11-")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+            assert_eq!(ranged.text().await.unwrap(), "in-s3.txt");
+        }
+        let events = wait_for_events(&app, "download", 1).await;
+        let how = if querystring_auth {
+            "presigned"
+        } else {
+            "proxied"
+        };
+        assert_eq!(events[0].delivery.as_deref(), Some(how));
+        assert_eq!(events[0].route.as_deref(), Some("api"));
+    }
+}
