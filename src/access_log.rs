@@ -97,15 +97,23 @@ fn loggable_target(target: &str) -> String {
 /// a log, far too few to open one (the token is 43).
 const LOGGED_TOKEN_CHARS: usize = 6;
 const TOKEN_CHARS: usize = 43;
+/// An API token (`domain::ApiToken`): `pm_` and 43 token characters. The API takes it only
+/// in a header, but a script may put one in a URL by mistake.
+const API_TOKEN_CHARS: usize = 46;
+
+/// Whether a run of token characters is shaped like a share link's or an API token.
+fn is_secret_run(run: &[u8]) -> bool {
+    run.len() == TOKEN_CHARS || (run.len() == API_TOKEN_CHARS && run.starts_with(b"pm_"))
+}
 
 fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
 /// The target with every run of exactly 43 token characters (a share link's token, however
-/// the path spells it: `/s/…`, `/%73/…`, `//s/…`) cut to its first characters, looked for
-/// in the percent-decoded target too; `None` when there is none. Whoever reads the log must
-/// not be able to open a link.
+/// the path spells it: `/s/…`, `/%73/…`, `//s/…`), and every API token, cut to its first
+/// characters, looked for in the percent-decoded target too; `None` when there is none.
+/// Whoever reads the log must not be able to open a link or use a token.
 fn redact_share_token(target: &str) -> Option<String> {
     let decoded = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
     let text: &str = if decoded.as_ref() != target && has_token(decoded.as_bytes()) {
@@ -127,7 +135,7 @@ fn redact_share_token(target: &str) -> Option<String> {
             i += c.len_utf8().max(1);
             continue;
         }
-        if run == TOKEN_CHARS {
+        if is_secret_run(&bytes[i..i + run]) {
             out.push_str(&text[i..i + LOGGED_TOKEN_CHARS]);
             out.push('…');
         } else {
@@ -139,9 +147,7 @@ fn redact_share_token(target: &str) -> Option<String> {
 }
 
 fn has_token(bytes: &[u8]) -> bool {
-    bytes
-        .split(|b| !is_token_char(*b))
-        .any(|run| run.len() == TOKEN_CHARS)
+    bytes.split(|b| !is_token_char(*b)).any(is_secret_run)
 }
 
 struct RequestLine {
@@ -277,6 +283,12 @@ mod tests {
                 "{spelling} logged as {logged}"
             );
         }
+        // An API token sent in a URL by mistake is cut the same way.
+        let api = format!("pm_{token}");
+        assert_eq!(
+            loggable_target(&format!("/api/v1/files?token={api}")),
+            "/api/v1/files?token=pm_AbC…"
+        );
         // A file id (32 characters) is no token.
         let id = "0123456789abcdef0123456789abcdef";
         assert_eq!(

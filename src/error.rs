@@ -233,6 +233,115 @@ impl Loudness {
     }
 }
 
+/// An error of the JSON API (`/api/`): the same policy as `AppError` (client mistakes said
+/// plainly, faults logged once with their causes and answered vaguely), as `{"error": "…"}`
+/// instead of a page. A refused token is a 401 with `WWW-Authenticate: Bearer`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `Authorization: Bearer` header at all.
+    #[error("an API token is required: send it as `Authorization: Bearer TOKEN`")]
+    TokenMissing,
+    /// A token that opens nothing: unknown, malformed, expired, revoked, or its user inactive.
+    #[error("{0}")]
+    TokenInvalid(&'static str),
+    #[error("too many requests with bad tokens; try again later")]
+    Throttled { retry_after_secs: u64 },
+    /// Any other error, with its own status (`AppError::status_code`).
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// An answer a middleware or the router made (a 405, a 413), relayed as JSON.
+    #[error("{message}")]
+    Relayed { status: StatusCode, message: String },
+}
+
+/// The realm the API's `WWW-Authenticate` names.
+const API_REALM: &str = "private-media";
+
+impl ApiError {
+    /// The whole body of an API error: `{"error": message}`.
+    pub fn body(message: &str) -> String {
+        serde_json::json!({ "error": message }).to_string()
+    }
+
+    /// A JSON error answer with `status`.
+    pub fn respond(status: StatusCode, message: &str) -> HttpResponse {
+        HttpResponse::build(status)
+            .content_type(mime::APPLICATION_JSON)
+            .body(Self::body(message))
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError::App(AppError::Db(e))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::TokenMissing | ApiError::TokenInvalid(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // Sessions mean nothing here; a handler that asked for one was given no token.
+            ApiError::App(AppError::LoginRequired { .. }) => StatusCode::UNAUTHORIZED,
+            ApiError::App(e) => e.status_code(),
+            ApiError::Relayed { status, .. } => *status,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = match Loudness::of(status) {
+            Loudness::ServerFault => {
+                let chain = match self {
+                    ApiError::App(e) => e.cause_chain(),
+                    other => other.to_string(),
+                };
+                tracing::error!(error = %crate::logging::Escaped(chain), "API request failed");
+                "something went wrong on our side; please try again later".to_owned()
+            }
+            Loudness::ClientMistake => {
+                tracing::debug!(status = status.as_u16(), error = %crate::logging::Escaped(self), "API request refused");
+                self.to_string()
+            }
+        };
+        let mut response = Self::respond(status, &message);
+        let headers = response.headers_mut();
+        let challenge = match self {
+            ApiError::TokenMissing | ApiError::App(AppError::LoginRequired { .. }) => {
+                Some(format!("Bearer realm=\"{API_REALM}\""))
+            }
+            ApiError::TokenInvalid(why) => Some(format!(
+                "Bearer realm=\"{API_REALM}\", error=\"invalid_token\", error_description=\"{why}\""
+            )),
+            _ => None,
+        };
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        let retry_after = match self {
+            ApiError::Throttled { retry_after_secs }
+            | ApiError::App(AppError::TooManyAttempts {
+                retry_after_secs, ..
+            }) => Some(retry_after_secs.to_string()),
+            ApiError::App(AppError::Overloaded) => Some(OVERLOAD_RETRY_AFTER_SECS.to_owned()),
+            _ => None,
+        };
+        if let Some(value) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
+            headers.insert(header::RETRY_AFTER, value);
+        }
+        if matches!(
+            self,
+            ApiError::App(AppError::RequestTimeout | AppError::Overloaded)
+        ) {
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+        response
+    }
+}
+
 /// The status that tells a client why an upload refused one of its files.
 pub fn refusal_status(refusal: &crate::upload::Refusal) -> StatusCode {
     use crate::upload::Refusal;

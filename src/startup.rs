@@ -305,6 +305,7 @@ fn run(
         settings: Arc::clone(&settings),
         db,
         throttle: LoginThrottle::new(ThrottlePolicy::default()),
+        token_throttle: Default::default(),
         storages,
         share_tally,
         audit,
@@ -367,6 +368,9 @@ fn run(
             .wrap(from_fn(move |req, next| {
                 limits::gate::admit(gate.clone(), req, next)
             }))
+            // Outside everything that reads the session or makes pages: `/api/` answers only
+            // to tokens and only in JSON.
+            .wrap(from_fn(crate::routes::api::guard))
             .wrap(from_fn(crate::cache_control::apply))
             .wrap(security_headers(&csp))
             .wrap(Condition::new(access_log, {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::Audit;
 use crate::auth::throttle::LoginThrottle;
+use crate::auth::token_throttle::TokenThrottle;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::share_tally::ShareTally;
@@ -13,6 +14,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub throttle: LoginThrottle,
+    /// Bad API tokens, counted in this instance's memory.
+    pub token_throttle: TokenThrottle,
     pub storages: Storages,
     pub share_tally: Arc<ShareTally>,
     pub audit: Audit,

@@ -8,7 +8,7 @@ use crate::db::models::audit_event::EventFilter;
 use crate::domain::FileId;
 
 /// Every kind of event the log holds, in the order the page's menu offers them.
-pub const EVENT_KINDS: [&str; 15] = [
+pub const EVENT_KINDS: [&str; 17] = [
     "download",
     "upload",
     "edit",
@@ -24,6 +24,8 @@ pub const EVENT_KINDS: [&str; 15] = [
     "login_failed",
     "user_deleted",
     "password_changed",
+    "token_created",
+    "token_revoked",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

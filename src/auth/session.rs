@@ -18,6 +18,7 @@ const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 const SHARES: &str = "shares";
 const NEW_LINK: &str = "new_link";
+const NEW_TOKEN: &str = "new_token";
 
 /// How many share links' grants one session keeps (the newest): the cookie must stay well
 /// under the 4 KiB a browser keeps.
@@ -103,6 +104,16 @@ impl TypedSession {
         }
         self.0.remove(NEW_LINK);
         Some(url)
+    }
+
+    /// An API token just made, for `/account/tokens` to show once (the cookie is encrypted).
+    pub fn set_new_token(&self, token: &str) {
+        let _ = self.0.insert(NEW_TOKEN, token);
+    }
+
+    /// The token `set_new_token` kept, if any; it is then gone.
+    pub fn take_new_token(&self) -> Option<String> {
+        self.0.remove_as::<String>(NEW_TOKEN).and_then(Result::ok)
     }
 
     pub fn grant_share_password(&self, link: &LinkId, until: i64) {

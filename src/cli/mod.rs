@@ -2,6 +2,8 @@
 //! longer commands live in modules of their own beside this one.
 //! Every failure comes back as a `CliError`, which `main` prints as one line.
 
+mod token;
+
 use std::io::{BufRead, IsTerminal};
 
 use clap::{Parser, Subcommand};
@@ -52,6 +54,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,8 +77,9 @@ pub enum AuditCommand {
         /// Only the events of this username.
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
-        /// Only this kind of event (download, upload, edit, delete, link_created,
-        /// link_revoked, user_created, user_changed, password_set, login, login_failed).
+        /// Only this kind of event (download, upload, edit, owner, replace, delete,
+        /// link_created, link_revoked, user_created, user_changed, user_deleted, password_set,
+        /// password_changed, login, login_failed, token_created, token_revoked).
         #[arg(long, value_name = "KIND")]
         event: Option<String>,
     },
@@ -206,6 +214,9 @@ impl Cli {
                 user_command(&db, command)
             }
             Command::Audit { command } => audit_command(&settings, command),
+            Command::Token { command } => {
+                token::run(&startup::open_database(&settings)?.db, command)
+            }
         }
     }
 }
@@ -374,7 +385,7 @@ fn create_first_superuser(db: &Db) -> Result<(), CliError> {
 /// A change made from the command line goes into the audit log like one made on the web,
 /// written at once (there is no server's queue here); who ran the command is the operating
 /// system's to say, so the event names the command line instead of a user.
-fn record_change(db: &Db, event: &str, detail: String) -> Result<(), CliError> {
+pub(crate) fn record_change(db: &Db, event: &str, detail: String) -> Result<(), CliError> {
     use crate::db::models::audit_event::{AuditEvent, NewEvent};
     let audit = db.audit(1)?;
     AuditEvent::insert_batch(

@@ -89,6 +89,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        token_sha256 -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(file_readers -> files (file_id));
 diesel::joinable!(share_links -> files (file_id));
 diesel::joinable!(share_links -> users (created_by_id));
@@ -101,7 +115,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     ended_sessions,
     login_failures,
     pending_uploads,
-    share_links
+    share_links,
+    api_tokens
 );
 
 // On SQLite in a file of its own (`Db::audit`): never joined with the tables above.

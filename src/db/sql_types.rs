@@ -19,7 +19,7 @@ use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
-use crate::domain::{AccessRule, FileId, LinkId, StorageKey, UserId, Username};
+use crate::domain::{AccessRule, FileId, LinkId, StorageKey, TokenId, UserId, Username};
 
 /// A column's text that is not a valid value of its type.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +117,8 @@ text_column!(UserId, "user id", |s| UserId::parse(s)
 text_column!(FileId, "file id", |s| FileId::parse(s)
     .map_err(|e| e.to_string()));
 text_column!(LinkId, "link id", |s| LinkId::parse(s)
+    .map_err(|e| e.to_string()));
+text_column!(TokenId, "token id", |s| TokenId::parse(s)
     .map_err(|e| e.to_string()));
 text_column!(Username, "username", |s| Username::parse(s)
     .map_err(|e| e.to_string()));

@@ -70,6 +70,14 @@ hex_id!(
     "link id"
 );
 
+hex_id!(
+    /// An API token's id, as the `api_tokens.id` column, `token revoke` and
+    /// `/account/tokens/{id}/revoke` hold it. Not the token: the id names it, only the token
+    /// opens the API.
+    TokenId,
+    "token id"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

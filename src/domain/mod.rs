@@ -1,6 +1,6 @@
 //! The value types the rest is built from: user and file ids, usernames, roles, access
 //! rules, file types, storage keys, password hashes, the trusted proxies, the folded text file search
-//! compares, and share links' tokens and lifetimes. Each is parsed once where it comes in (a URL, a
+//! compares, share links' tokens and lifetimes, and API tokens. Each is parsed once where it comes in (a URL, a
 //! form, the command line, a database row) and carried typed from there on, so nothing
 //! further in can hold a bad one.
 //!
@@ -9,6 +9,7 @@
 //! text columns.
 
 mod access_rule;
+mod api_token;
 mod file_type;
 mod ids;
 mod password_hash;
@@ -20,8 +21,9 @@ mod trusted_proxies;
 mod username;
 
 pub use access_rule::AccessRule;
+pub use api_token::{ApiToken, InvalidExpiry, TokenExpiry, token_name};
 pub use file_type::{FileType, TypeFamily};
-pub use ids::{FileId, InvalidId, LinkId, UserId};
+pub use ids::{FileId, InvalidId, LinkId, TokenId, UserId};
 pub use password_hash::PasswordHash;
 pub use role::Role;
 pub use search_text::{fold, search_text};

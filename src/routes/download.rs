@@ -15,6 +15,7 @@ use crate::auth::extractors::{current_user, current_user_and_file};
 use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
+use crate::db::models::user::User;
 use crate::delivery::{self, Download, Presentation};
 use crate::domain::{FileId, StorageKey};
 use crate::error::AppError;
@@ -26,18 +27,18 @@ pub struct DownloadParams {
 }
 
 impl DownloadParams {
-    fn wants_inline(&self) -> bool {
+    pub(crate) fn wants_inline(&self) -> bool {
         matches!(self.inline.as_deref(), Some("1" | "true" | "yes"))
     }
 }
 
 /// Answers a download and records the decision in the audit log (README: "Audit log"): the
 /// event goes to the writer's queue, no database round trip is added.
-pub(crate) async fn recorded(
+pub(crate) async fn recorded<E: ResponseError>(
     req: &HttpRequest,
     state: &AppState,
     what: DownloadEvent,
-    answer: Result<HttpResponse, AppError>,
+    answer: Result<HttpResponse, E>,
 ) -> HttpResponse {
     let response = answer.unwrap_or_else(|e| e.error_response());
     let event = audit::download(req, &state.settings.server.trusted_proxies, what, &response);
@@ -66,17 +67,22 @@ async fn by_id_checked(
     params: &DownloadParams,
     what: &mut DownloadEvent,
 ) -> Result<HttpResponse, AppError> {
-    // A replace commits the row's new object and then removes the old one: a download that
-    // read the row just before finds no object, and reads the row once more (the cache was
-    // dropped by the commit) to send the new content instead of a 404.
     let mut first_try = true;
     loop {
         let answer = check_and_deliver(req, state, id, params, what).await;
         match answer {
-            Err(AppError::NotFound) if first_try && what.file_name.is_some() => first_try = false,
+            Err(AppError::NotFound) if first_try && found_the_row(what) => first_try = false,
             answer => return answer,
         }
     }
+}
+
+/// Whether a download that answered 404 had found its row, so that its object was what was
+/// missing. A replace commits the row's new object and then removes the old one: a download
+/// that read the row just before finds no object, and reads the row once more (the commit
+/// dropped the cached one) to send the new content instead of a 404.
+pub(crate) fn found_the_row(what: &DownloadEvent) -> bool {
+    what.file_name.is_some()
 }
 
 async fn check_and_deliver(
@@ -94,20 +100,41 @@ async fn check_and_deliver(
         }
         Err(_) => (current_user(req).await?, None),
     };
-    what.user_id = Some(current.user.id.to_string());
-    what.username = Some(current.user.username.to_string());
-    let Some(found) = found else {
+    serve_readable(
+        req,
+        state,
+        &current.user,
+        found.as_deref(),
+        params.wants_inline(),
+        what,
+    )
+    .await
+}
+
+/// The file `found` (the file a download asked for, and whether `user` is on its list of
+/// readers) served to `user` if its access rule lets them read it: the detail view and the
+/// API's download alike.
+pub(crate) async fn serve_readable(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    found: Option<&(FileRow, bool)>,
+    inline: bool,
+    what: &mut DownloadEvent,
+) -> Result<HttpResponse, AppError> {
+    what.user_id = Some(user.id.to_string());
+    what.username = Some(user.username.to_string());
+    let Some((file, listed)) = found else {
         what.file_name = None;
         return Err(AppError::NotFound);
     };
-    let (file, listed) = (&found.0, found.1);
     what.file_name = Some(file.original_name.clone());
     let allowed = access::can_read(
-        &current.user,
+        user,
         FileAccess {
             owner_id: &file.owner_id,
             rule: file.rule,
-            listed,
+            listed: *listed,
         },
     );
     if !allowed {
@@ -115,11 +142,7 @@ async fn check_and_deliver(
     }
     let storage = state.storage_of(file)?;
     what.local = storage.kind() == "filesystem";
-    let presentation = Presentation::decide(
-        &file.content_type,
-        &file.original_name,
-        params.wants_inline(),
-    );
+    let presentation = Presentation::decide(&file.content_type, &file.original_name, inline);
     delivery::deliver(
         req,
         &state.settings.delivery,

@@ -6,7 +6,9 @@
 //! POST, caching headers) cannot miss one.
 
 mod account;
+mod account_tokens;
 mod admin;
+pub mod api;
 mod assets;
 mod download;
 mod file_list;
@@ -64,7 +66,7 @@ fn endpoints() -> Vec<Endpoint> {
     use admin::{
         audit, bulk, files as admin_files, links, pickers, replace, upload, user_delete, users,
     };
-    let (get, head, post) = (Method::GET, Method::HEAD, Method::POST);
+    let (get, head, post, delete) = (Method::GET, Method::HEAD, Method::POST, Method::DELETE);
     vec![
         at("/").on(get.clone(), root),
         at("/healthz").on(get.clone(), health::healthz),
@@ -86,7 +88,7 @@ fn endpoints() -> Vec<Endpoint> {
             .on(post.clone(), share::unlock),
         at(DOWNLOAD_BY_LINK)
             .on(get.clone(), share::download)
-            .on(head, share::download),
+            .on(head.clone(), share::download),
         at("/admin").on(get.clone(), admin::redirect_to_index),
         at("/admin/").on(get.clone(), admin::index),
         at("/admin/files")
@@ -121,8 +123,23 @@ fn endpoints() -> Vec<Endpoint> {
         at("/admin/users/{id}/delete")
             .on(get.clone(), user_delete::confirm)
             .on(post.clone(), user_delete::delete),
-        at("/account").on(get, account::page),
-        at("/account/password").on(post, account::change_password),
+        at("/account").on(get.clone(), account::page),
+        at("/account/password").on(post.clone(), account::change_password),
+        at("/account/tokens")
+            .on(get.clone(), account_tokens::page)
+            .on(post.clone(), account_tokens::create),
+        at("/account/tokens/{id}/revoke").on(post.clone(), account_tokens::revoke),
+        // The JSON API: a token, never the session (`api::guard`).
+        at(api::FILES)
+            .on(get.clone(), api::list)
+            .on(post, api::create),
+        at(api::FILE)
+            .on(get.clone(), api::detail)
+            .on(delete, api::delete),
+        at(api::DOWNLOAD)
+            .on(get.clone(), api::download)
+            .on(head, api::download),
+        at(api::OPENAPI).on(get, api::document),
     ]
 }
 
@@ -155,9 +172,13 @@ pub fn table() -> Vec<RouteInfo> {
         .collect()
 }
 
-/// Whether `pattern` (as the router matched it) is one of the download routes.
+/// Whether `pattern` (as the router matched it) is one of the download routes (the API's
+/// included).
 pub fn is_download(pattern: &str) -> bool {
-    pattern == DOWNLOAD_BY_ID || pattern == DOWNLOAD_BY_PATH || pattern == DOWNLOAD_BY_LINK
+    pattern == DOWNLOAD_BY_ID
+        || pattern == DOWNLOAD_BY_PATH
+        || pattern == DOWNLOAD_BY_LINK
+        || pattern == api::DOWNLOAD
 }
 
 async fn root() -> HttpResponse {

@@ -662,7 +662,10 @@ pub fn fill_route(pattern: &str, ids: &RouteIds<'_>) -> String {
     if !pattern.contains('{') {
         return pattern.to_owned();
     }
-    let filled = if pattern.starts_with("/admin/files/") || pattern.starts_with("/files/") {
+    let filled = if pattern.starts_with("/admin/files/")
+        || pattern.starts_with("/files/")
+        || pattern.starts_with("/api/v1/files/")
+    {
         pattern.replace("{id}", ids.file_id)
     } else if pattern.starts_with("/admin/users/") {
         pattern.replace("{id}", ids.user_id)
@@ -674,7 +677,7 @@ pub fn fill_route(pattern: &str, ids: &RouteIds<'_>) -> String {
         // A well-formed token of no link: the walks check what every route does before it
         // looks a link up (CSRF, caching), and share_links.rs the links themselves.
         pattern.replace("{token}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-    } else if pattern.starts_with("/admin/links/") {
+    } else if pattern.starts_with("/admin/links/") || pattern.starts_with("/account/tokens/") {
         pattern.replace("{id}", "0123456789abcdef0123456789abcdef")
     } else {
         pattern.to_owned()

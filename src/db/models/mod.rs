@@ -1,3 +1,4 @@
+pub mod api_token;
 pub mod audit_event;
 pub mod file;
 pub mod login_failure;

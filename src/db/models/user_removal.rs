@@ -5,11 +5,12 @@
 //! the button. Files they uploaded for someone else keep their owner and count as uploaded by
 //! the new owner of their files (or by their owner, when none was chosen); the audit log keeps
 //! who really uploaded them. The share links they made are removed, so nothing an account
-//! handed out outlives it; their place in other files' reader lists goes too. The last active
+//! handed out outlives it, and so are their API tokens; their place in other files' reader lists goes too. The last active
 //! superuser is never deleted, so somebody can always manage users from the web.
 
 use diesel::prelude::*;
 
+use crate::db::models::api_token::TokenRow as ApiTokenRow;
 use crate::db::models::user::User;
 use crate::db::schema::{file_readers, files, share_links, users};
 use crate::db::{DbConn, DbError};
@@ -21,6 +22,7 @@ pub struct Removed {
     pub files_reassigned: i64,
     pub links_removed: i64,
     pub reader_places_removed: i64,
+    pub tokens_removed: i64,
 }
 
 /// What a delete would touch, for the confirmation page.
@@ -136,6 +138,8 @@ pub fn delete(
         let links_removed =
             diesel::delete(share_links::table.filter(share_links::created_by_id.eq(&user.id)))
                 .execute(conn)? as i64;
+        // Their API tokens go with them (the foreign key cascades too): none outlives its user.
+        let tokens_removed = ApiTokenRow::delete_of_user(conn, &user.id)?;
         diesel::delete(users::table.filter(users::id.eq(&user.id))).execute(conn)?;
         Ok((
             user,
@@ -143,6 +147,7 @@ pub fn delete(
                 files_reassigned,
                 links_removed,
                 reader_places_removed,
+                tokens_removed,
             },
         ))
     })

@@ -10,7 +10,6 @@
 use actix_multipart::Multipart;
 use futures_util::StreamExt;
 
-use crate::auth::extractors::CurrentUser;
 use crate::db::models::user::User;
 use crate::domain::{AccessRule, UserId, Username};
 use crate::error::AppError;
@@ -50,7 +49,7 @@ pub struct Form {
 pub async fn read(
     multipart: &mut Multipart,
     state: &AppState,
-    current: &CurrentUser,
+    uploader: &User,
     storage: &dyn Storage,
 ) -> Result<Result<Form, String>, AppError> {
     let mut fields = Fields::default();
@@ -82,7 +81,7 @@ pub async fn read(
                 // covers both, with the same messages as ever.)
                 if !checked_early && !file_name.is_empty() && fields.access.is_some() {
                     checked_early = true;
-                    if let Err(message) = check(state, current, &fields).await? {
+                    if let Err(message) = check(state, uploader, &fields).await? {
                         return Ok(Err(message));
                     }
                 }
@@ -110,7 +109,7 @@ pub async fn read(
     if slots.is_empty() {
         return Ok(Err("Choose at least one file to upload.".into()));
     }
-    Ok(check(state, current, &fields).await?.map(|checked| Form {
+    Ok(check(state, uploader, &fields).await?.map(|checked| Form {
         title: fields.title,
         checked,
         slots,
@@ -120,14 +119,14 @@ pub async fn read(
 /// The access rule, owner and readers of the form, or why they are refused.
 async fn check(
     state: &AppState,
-    current: &CurrentUser,
+    uploader: &User,
     fields: &Fields,
 ) -> Result<Result<Checked, String>, AppError> {
     let Some(rule) = fields.access.as_deref().and_then(AccessRule::parse) else {
         return Ok(Err("Choose who may download the files.".into()));
     };
     let owner = match fields.owner.as_deref().filter(|o| !o.is_empty()) {
-        None => User::clone(&current.user),
+        None => uploader.clone(),
         Some(name) => {
             let Ok(name) = Username::parse(name) else {
                 return Ok(Err(format!("There is no user named “{name}”.")));

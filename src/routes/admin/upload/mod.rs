@@ -185,13 +185,15 @@ struct ResultPage {
     refused: usize,
 }
 
-pub async fn create(
-    req: HttpRequest,
-    StaffUser(current): StaffUser,
-    session: TypedSession,
-    state: web::Data<AppState>,
-    mut multipart: Multipart,
-) -> Result<HttpResponse, AppError> {
+/// Reads an upload's multipart form (`form.rs`), stores its accepted files
+/// (`upload::store_batch`) and records each in the audit log: the admin form and
+/// `POST /api/v1/files` alike. `Ok(Err(message))`: the form itself is refused, nothing stored.
+pub(crate) async fn receive_and_store(
+    req: &HttpRequest,
+    state: &AppState,
+    uploader: &User,
+    multipart: &mut Multipart,
+) -> Result<Result<Vec<Outcome>, String>, AppError> {
     let storage_name = state.settings.upload.storage.clone();
     let storage =
         state.storages.get(&storage_name).cloned().ok_or_else(|| {
@@ -204,12 +206,9 @@ pub async fn create(
         storage_name,
         upload_to: state.settings.upload.upload_to.clone(),
     };
-    let form = match form::read(&mut multipart, &state, &current, storage.as_ref()).await? {
+    let form = match form::read(multipart, state, uploader, storage.as_ref()).await? {
         Ok(form) => form,
-        Err(message) => {
-            let page = new_page(&state, &current, Some(message)).await?;
-            return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
-        }
+        Err(message) => return Ok(Err(message)),
     };
     let Checked {
         rule,
@@ -219,7 +218,7 @@ pub async fn create(
     let batch = Batch {
         title: form.title,
         owner,
-        uploader: User::clone(&current.user),
+        uploader: uploader.clone(),
         rule,
         readers,
         slots: form.slots,
@@ -229,9 +228,9 @@ pub async fn create(
     for outcome in &outcomes {
         if let Some(file) = &outcome.stored {
             state
-                .record_change(&req, "upload", |e| {
-                    e.user_id = Some(current.user.id.to_string());
-                    e.username = Some(current.user.username.to_string());
+                .record_change(req, "upload", |e| {
+                    e.user_id = Some(uploader.id.to_string());
+                    e.username = Some(uploader.username.to_string());
                     e.file_id = Some(file.id.to_string());
                     e.file_name = Some(outcome.name.clone());
                     e.storage_key = Some(file.key.to_string());
@@ -243,18 +242,41 @@ pub async fn create(
                 .await;
         }
     }
+    Ok(Ok(outcomes))
+}
 
-    let duplicates = duplicates_of(&state, &outcomes).await?;
+/// The most telling status of an upload that refused some of its files: a size problem, else
+/// a type problem, else the rest.
+pub(crate) fn refused_status(outcomes: &[Outcome]) -> StatusCode {
     let refusals: Vec<&Refusal> = outcomes.iter().filter_map(|o| o.refusal.as_ref()).collect();
-    let stored: Vec<&StoredFile> = outcomes.iter().filter_map(|o| o.stored.as_ref()).collect();
-    // The most telling status: a size problem, else a type problem, else the rest.
-    let status = [
+    [
         StatusCode::PAYLOAD_TOO_LARGE,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
     ]
     .into_iter()
     .find(|s| refusals.iter().any(|r| refusal_status(r) == *s))
-    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+pub async fn create(
+    req: HttpRequest,
+    StaffUser(current): StaffUser,
+    session: TypedSession,
+    state: web::Data<AppState>,
+    mut multipart: Multipart,
+) -> Result<HttpResponse, AppError> {
+    let outcomes = match receive_and_store(&req, &state, &current.user, &mut multipart).await? {
+        Ok(outcomes) => outcomes,
+        Err(message) => {
+            let page = new_page(&state, &current, Some(message)).await?;
+            return html::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
+
+    let duplicates = duplicates_of(&state, &outcomes).await?;
+    let refusals: Vec<&Refusal> = outcomes.iter().filter_map(|o| o.refusal.as_ref()).collect();
+    let stored: Vec<&StoredFile> = outcomes.iter().filter_map(|o| o.stored.as_ref()).collect();
+    let status = refused_status(&outcomes);
     if wants_json(&req) {
         // The upload page's script: one result per file, no redirect, no flash.
         let status = if refusals.is_empty() {
