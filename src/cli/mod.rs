@@ -2,6 +2,8 @@
 //! longer commands live in modules of their own beside this one.
 //! Every failure comes back as a `CliError`, which `main` prints as one line.
 
+mod ops;
+
 use std::io::{BufRead, IsTerminal};
 
 use clap::{Parser, Subcommand};
@@ -52,6 +54,14 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Store files as the admin upload does, as a staff user; a line per file.
+    Upload(ops::upload::UploadArgs),
+    /// Register the files already under a filesystem storage's root, keeping their keys.
+    Import(ops::import::ImportArgs),
+    /// Read every object back against its row; report missing, corrupt and orphan objects.
+    Verify(ops::verify::VerifyArgs),
+    /// Move files between storages (copy, check, switch the row, remove the original).
+    Move(ops::move_files::MoveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +81,8 @@ pub enum AuditCommand {
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
         /// Only this kind of event (download, upload, edit, delete, link_created,
-        /// link_revoked, user_created, user_changed, password_set, login, login_failed).
+        /// link_revoked, user_created, user_changed, password_set, login, login_failed,
+        /// moved, ...).
         #[arg(long, value_name = "KIND")]
         event: Option<String>,
     },
@@ -206,6 +217,10 @@ impl Cli {
                 user_command(&db, command)
             }
             Command::Audit { command } => audit_command(&settings, command),
+            Command::Upload(args) => ops::upload::run(&ops::Context::open(settings)?, args),
+            Command::Import(args) => ops::import::run(&ops::Context::open(settings)?, args),
+            Command::Verify(args) => ops::verify::run(&ops::Context::open(settings)?, args),
+            Command::Move(args) => ops::move_files::run(&ops::Context::open(settings)?, args),
         }
     }
 }
