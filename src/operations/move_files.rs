@@ -36,21 +36,33 @@ pub const GRACE: Duration = Duration::from_secs(2);
 /// The journal names of moves start with this.
 const JOURNAL_PREFIX: &str = "move-";
 
-/// Where a move can be told to stop and wait to be killed, for the tests of a stopped move
-/// (`PRIVATE_MEDIA_MOVE_STALL`): after the first file's copy, or after its switch.
+/// Where a move can be told to stop, for the tests of a stopped or raced move
+/// (`PRIVATE_MEDIA_MOVE_STALL`): after the first file's copy (`copied`) or after its switch
+/// (`switched`), waiting there to be killed, or with `:MS` for that many milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stall {
+pub struct Stall {
+    step: Step,
+    pause: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
     Copied,
     Switched,
 }
 
 impl Stall {
     pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "copied" => Some(Stall::Copied),
-            "switched" => Some(Stall::Switched),
-            _ => None,
-        }
+        let (step, pause) = match value.split_once(':') {
+            Some((step, ms)) => (step, Some(Duration::from_millis(ms.parse().ok()?))),
+            None => (value, None),
+        };
+        let step = match step {
+            "copied" => Step::Copied,
+            "switched" => Step::Switched,
+            _ => return None,
+        };
+        Some(Self { step, pause })
     }
 }
 
@@ -149,7 +161,7 @@ impl Mover {
         }
         let object = (file.size, file.sha256.clone());
         let key = self.copy(&file, &object).await?;
-        self.stall_at(Stall::Copied).await;
+        self.stall_at(Step::Copied).await;
         let (id, from, to) = (file.id.clone(), file.storage_key.clone(), key.clone());
         let (from_name, to_name) = (self.from_name.clone(), self.to_name.clone());
         let (journal, sha256) = (self.journal.clone(), file.sha256.clone());
@@ -177,7 +189,7 @@ impl Mover {
                 return Err(e.into());
             }
         }
-        self.stall_at(Stall::Switched).await;
+        self.stall_at(Step::Switched).await;
         self.leaving
             .push_back((file.storage_key.clone(), Instant::now()));
         Ok(Moved::Done { file, key })
@@ -288,12 +300,18 @@ impl Mover {
         failed
     }
 
-    async fn stall_at(&self, step: Stall) {
-        if self.stall == Some(step) {
-            println!("stalled after the first file's {step:?} step (PRIVATE_MEDIA_MOVE_STALL)");
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
-            std::future::pending::<()>().await;
+    /// Stops at `step` of the first file, when told to (`Stall`).
+    async fn stall_at(&mut self, step: Step) {
+        let Some(stall) = self.stall.filter(|s| s.step == step) else {
+            return;
+        };
+        self.stall = None;
+        println!("stalled after the first file's {step:?} step (PRIVATE_MEDIA_MOVE_STALL)");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        match stall.pause {
+            Some(pause) => tokio::time::sleep(pause).await,
+            None => std::future::pending::<()>().await,
         }
     }
 }
@@ -329,8 +347,14 @@ mod tests {
 
     #[test]
     fn stalls_parse() {
-        assert_eq!(Stall::parse("copied"), Some(Stall::Copied));
-        assert_eq!(Stall::parse("switched"), Some(Stall::Switched));
+        let stall = |step, pause| Some(Stall { step, pause });
+        assert_eq!(Stall::parse("copied"), stall(Step::Copied, None));
+        assert_eq!(Stall::parse("switched"), stall(Step::Switched, None));
+        assert_eq!(
+            Stall::parse("copied:250"),
+            stall(Step::Copied, Some(Duration::from_millis(250)))
+        );
+        assert_eq!(Stall::parse("copied:soon"), None);
         assert_eq!(Stall::parse("never"), None);
     }
 }
