@@ -406,3 +406,46 @@ async fn bad_moves_are_refused_clearly() {
     assert_eq!(app.file_rows()[0].storage, "local");
     assert!(s3_keys(&server).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_name_with_spaces_and_letters_moves_to_s3_and_back() {
+    let server = S3Server::start().await;
+    let app = two_storage_app(&server).await;
+    app.add_user("staffer", Role::Staff);
+    let reader = app.logged_in("reader", Role::Superuser).await;
+    let key = "Grüße/März 2020.txt";
+    let path = app.storage_root().join(key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"spring").unwrap();
+    let root = app.storage_root();
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+        run(
+            &app,
+            &server,
+            &["import", root.to_str().unwrap(), "--as", "staffer"],
+        )
+    });
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let file = app.file_rows().pop().unwrap();
+    let body = vec![(file.clone(), b"spring".to_vec())];
+
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+        run(&app, &server, &["move", "--from", "local", "--to", "s3"])
+    });
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(s3_keys(&server), vec![key.to_owned()]);
+    assert_downloads(&reader, &body).await;
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| run(&app, &server, &["verify"]));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+        run(&app, &server, &["move", "--from", "s3", "--to", "local"])
+    });
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(app.stored_objects(), vec![key.to_owned()]);
+    let response = reader
+        .get("/private-media/Gr%C3%BC%C3%9Fe/M%C3%A4rz%202020.txt")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"spring");
+}

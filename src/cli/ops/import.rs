@@ -46,6 +46,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
     };
     let (mut registered, mut known, mut refused, mut failed, mut total) = (0, 0, 0, 0, 0);
     super::block_on(async {
+        ctx.reconcile().await;
         let entries = import::entries(storage.as_ref(), &under)
             .await
             .map_err(|e| CliError::Input(format!("cannot list {}: {e}", args.dir.display())))?;

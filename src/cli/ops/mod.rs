@@ -43,6 +43,12 @@ impl Context {
         })
     }
 
+    /// What a start cleans up before it takes uploads: the objects of uploads a crash (or a
+    /// kill of this command) cut short between object and row.
+    pub async fn reconcile(&self) {
+        crate::upload::reconcile_interrupted(&self.db, &self.storages).await;
+    }
+
     /// The configured storage `name`, or an error naming the ones there are.
     pub fn storage(&self, name: &str) -> Result<Arc<dyn Storage>, CliError> {
         self.storages.get(name).cloned().ok_or_else(|| {

@@ -1,9 +1,10 @@
-//! One line per item, and on a terminal a progress bar under the lines (`indicatif`); with
-//! stdout not a terminal (a pipe, a log, the tests) the plain lines alone.
+//! One line per item, and on a terminal a progress bar under the lines (`indicatif`, drawn on
+//! stdout with the lines); with stdout not a terminal (a pipe, a log, the tests) the plain
+//! lines alone.
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -13,7 +14,8 @@ impl Progress {
     /// A bar over `total` items, shown only when stdout is a terminal.
     pub fn new(total: usize, what: &str) -> Self {
         let bar = std::io::stdout().is_terminal().then(|| {
-            let bar = ProgressBar::new(total as u64);
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template(&format!(
                 "{{bar:40}} {{pos}}/{{len}} {what} {{elapsed}} (eta {{eta}})"
             ))

@@ -75,6 +75,7 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
     let (mut stored, mut refused, mut failed) = (0, 0, 0);
     let rule_words = args.access.describe();
     super::block_on(async {
+        ctx.reconcile().await;
         for candidate in &candidates {
             let path = match candidate {
                 Candidate::Refused(path, reason) => {
