@@ -449,3 +449,61 @@ async fn an_imported_name_with_spaces_and_letters_moves_to_s3_and_back() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"spring");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_move_between_two_folders_and_a_corrupt_one_stays() {
+    let archive = tempfile::tempdir().unwrap();
+    let archive_root = archive.path().to_owned();
+    let app = spawn_app_with(|s| {
+        s.storages.insert(
+            "archive".to_owned(),
+            StorageSettings::Filesystem {
+                root: archive_root.clone(),
+            },
+        );
+    })
+    .await;
+    let staff = app.logged_in("staffer", Role::Staff).await;
+    let files = three_files(&app, &staff).await;
+    let (bad, _) = &files[2];
+    std::fs::write(app.storage_root().join(bad.storage_key.as_str()), b"gammA").unwrap();
+    let root = archive_root.to_str().unwrap().to_owned();
+    let env = [
+        ("PRIVATE_MEDIA_STORAGES__ARCHIVE__KIND", "filesystem"),
+        ("PRIVATE_MEDIA_STORAGES__ARCHIVE__ROOT", root.as_str()),
+    ];
+    let output = tokio::task::block_in_place(|| {
+        app.cli_with_env(&["move", "--from", "local", "--to", "archive"], &env)
+    });
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "failed {}: its object differs from its row",
+            bad.id
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("moved 2 of 3 file(s) from `local` to `archive`: 1 failed"),
+        "{stdout}"
+    );
+    let rows = app.file_rows();
+    assert_eq!(rows.iter().filter(|r| r.storage == "archive").count(), 2);
+    assert_eq!(
+        rows.iter().find(|r| r.id == bad.id).unwrap().storage,
+        "local"
+    );
+    assert_eq!(app.stored_objects(), vec![bad.storage_key.to_string()]);
+    for (file, body) in &files[..2] {
+        let stored = std::fs::read(archive_root.join(file.storage_key.as_str())).unwrap();
+        assert_eq!(&stored, body);
+    }
+    assert_downloads(&staff, &files[..2]).await;
+    assert!(pending(&app).is_empty());
+}
