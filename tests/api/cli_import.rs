@@ -194,5 +194,37 @@ async fn a_folder_of_the_root_only_and_clear_errors_otherwise() {
     }
     let (code, _, _) = import(&app, &[root.as_str()]);
     assert_eq!(code, Some(2), "--as is required");
+    // An S3 storage has no folder to import from (it is never reached for this).
+    let remote = [
+        ("PRIVATE_MEDIA_STORAGES__REMOTE__KIND", "s3"),
+        ("PRIVATE_MEDIA_STORAGES__REMOTE__BUCKET", "media"),
+        ("PRIVATE_MEDIA_STORAGES__REMOTE__REGION", "us-east-1"),
+        (
+            "PRIVATE_MEDIA_STORAGES__REMOTE__ENDPOINT",
+            "http://127.0.0.1:9",
+        ),
+        ("PRIVATE_MEDIA_STORAGES__REMOTE__ACCESS_KEY_ID", "id"),
+        (
+            "PRIVATE_MEDIA_STORAGES__REMOTE__SECRET_ACCESS_KEY",
+            "secret",
+        ),
+    ];
+    let output = app.cli_with_env(
+        &[
+            "import",
+            root.as_str(),
+            "--storage",
+            "remote",
+            "--as",
+            "staffer",
+        ],
+        &remote,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("`remote` is not a filesystem storage"),
+        "{stderr}"
+    );
     assert_eq!(app.file_rows().len(), 1);
 }

@@ -301,8 +301,9 @@ async fn a_move_killed_half_way_is_finished_by_the_next_with_every_object_once()
     assert_eq!(code, Some(0), "{stdout}{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_during_the_move_wins_and_the_copy_goes() {
+/// A move that waits after its copy while the file is deleted (`replace: false`) or given new
+/// content: the change wins, the copy goes, and nothing of the old content is left.
+async fn a_change_during_the_move_wins(replace: bool) {
     let server = S3Server::start().await;
     let app = two_storage_app(&server).await;
     let staff = app.logged_in("staffer", Role::Staff).await;
@@ -323,13 +324,18 @@ async fn a_delete_during_the_move_wins_and_the_copy_goes() {
     let first = tokio::task::block_in_place(|| lines.next().unwrap().unwrap());
     assert!(first.starts_with("stalled"), "{first}");
     assert_eq!(s3_keys(&server).len(), 1, "the copy is there");
-    let deleted = staff
-        .post_form(
-            &format!("/admin/files/{}/delete", file.id),
-            &[("csrf_token", token.as_str())],
-        )
-        .await;
-    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    if replace {
+        let status = crate::replace_races::replace_now(&staff, &file.id, "b.txt", b"beta").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    } else {
+        let deleted = staff
+            .post_form(
+                &format!("/admin/files/{}/delete", file.id),
+                &[("csrf_token", token.as_str())],
+            )
+            .await;
+        assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    }
     let rest: Vec<String> = tokio::task::block_in_place(|| lines.map_while(Result::ok).collect());
     let status = tokio::task::block_in_place(|| child.wait().unwrap());
     assert_eq!(status.code(), Some(1), "{rest:?}");
@@ -339,9 +345,27 @@ async fn a_delete_during_the_move_wins_and_the_copy_goes() {
         "{rest}"
     );
     assert!(s3_keys(&server).is_empty(), "the copy was removed");
-    assert!(app.stored_objects().is_empty());
-    assert!(app.file_rows().is_empty());
     assert!(pending(&app).is_empty());
+    if replace {
+        let rows = app.file_rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].storage, "local");
+        assert_eq!(app.stored_objects(), vec![rows[0].storage_key.to_string()]);
+        assert_downloads(&staff, &[(rows[0].clone(), b"beta".to_vec())]).await;
+    } else {
+        assert!(app.stored_objects().is_empty());
+        assert!(app.file_rows().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_during_the_move_wins_and_the_copy_goes() {
+    a_change_during_the_move_wins(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replace_during_the_move_wins_and_the_copy_goes() {
+    a_change_during_the_move_wins(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
