@@ -31,6 +31,7 @@ pub mod html;
 pub mod ids;
 pub mod limits;
 pub mod logging;
+pub mod operations;
 pub mod routes;
 pub mod secret;
 pub mod share_tally;

@@ -154,8 +154,8 @@ pub fn download(
 
 /// A change: `event` names it (`upload`, `edit`, `owner`, `replace`, `delete`, `link_created`,
 /// `link_revoked`, `user_created`, `user_changed`, `user_deleted`, `password_set`,
-/// `password_changed`, `login`, `login_failed`, `token_created`, `token_revoked`), `detail`
-/// says what changed.
+/// `password_changed`, `login`, `login_failed`, `token_created`, `token_revoked`; `moved`
+/// from the command line), `detail` says what changed.
 pub fn change(
     req: &HttpRequest,
     trusted: &TrustedProxies,

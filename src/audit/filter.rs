@@ -8,12 +8,13 @@ use crate::db::models::audit_event::EventFilter;
 use crate::domain::FileId;
 
 /// Every kind of event the log holds, in the order the page's menu offers them.
-pub const EVENT_KINDS: [&str; 17] = [
+pub const EVENT_KINDS: [&str; 18] = [
     "download",
     "upload",
     "edit",
     "owner",
     "replace",
+    "moved",
     "delete",
     "link_created",
     "link_revoked",

@@ -3,6 +3,7 @@
 //! Every failure comes back as a `CliError`, which `main` prints as one line.
 
 mod token;
+mod ops;
 
 use std::io::{BufRead, IsTerminal};
 
@@ -59,6 +60,14 @@ pub enum Command {
         #[command(subcommand)]
         command: token::TokenCommand,
     },
+    /// Store files as the admin upload does, as a staff user; a line per file.
+    Upload(ops::upload::UploadArgs),
+    /// Register the files already under a filesystem storage's root, keeping their keys.
+    Import(ops::import::ImportArgs),
+    /// Read every object back against its row; report missing, corrupt and orphan objects.
+    Verify(ops::verify::VerifyArgs),
+    /// Move files between storages (copy, check, switch the row, remove the original).
+    Move(ops::move_files::MoveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,7 +88,7 @@ pub enum AuditCommand {
         user: Option<String>,
         /// Only this kind of event (download, upload, edit, owner, replace, delete,
         /// link_created, link_revoked, user_created, user_changed, user_deleted, password_set,
-        /// password_changed, login, login_failed, token_created, token_revoked).
+        /// password_changed, login, login_failed, token_created, token_revoked, moved).
         #[arg(long, value_name = "KIND")]
         event: Option<String>,
     },
@@ -217,6 +226,10 @@ impl Cli {
             Command::Token { command } => {
                 token::run(&startup::open_database(&settings)?.db, command)
             }
+            Command::Upload(args) => ops::upload::run(&ops::Context::open(settings)?, args),
+            Command::Import(args) => ops::import::run(&ops::Context::open(settings)?, args),
+            Command::Verify(args) => ops::verify::run(&ops::Context::open(settings)?, args),
+            Command::Move(args) => ops::move_files::run(&ops::Context::open(settings)?, args),
         }
     }
 }

@@ -188,7 +188,10 @@ fn handed_over(
     header_name: &'static str,
     target: &str,
 ) -> Result<HttpResponse, AppError> {
-    let target = HeaderValue::from_str(target)
+    // As bytes: an imported key may hold letters beyond ASCII, which `X-Sendfile` carries as
+    // the path's own UTF-8 (nginx's target is percent-encoded ASCII). Control characters
+    // are still refused (no key holds one).
+    let target = HeaderValue::from_bytes(target.as_bytes())
         .map_err(|_| AppError::Internal(format!("cannot put {target:?} in {header_name}")))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, presentation.content_type.to_string()))

@@ -1,10 +1,15 @@
 //! `StorageKey`: the one type that makes object keys, and so the one place that decides
 //! whether a key is safe.
 //!
-//! A key is relative, `/`-separated, ASCII-safe (`A-Z a-z 0-9 . _ -`), with no empty, `.` or
-//! `..` segments, no segment starting with `.` (the filesystem backend keeps its temp files
-//! under `.tmp/`), no segment over 255 bytes and no more than 1024 bytes in all. Anything
-//! built or parsed into a `StorageKey` therefore stays inside its storage's root.
+//! A key is relative and `/`-separated, with no empty, `.` or `..` segments, no segment
+//! starting with `.` (the filesystem backend keeps its temp files under `.tmp/`), no control
+//! character and no backslash, no segment over 255 bytes and no more than 1024 bytes in all.
+//! Anything built or parsed into a `StorageKey` therefore stays inside its storage's root.
+//!
+//! Keys the app makes (`for_upload`, `with_unique_suffix`) are ASCII-safe besides
+//! (`A-Z a-z 0-9 . _ -`). Keys it only accepts (`parse`: a row, a URL of the path view, a file
+//! `private-media import` registers where an older app left it) may hold spaces and any
+//! letter: django-private-storage wrote such names, and their links must keep working.
 
 use chrono::{DateTime, Datelike, Utc};
 
@@ -31,13 +36,18 @@ fn valid_segment(segment: &str) -> Result<(), InvalidKey> {
     if segment.len() > MAX_SEGMENT_BYTES {
         return Err(InvalidKey("a segment is too long"));
     }
-    if !segment
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return Err(InvalidKey("a character outside A-Z a-z 0-9 . _ -"));
+    if segment.chars().any(char::is_control) {
+        return Err(InvalidKey("a control character"));
+    }
+    if segment.contains('\\') {
+        return Err(InvalidKey("a backslash"));
     }
     Ok(())
+}
+
+fn ascii_safe(key: &str) -> bool {
+    key.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-' || b == b'/')
 }
 
 impl StorageKey {
@@ -103,6 +113,11 @@ impl StorageKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the key holds only `A-Z a-z 0-9 . _ -` and `/`: every key the app makes does.
+    pub fn is_ascii_safe(&self) -> bool {
+        ascii_safe(&self.0)
     }
 
     pub fn into_string(self) -> String {
@@ -216,6 +231,10 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(upload(name), expected, "{name:?}");
             assert!(StorageKey::parse(&upload(name)).is_ok(), "{name:?}");
+            assert!(
+                StorageKey::parse(&upload(name)).unwrap().is_ascii_safe(),
+                "{name:?}"
+            );
         }
     }
 
@@ -256,15 +275,33 @@ mod tests {
             ".tmp/x",
             "a\\b",
             "a\0b",
-            "a%2fb",
-            "é",
-            "a b",
+            "a\tb",
+            "a\u{7f}b",
+            "a/\u{85}",
             &"a".repeat(256),
             &"a/".repeat(600),
         ] {
             assert!(StorageKey::parse(bad).is_err(), "{bad:?}");
         }
         assert!(StorageKey::parse("2026/03/07/report_x1.pdf").is_ok());
+    }
+
+    /// What Django's storage wrote stays a key as it is: old links name it so.
+    #[test]
+    fn parse_keeps_spaces_and_letters_of_existing_names() {
+        for kept in [
+            "a b.pdf",
+            "é",
+            "Grüße/März 2020.txt",
+            "日本語.png",
+            "a%2fb",
+            "50% off.txt",
+        ] {
+            let key = StorageKey::parse(kept).unwrap();
+            assert_eq!(key.as_str(), kept);
+            assert!(!key.is_ascii_safe(), "{kept:?}");
+        }
+        assert!(StorageKey::parse("2026/a_b.pdf").unwrap().is_ascii_safe());
     }
 
     mod properties {
@@ -329,7 +366,9 @@ mod tests {
                 let now = DateTime::from_timestamp(seconds, 0).expect("a date");
                 let key = StorageKey::for_upload(&upload_to, now, &username, &name);
                 prop_assert_eq!(StorageKey::parse(key.as_str()), Ok(key.clone()));
+                prop_assert!(key.is_ascii_safe(), "{key:?}");
                 let fresh = key.with_unique_suffix();
+                prop_assert!(fresh.is_ascii_safe(), "{fresh:?}");
                 prop_assert_eq!(StorageKey::parse(fresh.as_str()), Ok(fresh.clone()));
             }
         }

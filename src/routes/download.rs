@@ -181,7 +181,8 @@ async fn by_path_checked(
         return Err(AppError::Forbidden);
     }
     // The router's tail match, percent-decoded once: `%2e%2e` is `..` here, and `%252e`
-    // stays `%2e`; `StorageKey` refuses both.
+    // stays `%2e` (a name of three characters, never a dot): `StorageKey` refuses `..`, and
+    // takes the spaces and letters of names an older app wrote (`a%20b.pdf` is `a b.pdf`).
     let raw = req.match_info().get("key").unwrap_or_default();
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()

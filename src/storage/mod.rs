@@ -81,6 +81,16 @@ pub struct LocalObject {
     pub path: PathBuf,
 }
 
+/// One entry of a storage's listing (`Storage::list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// An object under a valid key.
+    Object { key: StorageKey, size: u64 },
+    /// Something no key can name (a symlink, a name with a control character, a folder that
+    /// cannot be read): `name` as found, relative to the storage, and why it is left alone.
+    Unusable { name: String, reason: String },
+}
+
 /// An inclusive byte range `start..=end`, already checked against the object's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
@@ -139,6 +149,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Writes, reads back and deletes a probe object.
     async fn check(&self) -> Result<(), StorageError>;
+
+    /// Every object under the folder `under` (`""`: the whole storage), the temporary area
+    /// of uploads aside, sorted by name: what `verify` and `import` look at. Symlinks are
+    /// listed as unusable, never followed.
+    async fn list(&self, under: &str) -> Result<Vec<Listed>, StorageError>;
 
     /// This running storage's name for itself, recorded with the keys its uploads reserve.
     fn instance(&self) -> &str;

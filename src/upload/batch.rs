@@ -68,7 +68,7 @@ pub async fn store_batch(
 }
 
 /// A file's title: the sender's, told apart by the file's name when it covers several files.
-fn title_for(title: &str, name: &str, several: bool) -> String {
+pub fn title_for(title: &str, name: &str, several: bool) -> String {
     match (title.is_empty(), several) {
         (true, _) => name.to_owned(),
         (false, false) => title.to_owned(),

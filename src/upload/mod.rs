@@ -2,7 +2,7 @@
 //! is streamed into a pending storage upload (`stream`), and an accepted one is stored under a
 //! reserved key with its row (`store`), one after another for files sent together (`batch`); `replace` gives a stored file new
 //! content under the same id; `remove` deletes one (object, then row); `reconcile` is the start-up clean-up of uploads a
-//! crash cut short. Nothing here knows about HTTP: `error.rs` maps refusals to status codes.
+//! crash cut short. The command line's `upload` and `move` use the same steps. Nothing here knows about HTTP: `error.rs` maps refusals to status codes.
 
 mod batch;
 mod hashing;
@@ -12,11 +12,14 @@ mod replace;
 mod store;
 mod stream;
 
-pub use batch::{Batch, Outcome, Slot, store_batch};
+pub use batch::{Batch, Outcome, Slot, store_batch, title_for};
+pub(crate) use hashing::{HashError, Hasher};
+pub(crate) use reconcile::is_the_uploaded_object;
 pub use reconcile::reconcile_interrupted;
 pub use remove::{ObjectState, RemoveError, remove_file};
 pub use replace::{ReplaceError, ReplaceRequest, Replaced, replace_content};
 pub use store::{Destination, StoreError, StoreRequest, StoredFile, store_accepted};
+pub(crate) use store::{commit_reserved, release};
 pub use stream::{ReceiveError, Received, receive, sniff};
 
 /// Why a file was refused, in words for the person who uploaded it.

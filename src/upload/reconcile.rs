@@ -8,7 +8,7 @@ use crate::storage::Storage;
 
 /// Whether the object at `key` is the one an interrupted upload meant to put there (same
 /// size and SHA-256): anything else there is someone else's and stays.
-async fn is_the_uploaded_object(
+pub(crate) async fn is_the_uploaded_object(
     storage: &dyn Storage,
     key: &crate::domain::StorageKey,
     size: i64,

@@ -78,6 +78,7 @@ async fn replace(
         &db,
         storage.as_ref(),
         &storage_name,
+        storage.instance(),
         received.pending,
         wanted,
         &object,

@@ -99,6 +99,7 @@ async fn store(
         &db,
         storage.as_ref(),
         &storage_name,
+        storage.instance(),
         received.pending,
         wanted,
         &object,
@@ -151,11 +152,13 @@ async fn store(
 
 /// Reserves a free key for the upload (no row and no other upload holds it), then commits the
 /// object under it. The reservation hides the object until its row exists and lets a start
-/// after a crash remove it; the row's insert releases it.
-pub(super) async fn commit_reserved(
+/// after a crash remove it; the row's insert releases it. `instance` is recorded with the
+/// reservation: the storage's own for an upload, a move's journal name for a move's copy.
+pub(crate) async fn commit_reserved(
     db: &Db,
     storage: &dyn Storage,
     storage_name: &str,
+    instance: &str,
     pending: Box<dyn PendingUpload>,
     wanted: StorageKey,
     object: &(i64, String),
@@ -173,7 +176,7 @@ pub(super) async fn commit_reserved(
                 return Err(e.into());
             }
         };
-        if !taken && reserve(db, storage, storage_name, &candidate, object).await? {
+        if !taken && reserve(db, instance, storage_name, &candidate, object).await? {
             reserved = true;
             break;
         }
@@ -193,7 +196,7 @@ pub(super) async fn commit_reserved(
     if key != candidate {
         // A file was put at the candidate by hand in the moment since it was checked, and the
         // storage chose a fresh name: move the reservation to it.
-        let moved = reserve(db, storage, storage_name, &key, object).await;
+        let moved = reserve(db, instance, storage_name, &key, object).await;
         release(db, storage_name, &candidate).await;
         if !matches!(moved, Ok(true)) {
             if let Err(e) = storage.delete(&key).await {
@@ -207,16 +210,12 @@ pub(super) async fn commit_reserved(
 
 async fn reserve(
     db: &Db,
-    storage: &dyn Storage,
+    instance: &str,
     storage_name: &str,
     key: &StorageKey,
     object: &(i64, String),
 ) -> Result<bool, StoreError> {
-    let (name, key, instance) = (
-        storage_name.to_owned(),
-        key.clone(),
-        storage.instance().to_owned(),
-    );
+    let (name, key, instance) = (storage_name.to_owned(), key.clone(), instance.to_owned());
     let (size, sha256) = (object.0, object.1.clone());
     Ok(db
         .run(move |c| PendingKey::reserve(c, &name, &key, &instance, (size, &sha256)))
@@ -224,7 +223,7 @@ async fn reserve(
 }
 
 /// Ends a reservation whose upload failed. If even that fails, the next start finds it.
-pub(super) async fn release(db: &Db, storage_name: &str, key: &StorageKey) {
+pub(crate) async fn release(db: &Db, storage_name: &str, key: &StorageKey) {
     let (name, owned) = (storage_name.to_owned(), key.clone());
     if let Err(e) = db.run(move |c| PendingKey::release(c, &name, &owned)).await {
         tracing::warn!(key = %key, error = %e, "could not release a failed upload's key");

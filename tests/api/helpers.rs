@@ -241,6 +241,11 @@ impl TestApp {
         run_cli(self.data_dir.path(), args, stdin, &env)
     }
 
+    /// `DATABASE_URL` of this app's database, for a CLI process a test drives itself.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Runs the CLI against this app's database, with more environment.
     pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut all = vec![("DATABASE_URL", self.database_url.as_str())];

@@ -53,7 +53,12 @@ fn receiver_stream(
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-async fn replace_now(staff: &Browser, id: &FileId, name: &str, bytes: &[u8]) -> StatusCode {
+pub(crate) async fn replace_now(
+    staff: &Browser,
+    id: &FileId,
+    name: &str,
+    bytes: &[u8],
+) -> StatusCode {
     let token = staff.csrf_token(&format!("/admin/files/{id}")).await;
     let form = reqwest::multipart::Form::new()
         .text("csrf_token", token)

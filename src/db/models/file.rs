@@ -765,6 +765,66 @@ impl FileRow {
             > 0)
     }
 
+    /// The files of `storage` in id order, `limit` at a time after `after`: how `verify` and
+    /// `move` go through a storage without holding every row at once.
+    pub fn page_in_storage(
+        conn: &mut DbConn,
+        storage: &str,
+        after: Option<&FileId>,
+        limit: i64,
+    ) -> Result<Vec<FileRow>, DbError> {
+        let mut query = files::table
+            .filter(files::storage.eq(storage))
+            .select(FileRow::as_select())
+            .order(files::id.asc())
+            .limit(limit)
+            .into_boxed();
+        if let Some(after) = after {
+            query = query.filter(files::id.gt(after.clone()));
+        }
+        Ok(query.load(conn)?)
+    }
+
+    /// Points the row at its object's copy in another storage, if it still points at the
+    /// original (`from`): a replace or a delete that came first wins, and this returns false.
+    /// In the same transaction the copy's reservation ends and the original is journalled
+    /// under `journal` (the mover's name) as an object to remove.
+    pub fn move_object(
+        conn: &mut DbConn,
+        id: &FileId,
+        from: (&str, &StorageKey),
+        to: (&str, &StorageKey),
+        journal: (&str, i64, &str),
+    ) -> Result<bool, DbError> {
+        conn.transaction(|conn| {
+            let switched = diesel::update(
+                files::table
+                    .filter(files::id.eq(id))
+                    .filter(files::storage.eq(from.0))
+                    .filter(files::storage_key.eq(from.1)),
+            )
+            .set((
+                files::storage.eq(to.0),
+                files::storage_key.eq(to.1),
+                files::updated_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)?
+                == 1;
+            if switched {
+                super::pending_upload::PendingKey::release_in(conn, to.0, to.1)?;
+                super::pending_upload::PendingKey::journal_in(
+                    conn,
+                    from.0,
+                    from.1,
+                    journal.0,
+                    (journal.1, journal.2),
+                )?;
+            }
+            Ok(switched)
+        })
+        .map_err(|e: diesel::result::Error| DbError::from(e))
+    }
+
     pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
         Ok(files::table.count().get_result(conn)?)
     }

@@ -63,6 +63,30 @@ impl PendingKey {
         Ok(true)
     }
 
+    /// Records, inside a caller's transaction, that the object at `key` is to go: a move
+    /// that has just switched its row away from it (a stopped move removes it when run
+    /// again). An entry already there for the key is left as it is.
+    pub fn journal_in(
+        conn: &mut DbConn,
+        storage: &str,
+        key: &StorageKey,
+        instance: &str,
+        object: (i64, &str),
+    ) -> Result<(), diesel::result::Error> {
+        Self::release_in(conn, storage, key)?;
+        diesel::insert_into(pending_uploads::table)
+            .values((
+                pending_uploads::storage.eq(storage),
+                pending_uploads::storage_key.eq(key),
+                pending_uploads::instance.eq(instance),
+                pending_uploads::size.eq(object.0),
+                pending_uploads::sha256.eq(object.1),
+                pending_uploads::started_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
     pub fn release(conn: &mut DbConn, storage: &str, key: &StorageKey) -> Result<(), DbError> {
         Self::release_in(conn, storage, key).map_err(DbError::from)
     }

@@ -10,10 +10,11 @@
 //!
 //! This file opens the root and implements `Storage`. `upload.rs` writes an upload to its temp
 //! file and links it to its key, `instances.rs` tells live instances' temp folders from dead
-//! ones and sweeps the dead, and `inspect.rs` is `private-media check`'s look at a root.
+//! ones and sweeps the dead, `listing.rs` lists the objects, and `inspect.rs` is `private-media check`'s look at a root.
 
 mod inspect;
 mod instances;
+mod listing;
 mod upload;
 
 use std::fs::File;
@@ -211,6 +212,11 @@ impl Storage for FilesystemStorage {
         super::probe(self).await?;
         let _ = self.root.remove_empty_dir("private-media-check");
         Ok(())
+    }
+
+    async fn list(&self, under: &str) -> Result<Vec<super::Listed>, StorageError> {
+        let (root, under) = (Arc::clone(&self.root), under.to_owned());
+        blocking(move || listing::list(&root, &under)).await
     }
 }
 

@@ -249,6 +249,51 @@ impl Storage for S3Storage {
         super::probe(self).await
     }
 
+    async fn list(&self, under: &str) -> Result<Vec<super::Listed>, StorageError> {
+        use super::Listed;
+        let base = self.bucket.object_key("");
+        let prefix = match under.trim_end_matches('/') {
+            "" => base.clone(),
+            folder => self.bucket.object_key(&format!("{folder}/")),
+        };
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .bucket
+                .client
+                .list_objects_v2(ListObjectsV2Request {
+                    bucket: self.bucket.name.clone(),
+                    prefix: Some(prefix.clone()),
+                    continuation_token: token.take(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| classify(e, &prefix))?;
+            for object in page.contents.unwrap_or_default() {
+                let Some(name) = object.key.as_deref().and_then(|k| k.strip_prefix(&base)) else {
+                    continue;
+                };
+                if name.starts_with(TMP_PREFIX) {
+                    continue;
+                }
+                let size = object.size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                found.push(match StorageKey::parse(name) {
+                    Ok(key) => Listed::Object { key, size },
+                    Err(e) => Listed::Unusable {
+                        name: name.to_owned(),
+                        reason: e.to_string(),
+                    },
+                });
+            }
+            match page.next_continuation_token {
+                Some(next) if page.is_truncated == Some(true) => token = Some(next),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
     /// Temporary objects older than an hour: an upload's temporary object lives only between
     /// its completion and its copy, so an old one belongs to a process that died there.
     /// (Unfinished multipart uploads are left to the bucket's lifecycle rule, see README.)

@@ -1,0 +1,264 @@
+//! `private-media upload PATH...`: files stored exactly as the admin upload stores them
+//! (`upload::receive`, then `upload::store_accepted`: the same size and type checks, keys and
+//! rows, and an `upload` event), read from disk as a stream, one file after another, as a
+//! staff user. A refused or failed file is reported and the others go on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::db::models::user::User;
+use crate::domain::{AccessRule, UserId, Username};
+use crate::upload::{self, Destination, ReceiveError, Refusal, StoreRequest, StoredFile};
+
+use super::progress::Progress;
+use super::{Context, failures, parse_rule};
+use crate::cli::CliError;
+
+/// Chunks read from a file at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct UploadArgs {
+    /// Files, or folders with --recursive.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Upload the files in folders, and in their folders.
+    #[arg(long)]
+    recursive: bool,
+    /// The title (default: the file's name; with several files, "T (name)").
+    #[arg(long, value_name = "T", default_value = "")]
+    title: String,
+    /// Who may download: owner, staff, authenticated or users.
+    #[arg(long, value_name = "RULE", value_parser = parse_rule, default_value = "owner")]
+    access: AccessRule,
+    /// Whose files they are (default: the --as user).
+    #[arg(long, value_name = "USER")]
+    owner: Option<String>,
+    /// With --access users: a user who may download (once per user).
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// The storage (default: `[upload] storage`).
+    #[arg(long, value_name = "NAME")]
+    storage: Option<String>,
+    /// The active staff user who uploads.
+    #[arg(long = "as", value_name = "USERNAME")]
+    as_user: String,
+}
+
+/// A path found, or why it is not uploaded.
+enum Candidate {
+    File(PathBuf),
+    Refused(PathBuf, String),
+}
+
+pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
+    let uploader = ctx.staff_user(&args.as_user)?;
+    let owner = match &args.owner {
+        Some(name) => ctx.user(name)?,
+        None => uploader.clone(),
+    };
+    let readers = readers(ctx, args.access, &args.users)?;
+    let storage_name = args
+        .storage
+        .clone()
+        .unwrap_or_else(|| ctx.settings.upload.storage.clone());
+    let storage = ctx.storage(&storage_name)?;
+    let destination = Destination {
+        db: ctx.db.clone(),
+        storage: Arc::clone(&storage),
+        storage_name,
+        upload_to: ctx.settings.upload.upload_to.clone(),
+    };
+    let candidates = collect(&args.paths, args.recursive);
+    let several = candidates.len() > 1;
+    let progress = Progress::new(candidates.len(), "files");
+    let (mut stored, mut refused, mut failed) = (0, 0, 0);
+    let rule_words = args.access.describe();
+    super::block_on(async {
+        ctx.reconcile().await;
+        for candidate in &candidates {
+            let path = match candidate {
+                Candidate::Refused(path, reason) => {
+                    refused += 1;
+                    progress.line(&format!("refused {}: {reason}", path.display()));
+                    progress.advance();
+                    continue;
+                }
+                Candidate::File(path) => path,
+            };
+            let name = file_name(path);
+            let request = StoreRequest {
+                title: upload::title_for(&args.title, &name, several),
+                name: name.clone(),
+                owner: owner.clone(),
+                uploader: uploader.clone(),
+                rule: args.access,
+                readers: readers.clone(),
+            };
+            match upload_one(ctx, &destination, path, request).await {
+                Ok(Ok(file)) => {
+                    stored += 1;
+                    progress.line(&format!(
+                        "stored {}: {} ({}:{})",
+                        path.display(),
+                        file.id,
+                        destination.storage_name,
+                        file.key
+                    ));
+                    ctx.record("upload", Some(&uploader), |e| {
+                        e.file_id = Some(file.id.to_string());
+                        e.file_name = Some(name.clone());
+                        e.storage_key = Some(file.key.to_string());
+                        e.detail = Some(format!(
+                            "title “{}”; who may download: {rule_words}",
+                            file.title
+                        ));
+                    });
+                }
+                Ok(Err(refusal)) => {
+                    refused += 1;
+                    progress.line(&format!("refused {}: {}", path.display(), refusal.reason()));
+                }
+                Err(error) => {
+                    failed += 1;
+                    progress.line(&format!("failed {}: {error}", path.display()));
+                }
+            }
+            progress.advance();
+        }
+    });
+    progress.finish(&format!(
+        "uploaded {stored} of {} file(s): {refused} refused, {failed} failed",
+        candidates.len()
+    ));
+    failures(refused + failed, candidates.len(), "files")
+}
+
+/// Streams one file into the storage and stores it, or says why not.
+async fn upload_one(
+    ctx: &Context,
+    destination: &Destination,
+    path: &Path,
+    request: StoreRequest,
+) -> Result<Result<StoredFile, Refusal>, String> {
+    let policy = &ctx.settings.upload;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    // Refused before a byte is read, as `receive` would refuse it at the limit.
+    let size = file.metadata().await.map_err(|e| e.to_string())?.len();
+    if size > policy.max_file_size {
+        return Ok(Err(Refusal::TooLarge {
+            limit: policy.max_file_size,
+        }));
+    }
+    let mut body = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK);
+    let received = match upload::receive(
+        &mut body,
+        &request.name,
+        destination.storage.as_ref(),
+        policy,
+    )
+    .await
+    {
+        Ok(Ok(received)) => received,
+        Ok(Err(refusal)) => return Ok(Err(refusal)),
+        // The file grew past the limit while it was read.
+        Err(ReceiveError::CutOff(limit)) => return Ok(Err(Refusal::TooLarge { limit })),
+        Err(e) => return Err(e.to_string()),
+    };
+    upload::store_accepted(destination, received, request)
+        .await
+        .map(Ok)
+        .map_err(|e| e.to_string())
+}
+
+/// The readers for `--access users`; none for the other rules (where `--user` is refused).
+fn readers(ctx: &Context, rule: AccessRule, names: &[String]) -> Result<Vec<UserId>, CliError> {
+    if rule != AccessRule::Users {
+        if !names.is_empty() {
+            return Err(CliError::Input("--user needs --access users".into()));
+        }
+        return Ok(Vec::new());
+    }
+    let mut wanted = names
+        .iter()
+        .map(|n| Username::parse(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    wanted.sort();
+    wanted.dedup();
+    let found = User::find_many(&mut *ctx.db.get()?, &wanted)?;
+    if let Some(missing) = wanted
+        .iter()
+        .find(|n| !found.iter().any(|u| u.username == **n))
+    {
+        return Err(CliError::Input(format!(
+            "there is no user named `{missing}`"
+        )));
+    }
+    Ok(found.into_iter().map(|u| u.id).collect())
+}
+
+/// The name a file is stored under: its last component, without control characters (as the
+/// admin cleans a browser's file name).
+fn file_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The files named, folders walked when `recursive` (sorted; symlinks inside them are not
+/// followed), with what cannot be uploaded reported.
+fn collect(paths: &[PathBuf], recursive: bool) -> Vec<Candidate> {
+    let mut found = Vec::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Err(e) => found.push(Candidate::Refused(
+                path.clone(),
+                format!("cannot read it: {e}"),
+            )),
+            Ok(meta) if meta.is_file() => found.push(Candidate::File(path.clone())),
+            Ok(meta) if meta.is_dir() && recursive => walk(path, &mut found),
+            Ok(meta) if meta.is_dir() => found.push(Candidate::Refused(
+                path.clone(),
+                "a folder (use --recursive to upload what it holds)".into(),
+            )),
+            Ok(_) => found.push(Candidate::Refused(
+                path.clone(),
+                "not a regular file".into(),
+            )),
+        }
+    }
+    found
+}
+
+fn walk(dir: &Path, found: &mut Vec<Candidate>) {
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => {
+            found.push(Candidate::Refused(
+                dir.to_owned(),
+                format!("cannot read it: {e}"),
+            ));
+            return;
+        }
+    };
+    entries.sort();
+    for path in entries {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => found.push(Candidate::File(path)),
+            Ok(meta) if meta.is_dir() => walk(&path, found),
+            Ok(meta) if meta.file_type().is_symlink() => {
+                found.push(Candidate::Refused(path, "a symlink (not followed)".into()))
+            }
+            Ok(_) => found.push(Candidate::Refused(path, "not a regular file".into())),
+            Err(e) => found.push(Candidate::Refused(path, format!("cannot read it: {e}"))),
+        }
+    }
+}
