@@ -2,8 +2,8 @@
 //! longer commands live in modules of their own beside this one.
 //! Every failure comes back as a `CliError`, which `main` prints as one line.
 
-mod token;
 mod ops;
+mod token;
 
 use std::io::{BufRead, IsTerminal};
 
