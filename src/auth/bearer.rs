@@ -60,14 +60,20 @@ pub async fn authenticate(req: &HttpRequest) -> Result<ApiUser, ApiError> {
     )
     .map(|c| c.ip());
     let started = Instant::now();
-    if let Some(wait) = state.token_throttle.check(&digest, ip, started) {
-        return Err(ApiError::Throttled {
-            retry_after_secs: wait.as_secs().max(1),
-        });
+    let throttled = |wait: std::time::Duration| ApiError::Throttled {
+        retry_after_secs: wait.as_secs().max(1),
+    };
+    if let Some(wait) = state.token_throttle.check_token(&digest, started) {
+        return Err(throttled(wait));
     }
+    // Too many bad tokens from this address: a bad one is answered 429, a good one served.
     let refuse = |why: &'static str| {
+        let wait = ip.and_then(|ip| state.token_throttle.check_address(ip, started));
         state.token_throttle.failed(&digest, ip, started);
-        ApiError::TokenInvalid(why)
+        match wait {
+            Some(wait) => throttled(wait),
+            None => ApiError::TokenInvalid(why),
+        }
     };
     if ApiToken::parse(&text).is_none() {
         return Err(refuse("the token is not one this site issues"));

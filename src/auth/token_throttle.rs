@@ -45,6 +45,10 @@ fn address_key(ip: IpAddr) -> String {
     }
 }
 
+fn in_window(at: &Instant, now: Instant) -> bool {
+    now.saturating_duration_since(*at) < WINDOW
+}
+
 fn wait_from(oldest: Instant, now: Instant) -> Duration {
     (oldest + WINDOW)
         .saturating_duration_since(now)
@@ -59,29 +63,35 @@ impl TokenThrottle {
 
     /// How long a request with the token of `digest` from `ip` must wait, if it is refused.
     pub fn check(&self, digest: &str, ip: Option<IpAddr>, now: Instant) -> Option<Duration> {
+        self.check_token(digest, now)
+            .max(ip.and_then(|ip| self.check_address(ip, now)))
+    }
+
+    /// How long the token of `digest` must wait, if it failed too often.
+    pub fn check_token(&self, digest: &str, now: Instant) -> Option<Duration> {
         let failures = self.lock();
-        if failures.by_token.is_empty() {
-            return None;
+        let times = failures.by_token.get(digest)?;
+        let recent: Vec<&Instant> = times.iter().filter(|t| in_window(t, now)).collect();
+        if recent.len() >= PER_TOKEN {
+            return recent.first().map(|oldest| wait_from(**oldest, now));
         }
-        let in_window = |at: &Instant| now.saturating_duration_since(*at) < WINDOW;
-        let mut wait = None;
-        if let Some(times) = failures.by_token.get(digest) {
-            let recent: Vec<&Instant> = times.iter().filter(|t| in_window(t)).collect();
-            if recent.len() >= PER_TOKEN {
-                wait = recent.first().map(|oldest| wait_from(**oldest, now));
-            }
+        None
+    }
+
+    /// How long bad tokens from `ip` must wait, if too many were tried from there. A good
+    /// token is not asked this: a neighbour behind the same address guessing cannot lock
+    /// its holder out.
+    pub fn check_address(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let failures = self.lock();
+        let tokens = failures.by_address.get(&address_key(ip))?;
+        let recent: Vec<&Instant> = tokens.values().filter(|t| in_window(t, now)).collect();
+        if recent.len() >= PER_ADDRESS {
+            return recent
+                .into_iter()
+                .min()
+                .map(|oldest| wait_from(*oldest, now));
         }
-        if let Some(tokens) = ip.and_then(|ip| failures.by_address.get(&address_key(ip))) {
-            let recent: Vec<&Instant> = tokens.values().filter(|t| in_window(t)).collect();
-            if recent.len() >= PER_ADDRESS {
-                let oldest = recent
-                    .into_iter()
-                    .min()
-                    .map(|oldest| wait_from(*oldest, now));
-                wait = wait.max(oldest);
-            }
-        }
-        wait
+        None
     }
 
     /// Counts a failure of the token of `digest` from `ip`.

@@ -41,6 +41,11 @@ pub(crate) async fn recorded<E: ResponseError>(
     answer: Result<HttpResponse, E>,
 ) -> HttpResponse {
     let response = answer.unwrap_or_else(|e| e.error_response());
+    // A throttled request decided nothing about the file, and recording each would let a
+    // flood of them fill the log (throttled logins are not recorded either).
+    if response.status() == actix_web::http::StatusCode::TOO_MANY_REQUESTS {
+        return response;
+    }
     let event = audit::download(req, &state.settings.server.trusted_proxies, what, &response);
     state.audit.record(event).await;
     response
