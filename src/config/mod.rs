@@ -23,6 +23,7 @@ mod delivery;
 mod raw;
 mod server;
 mod sharing;
+mod thumbnails;
 mod sources;
 mod storages;
 mod upload;
@@ -34,6 +35,7 @@ pub use server::{
     DEFAULT_BODY_IDLE_SECS, DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_RATE_GRACE_SECS, ServerSettings,
 };
 pub use sharing::{AuditSettings, SharingSettings};
+pub use thumbnails::ThumbnailSettings;
 pub use storages::{DEFAULT_STORAGE, S3Encryption, S3Settings, StorageSettings};
 pub use upload::{ContentTypePattern, DEFAULT_MAX_FILE_SIZE, UploadSettings};
 
@@ -70,6 +72,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub sharing: SharingSettings,
     pub audit: AuditSettings,
+    pub thumbnails: ThumbnailSettings,
 }
 
 /// Key material for session cookies and signed links: at least 64 characters. Kept as a
@@ -269,6 +272,7 @@ impl Raw {
         let server = self.server.validate()?;
         let sharing = self.sharing.validate()?;
         let audit = self.audit.validate()?;
+        let thumbnails = self.thumbnails.validate()?;
         Ok(Settings {
             data_dir,
             database,
@@ -282,6 +286,7 @@ impl Raw {
             server,
             sharing,
             audit,
+            thumbnails,
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::auth::extractors::{current_user, current_user_and_file};
 use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
+use crate::db::read_cache::Readable;
 use crate::delivery::{self, Download, Presentation};
 use crate::domain::{FileId, StorageKey};
 use crate::error::AppError;
@@ -66,6 +67,35 @@ async fn by_id_checked(
     params: &DownloadParams,
     what: &mut DownloadEvent,
 ) -> Result<HttpResponse, AppError> {
+    let found = readable_file(req, id, what).await?;
+    let file = &found.0;
+    let storage = state.storage_of(file)?;
+    what.local = storage.kind() == "filesystem";
+    let presentation = Presentation::decide(
+        &file.content_type,
+        &file.original_name,
+        params.wants_inline(),
+    );
+    delivery::deliver(
+        req,
+        &state.settings.delivery,
+        Download {
+            storage: storage.as_ref(),
+            key: &file.storage_key,
+            presentation,
+        },
+    )
+    .await
+}
+
+/// The file `id` names, once the detail view's rule lets the logged-in user read it
+/// (anonymous: 303 to the login; not allowed: 403; unknown: 404). The thumbnail route asks
+/// the same question through it.
+pub(crate) async fn readable_file(
+    req: &HttpRequest,
+    id: &str,
+    what: &mut DownloadEvent,
+) -> Result<Readable, AppError> {
     // An id that cannot exist is still answered only to a logged-in user.
     let (current, found) = match FileId::parse(id) {
         Ok(id) => {
@@ -92,23 +122,7 @@ async fn by_id_checked(
     if !allowed {
         return Err(AppError::Forbidden);
     }
-    let storage = state.storage_of(file)?;
-    what.local = storage.kind() == "filesystem";
-    let presentation = Presentation::decide(
-        &file.content_type,
-        &file.original_name,
-        params.wants_inline(),
-    );
-    delivery::deliver(
-        req,
-        &state.settings.delivery,
-        Download {
-            storage: storage.as_ref(),
-            key: &file.storage_key,
-            presentation,
-        },
-    )
-    .await
+    Ok(found)
 }
 
 pub async fn by_path(
@@ -146,6 +160,10 @@ async fn by_path_checked(
     // client's text).
     what.storage_key = Some(decoded.chars().take(1024).collect());
     let key = StorageKey::parse(&decoded).map_err(|_| AppError::NotFound)?;
+    // A thumbnail is as private as its file: the path view's rule may be weaker.
+    if crate::thumbnails::is_derived(&key) {
+        return Err(AppError::NotFound);
+    }
     let storage = state
         .storages
         .get(DEFAULT_STORAGE)

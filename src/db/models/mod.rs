@@ -1,5 +1,6 @@
 pub mod audit_event;
 pub mod file;
+pub mod file_thumbnails;
 pub mod login_failure;
 pub mod pending_upload;
 pub mod session;

@@ -203,6 +203,7 @@ pub async fn create(
         storage: Arc::clone(&storage),
         storage_name,
         upload_to: state.settings.upload.upload_to.clone(),
+        thumbnails: state.thumbnailer.clone(),
     };
     let form = match form::read(&mut multipart, &state, &current, storage.as_ref()).await? {
         Ok(form) => form,
