@@ -23,9 +23,9 @@ mod delivery;
 mod raw;
 mod server;
 mod sharing;
-mod thumbnails;
 mod sources;
 mod storages;
+mod thumbnails;
 mod upload;
 
 pub use database::DatabaseUrl;
@@ -35,8 +35,8 @@ pub use server::{
     DEFAULT_BODY_IDLE_SECS, DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_RATE_GRACE_SECS, ServerSettings,
 };
 pub use sharing::{AuditSettings, SharingSettings};
-pub use thumbnails::ThumbnailSettings;
 pub use storages::{DEFAULT_STORAGE, S3Encryption, S3Settings, StorageSettings};
+pub use thumbnails::ThumbnailSettings;
 pub use upload::{ContentTypePattern, DEFAULT_MAX_FILE_SIZE, UploadSettings};
 
 /// A configuration problem, always tied to the key that caused it.

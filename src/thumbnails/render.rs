@@ -63,9 +63,7 @@ pub fn render(source: impl BufRead + Seek, max_pixels: u64) -> Result<Rendered, 
             max: max_pixels,
         });
     }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder)?;
     // Scaled first, turned after: the boxes are square, so the result is the same, and the
     // turn copies a thumbnail rather than the whole photo.

@@ -87,7 +87,9 @@ mod tests {
         let small = derived_key(&original, ThumbSize::Small).unwrap();
         assert_eq!(small.as_str(), "uploads/2026/photo.jpg.thumbs/small.jpg");
         assert!(is_derived(&small));
-        assert!(is_derived(&derived_key(&original, ThumbSize::Medium).unwrap()));
+        assert!(is_derived(
+            &derived_key(&original, ThumbSize::Medium).unwrap()
+        ));
         assert!(!is_derived(&original));
         // An upload named like the folder is still a file of its own.
         assert!(!is_derived(&StorageKey::parse("uploads/x.thumbs").unwrap()));

@@ -138,7 +138,9 @@ async fn replace(
             make_thumbnails(&thumbnails, &db, &storage, &row).await;
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(file = %before.id, error = %e, "could not read a replaced file back for its thumbnails"),
+        Err(e) => {
+            tracing::warn!(file = %before.id, error = %e, "could not read a replaced file back for its thumbnails")
+        }
     }
     Ok(Replaced {
         before,
