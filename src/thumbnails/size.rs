@@ -93,8 +93,12 @@ mod tests {
         assert!(!is_derived(&original));
         // An upload named like the folder is still a file of its own.
         assert!(!is_derived(&StorageKey::parse("uploads/x.thumbs").unwrap()));
-        let long = StorageKey::parse(&format!("{}/b.jpg", "a".repeat(250))).unwrap();
-        let longest = StorageKey::parse(&[long.as_str(); 4].join("/")).unwrap();
+        let segment = "a".repeat(250);
+        let longest = StorageKey::parse(&format!(
+            "{segment}/{segment}/{segment}/{}",
+            "b".repeat(255)
+        ))
+        .unwrap();
         assert!(derived_key(&longest, ThumbSize::Small).is_none());
     }
 }
