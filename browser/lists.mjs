@@ -7,9 +7,9 @@
 import { join } from "node:path";
 
 // The first bytes of each kind: enough for the server's sniffing.
+// A real 32×24 PNG (valid CRCs), so the server can make its thumbnail.
 const PNG = Buffer.from(
-  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
-    "1f15c4890000000d49444154789c63f8cfc0f01f0005000101ff89993d1d0000000049454e44ae426082",
+  "89504e470d0a1a0a0000000d494844520000002000000018080200000014316863000000274944415478da6338a1a141122251f90986510b462d18b560d482510b462d18b560d482a161010048ec482e68f7aaf80000000049454e44ae426082",
   "hex",
 );
 const PDF = Buffer.from("%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n");
@@ -45,6 +45,17 @@ export async function checkLists({ browser, base, login, shots, check }) {
 
   await page.goto(base + "/admin/files");
   const row = (title) => page.locator("table.files tbody tr", { hasText: title });
+  // Thumbnails: the image's small one, loaded through its access check; a type icon otherwise.
+  const thumb = row("Holiday photo").locator("img.thumb");
+  check((await thumb.getAttribute("alt")) === "holiday.png" && (await thumb.getAttribute("loading")) === "lazy", "the thumbnail's alt or loading is wrong");
+  await thumb.scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => { const img = document.querySelector("table.files img.thumb"); return img && img.complete && img.naturalWidth > 0; }, null, { timeout: 10000 });
+  check((await row("Invoice-March.pdf").locator(".type-icon.type-document").count()) === 1, "a PDF has no type icon");
+  await page.goto(base + "/files");
+  const userThumb = page.locator("table.files tbody tr", { hasText: "Holiday photo" }).locator("img.thumb");
+  await userThumb.scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => [...document.querySelectorAll("table.files img.thumb")].some((img) => img.complete && img.naturalWidth > 0), null, { timeout: 10000 });
+  await page.goto(base + "/admin/files");
   check((await row("letter.docx").locator("td[data-label=Type]").textContent()).includes("Word document"), "a .docx is not a Word document");
   check((await row("backup.zip").locator("td[data-label=Type]").textContent()).includes("ZIP archive"), "a .zip is not a ZIP archive");
   check((await row("Holiday photo").locator(".name").textContent()) === "holiday.png", "the name under a differing title is missing");

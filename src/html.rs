@@ -251,6 +251,14 @@ pub struct FileView {
     pub type_label: String,
     /// `?inline=1` for types a browser may show (images but SVG, PDF, text, audio, video).
     pub preview_url: Option<String>,
+    /// The small thumbnail, for images that have one (src/thumbnails/).
+    pub thumbnail_url: Option<String>,
+    /// The medium one, for the detail page's preview.
+    pub medium_url: Option<String>,
+    /// "4000 × 3000 pixels", once known.
+    pub dimensions: Option<String>,
+    /// The type family (`image`, `document`…), for the icon of a file without a thumbnail.
+    pub family: &'static str,
 }
 
 impl From<&crate::db::models::file::FileWithOwner> for FileView {
@@ -281,6 +289,17 @@ impl From<&crate::db::models::file::FileWithOwner> for FileView {
             )
             .inline
             .then(|| format!("/files/{}/download?inline=1", file.id)),
+            thumbnail_url: file
+                .thumbnails
+                .then(|| format!("/files/{}/thumbnail", file.id)),
+            medium_url: file
+                .thumbnails
+                .then(|| format!("/files/{}/thumbnail?size=medium", file.id)),
+            dimensions: file
+                .image_width
+                .zip(file.image_height)
+                .map(|(w, h)| format!("{w} × {h} pixels")),
+            family: crate::db::models::file::type_family(&file.original_name, &file.content_type),
         }
     }
 }

@@ -38,4 +38,5 @@ pub mod share_tally;
 pub mod startup;
 pub mod state;
 pub mod storage;
+pub mod thumbnails;
 pub mod upload;

@@ -310,6 +310,7 @@ fn run(
         share_tally,
         audit,
         audit_db,
+        thumbnailer: crate::thumbnails::Thumbnailer::from_settings(&settings),
     });
     let limits = Limits::from_settings(&settings.server);
     crate::delivery::set_pressure_threshold(limits.max_connections / 2);

@@ -21,6 +21,8 @@ pub struct AppState {
     pub audit: Audit,
     /// Where the audit log is read from (on SQLite a file of its own: `Db::audit`).
     pub audit_db: Db,
+    /// Makes the thumbnails of uploaded images (src/thumbnails/).
+    pub thumbnailer: crate::thumbnails::Thumbnailer,
 }
 
 impl AppState {

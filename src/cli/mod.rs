@@ -20,6 +20,8 @@ use crate::domain::{Role, Username, UsernameError};
 use crate::startup::{self, Application, StartupError};
 use crate::storage;
 
+mod thumbnails;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "private-media",
@@ -49,6 +51,16 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Make the thumbnails of stored images (JPEG, PNG, GIF, WebP): one line per file and a
+    /// summary, a progress bar on a terminal; exit 1 if any failed.
+    Thumbnails {
+        /// Only the images that have none yet.
+        #[arg(long)]
+        missing: bool,
+        /// Only the files of this storage.
+        #[arg(long, value_name = "NAME")]
+        storage: Option<String>,
     },
     /// Read the audit log.
     Audit {
@@ -190,6 +202,8 @@ pub enum CliError {
     Removal(#[from] RemovalError),
     #[error("cannot write the list: {0}")]
     Output(String),
+    #[error("{0} of the images got no thumbnails")]
+    Thumbnails(usize),
 }
 
 impl Cli {
@@ -230,6 +244,9 @@ impl Cli {
             Command::Import(args) => ops::import::run(&ops::Context::open(settings)?, args),
             Command::Verify(args) => ops::verify::run(&ops::Context::open(settings)?, args),
             Command::Move(args) => ops::move_files::run(&ops::Context::open(settings)?, args),
+            Command::Thumbnails { missing, storage } => {
+                thumbnails::backfill(&settings, missing, storage)
+            }
         }
     }
 }

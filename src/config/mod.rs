@@ -25,6 +25,7 @@ mod server;
 mod sharing;
 mod sources;
 mod storages;
+mod thumbnails;
 mod upload;
 
 pub use database::DatabaseUrl;
@@ -35,6 +36,7 @@ pub use server::{
 };
 pub use sharing::{AuditSettings, SharingSettings};
 pub use storages::{DEFAULT_STORAGE, S3Encryption, S3Settings, StorageSettings};
+pub use thumbnails::ThumbnailSettings;
 pub use upload::{ContentTypePattern, DEFAULT_MAX_FILE_SIZE, UploadSettings};
 
 /// A configuration problem, always tied to the key that caused it.
@@ -70,6 +72,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub sharing: SharingSettings,
     pub audit: AuditSettings,
+    pub thumbnails: ThumbnailSettings,
 }
 
 /// Key material for session cookies and signed links: at least 64 characters. Kept as a
@@ -269,6 +272,7 @@ impl Raw {
         let server = self.server.validate()?;
         let sharing = self.sharing.validate()?;
         let audit = self.audit.validate()?;
+        let thumbnails = self.thumbnails.validate()?;
         Ok(Settings {
             data_dir,
             database,
@@ -282,6 +286,7 @@ impl Raw {
             server,
             sharing,
             audit,
+            thumbnails,
         })
     }
 }

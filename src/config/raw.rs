@@ -31,6 +31,8 @@ pub(super) struct Raw {
     pub(super) sharing: RawSharing,
     #[serde(default)]
     pub(super) audit: RawAudit,
+    #[serde(default)]
+    pub(super) thumbnails: RawThumbnails,
 }
 
 /// Whether the key at `path` holds a secret (`SecretString` above), whose value an error
@@ -149,4 +151,11 @@ impl TextOrNumber {
 pub(super) struct RawAudit {
     pub(super) enabled: Option<bool>,
     pub(super) retention_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawThumbnails {
+    pub(super) enabled: Option<bool>,
+    pub(super) max_pixels: Option<u64>,
 }

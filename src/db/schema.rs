@@ -39,6 +39,9 @@ diesel::table! {
         updated_at -> Timestamp,
         search_text -> Text,
         type_family -> Text,
+        image_width -> Nullable<Integer>,
+        image_height -> Nullable<Integer>,
+        thumbnails -> Bool,
     }
 }
 

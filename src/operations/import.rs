@@ -49,7 +49,8 @@ pub async fn import_one(
         Listed::Unusable { name, reason } => return Ok(Imported::Unusable { name, reason }),
         Listed::Object { key, .. } => key,
     };
-    if known(db, &request.storage_name, &key).await? {
+    // A thumbnail is made from its original, never registered as a file of its own.
+    if crate::thumbnails::is_derived(&key) || known(db, &request.storage_name, &key).await? {
         return Ok(Imported::AlreadyKnown(key));
     }
     let read = read_back(storage, &key).await?;

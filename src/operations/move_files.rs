@@ -84,6 +84,8 @@ pub struct Mover {
     /// Originals whose row has switched, with when: removed once `GRACE` has passed.
     leaving: VecDeque<(StorageKey, Instant)>,
     stall: Option<Stall>,
+    /// Remakes a moved image's thumbnails in `to`; the old ones go with the original.
+    thumbnails: crate::thumbnails::Thumbnailer,
 }
 
 impl Mover {
@@ -92,8 +94,10 @@ impl Mover {
         (from_name, from): (String, Arc<dyn Storage>),
         (to_name, to): (String, Arc<dyn Storage>),
         stall: Option<Stall>,
+        thumbnails: crate::thumbnails::Thumbnailer,
     ) -> Self {
         Self {
+            thumbnails,
             db,
             from_name,
             from,
@@ -190,6 +194,16 @@ impl Mover {
             }
         }
         self.stall_at(Step::Switched).await;
+        if file.thumbnails {
+            let moved = FileRow {
+                storage: self.to_name.clone(),
+                storage_key: key.clone(),
+                ..file.clone()
+            };
+            if let Err(e) = self.thumbnails.make(&self.db, &self.to, &moved).await {
+                tracing::warn!(error = %e, file = %file.id, "remaking a moved file's thumbnails failed");
+            }
+        }
         self.leaving
             .push_back((file.storage_key.clone(), Instant::now()));
         Ok(Moved::Done { file, key })
@@ -291,6 +305,7 @@ impl Mover {
             let Some((key, _)) = self.leaving.pop_front() else {
                 break;
             };
+            crate::thumbnails::remove_derived(self.from.as_ref(), &key).await;
             match self.from.delete(&key).await {
                 Ok(()) => release(&self.db, &self.from_name, &key).await,
                 Err(e) if e.is_not_found() => release(&self.db, &self.from_name, &key).await,

@@ -74,7 +74,13 @@ pub async fn check_listed(
         }
         Listed::Object { key, .. } => key,
     };
-    let (name, lookup) = (storage_name.to_owned(), key.clone());
+    // A thumbnail belongs to its original's row.
+    let lookup = if crate::thumbnails::is_derived(&key) {
+        crate::thumbnails::original_of(&key).unwrap_or_else(|| key.clone())
+    } else {
+        key.clone()
+    };
+    let name = storage_name.to_owned();
     let held = db
         .read(move |c| {
             Ok(FileRow::find_by_key(c, &name, &lookup)?.is_some()

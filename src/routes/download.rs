@@ -16,6 +16,7 @@ use crate::config::DEFAULT_STORAGE;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
 use crate::db::models::user::User;
+use crate::db::read_cache::Readable;
 use crate::delivery::{self, Download, Presentation};
 use crate::domain::{FileId, StorageKey};
 use crate::error::AppError;
@@ -127,6 +128,29 @@ pub(crate) async fn serve_readable(
     inline: bool,
     what: &mut DownloadEvent,
 ) -> Result<HttpResponse, AppError> {
+    let file = allowed(user, found, what)?;
+    let storage = state.storage_of(file)?;
+    what.local = storage.kind() == "filesystem";
+    let presentation = Presentation::decide(&file.content_type, &file.original_name, inline);
+    delivery::deliver(
+        req,
+        &state.settings.delivery,
+        Download {
+            storage: storage.as_ref(),
+            key: &file.storage_key,
+            presentation,
+        },
+    )
+    .await
+}
+
+/// The file of `found` if its access rule lets `user` read it (unknown: 404; not allowed:
+/// 403), with who asked for what noted in `what`.
+fn allowed<'a>(
+    user: &User,
+    found: Option<&'a (FileRow, bool)>,
+    what: &mut DownloadEvent,
+) -> Result<&'a FileRow, AppError> {
     what.user_id = Some(user.id.to_string());
     what.username = Some(user.username.to_string());
     let Some((file, listed)) = found else {
@@ -145,19 +169,27 @@ pub(crate) async fn serve_readable(
     if !allowed {
         return Err(AppError::Forbidden);
     }
-    let storage = state.storage_of(file)?;
-    what.local = storage.kind() == "filesystem";
-    let presentation = Presentation::decide(&file.content_type, &file.original_name, inline);
-    delivery::deliver(
-        req,
-        &state.settings.delivery,
-        Download {
-            storage: storage.as_ref(),
-            key: &file.storage_key,
-            presentation,
-        },
-    )
-    .await
+    Ok(file)
+}
+
+/// The file `id` names, once the detail view's rule lets the logged-in user read it
+/// (anonymous: 303 to the login; not allowed: 403; unknown: 404). The thumbnail route asks
+/// the same question through it.
+pub(crate) async fn readable_file(
+    req: &HttpRequest,
+    id: &str,
+    what: &mut DownloadEvent,
+) -> Result<Readable, AppError> {
+    // An id that cannot exist is still answered only to a logged-in user.
+    let (current, found) = match FileId::parse(id) {
+        Ok(id) => {
+            what.file_id = Some(id.to_string());
+            current_user_and_file(req, Some(id)).await?
+        }
+        Err(_) => (current_user(req).await?, None),
+    };
+    allowed(&current.user, found.as_deref(), what)?;
+    found.ok_or(AppError::NotFound)
 }
 
 pub async fn by_path(
@@ -196,6 +228,10 @@ async fn by_path_checked(
     // client's text).
     what.storage_key = Some(decoded.chars().take(1024).collect());
     let key = StorageKey::parse(&decoded).map_err(|_| AppError::NotFound)?;
+    // A thumbnail is as private as its file: the path view's rule may be weaker.
+    if crate::thumbnails::is_derived(&key) {
+        return Err(AppError::NotFound);
+    }
     let storage = state
         .storages
         .get(DEFAULT_STORAGE)

@@ -16,6 +16,7 @@ mod health;
 mod login;
 mod readable;
 mod share;
+mod thumbnail;
 
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
@@ -28,6 +29,9 @@ pub const DOWNLOAD_BY_ID: &str = "/files/{id}/download";
 pub const DOWNLOAD_BY_PATH: &str = "/private-media/{key:.*}";
 /// A share link's download: cached as a download, like the two above.
 pub const DOWNLOAD_BY_LINK: &str = "/s/{token}/download";
+/// A file's thumbnails, by id and by share link: cached as downloads too.
+pub const THUMBNAIL_BY_ID: &str = "/files/{id}/thumbnail";
+pub const THUMBNAIL_BY_LINK: &str = "/s/{token}/thumbnail";
 
 /// One route of the table: a method and the path pattern it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +84,9 @@ fn endpoints() -> Vec<Endpoint> {
         at(DOWNLOAD_BY_ID)
             .on(get.clone(), download::by_id)
             .on(head.clone(), download::by_id),
+        at(THUMBNAIL_BY_ID)
+            .on(get.clone(), thumbnail::by_id)
+            .on(head.clone(), thumbnail::by_id),
         at(DOWNLOAD_BY_PATH)
             .on(get.clone(), download::by_path)
             .on(head.clone(), download::by_path),
@@ -89,6 +96,9 @@ fn endpoints() -> Vec<Endpoint> {
         at(DOWNLOAD_BY_LINK)
             .on(get.clone(), share::download)
             .on(head.clone(), share::download),
+        at(THUMBNAIL_BY_LINK)
+            .on(get.clone(), share::thumbnail)
+            .on(head.clone(), share::thumbnail),
         at("/admin").on(get.clone(), admin::redirect_to_index),
         at("/admin/").on(get.clone(), admin::index),
         at("/admin/files")
@@ -175,10 +185,15 @@ pub fn table() -> Vec<RouteInfo> {
 /// Whether `pattern` (as the router matched it) is one of the download routes (the API's
 /// included).
 pub fn is_download(pattern: &str) -> bool {
-    pattern == DOWNLOAD_BY_ID
-        || pattern == DOWNLOAD_BY_PATH
-        || pattern == DOWNLOAD_BY_LINK
-        || pattern == api::DOWNLOAD
+    [
+        DOWNLOAD_BY_ID,
+        DOWNLOAD_BY_PATH,
+        DOWNLOAD_BY_LINK,
+        api::DOWNLOAD,
+        THUMBNAIL_BY_ID,
+        THUMBNAIL_BY_LINK,
+    ]
+    .contains(&pattern)
 }
 
 async fn root() -> HttpResponse {

@@ -46,6 +46,8 @@ struct LandingPage {
     password_form: Option<String>,
     error: Option<String>,
     unlock_url: String,
+    /// The medium thumbnail, for an image that has one (shown once the link is open).
+    preview_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +183,27 @@ pub async fn download(
         &req, &state, what, answer,
     )
     .await))
+}
+
+/// `GET|HEAD /s/{token}/thumbnail?size=…`: the file's thumbnail for whoever may open the
+/// link (a password-protected one after its password, as the download); never counted as a
+/// download.
+pub async fn thumbnail(
+    req: HttpRequest,
+    session: TypedSession,
+    token: web::Path<String>,
+    params: web::Query<crate::routes::thumbnail::ThumbnailParams>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let answer = async {
+        let (token, opened, _) = open_usable(&state, &token).await?;
+        if opened.link.password_hash.is_some() && !session.share_password_given(&opened.link.id) {
+            return Ok(see_other(&format!("/s/{}", token.as_str())));
+        }
+        let size = params.size()?;
+        crate::routes::thumbnail::serve(&req, &state, &opened.file, size).await
+    };
+    marked(answer.await)
 }
 
 /// The link a token names. Text that cannot be a token, and a token of no link, are 404.
@@ -340,6 +363,9 @@ fn landing_page(
             password_form: locked.then(|| session.csrf_token()),
             error,
             unlock_url: format!("/s/{}", token.as_str()),
+            preview_url: file
+                .thumbnails
+                .then(|| format!("/s/{}/thumbnail?size=medium", token.as_str())),
         },
     )
 }

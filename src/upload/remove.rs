@@ -43,6 +43,7 @@ pub async fn remove_file(
         let storage = storages
             .get(&file.storage)
             .ok_or_else(|| RemoveError::NoStorage(file.storage.clone()))?;
+        crate::thumbnails::remove_derived(storage.as_ref(), &file.storage_key).await;
         let state = match storage.delete(&file.storage_key).await {
             Ok(()) => ObjectState::Removed,
             Err(e) if e.is_not_found() => ObjectState::AlreadyGone,

@@ -10,7 +10,7 @@ use crate::domain::{FileId, StorageKey, Username};
 use crate::storage::Storages;
 
 use super::Received;
-use super::store::{Destination, StoreError, commit_reserved, release};
+use super::store::{Destination, StoreError, commit_reserved, make_thumbnails, release};
 
 /// Which file gets the new content, and where its current object lives.
 pub struct ReplaceRequest {
@@ -65,6 +65,7 @@ async fn replace(
         storage,
         storage_name,
         upload_to,
+        thumbnails,
     } = destination;
     let wanted = StorageKey::for_upload(
         &upload_to,
@@ -114,6 +115,9 @@ async fn replace(
             };
         }
     };
+    if let Some(old_storage) = request.storages.get(&before.storage) {
+        crate::thumbnails::remove_derived(old_storage.as_ref(), &before.storage_key).await;
+    }
     let old_removed = match request.storages.get(&before.storage) {
         Some(old_storage) => match old_storage.delete(&before.storage_key).await {
             Ok(()) => true,
@@ -129,6 +133,16 @@ async fn replace(
         }
     };
     tracing::info!(file = %before.id, old = %before.storage_key, new = %content.storage_key, "replaced");
+    let id = before.id.clone();
+    match db.read(move |c| FileRow::find(c, &id)).await {
+        Ok(Some(row)) if row.storage_key == content.storage_key => {
+            make_thumbnails(&thumbnails, &db, &storage, &row).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(file = %before.id, error = %e, "could not read a replaced file back for its thumbnails")
+        }
+    }
     Ok(Replaced {
         before,
         content,

@@ -40,6 +40,8 @@ pub struct Destination {
     pub storage_name: String,
     /// The folder template (`[upload] upload_to`).
     pub upload_to: String,
+    /// Makes an image's thumbnails once its row is written (src/thumbnails/).
+    pub thumbnails: crate::thumbnails::Thumbnailer,
 }
 
 /// What to record about one accepted file.
@@ -84,6 +86,7 @@ async fn store(
         storage,
         storage_name,
         upload_to,
+        thumbnails,
     } = destination;
     let wanted = StorageKey::for_upload(
         &upload_to,
@@ -126,6 +129,7 @@ async fn store(
     match db.run(move |c| FileRow::insert(c, &new)).await {
         Ok(row) => {
             tracing::info!(file = %row.id, key = %row.storage_key, size = row.size, "stored");
+            make_thumbnails(&thumbnails, &db, &storage, &row).await;
             Ok(StoredFile {
                 id: row.id,
                 title: row.title,
@@ -227,5 +231,22 @@ pub(crate) async fn release(db: &Db, storage_name: &str, key: &StorageKey) {
     let (name, owned) = (storage_name.to_owned(), key.clone());
     if let Err(e) = db.run(move |c| PendingKey::release(c, &name, &owned)).await {
         tracing::warn!(key = %key, error = %e, "could not release a failed upload's key");
+    }
+}
+
+/// Makes a stored file's thumbnails before its upload answers; a failure is logged and the
+/// file stays stored without them (README: "Thumbnails").
+pub(super) async fn make_thumbnails(
+    thumbnails: &crate::thumbnails::Thumbnailer,
+    db: &Db,
+    storage: &Arc<dyn Storage>,
+    row: &FileRow,
+) {
+    match thumbnails.make(db, storage, row).await {
+        Ok(_) => {}
+        Err(e) if e.is_skip() => {}
+        Err(e) => {
+            tracing::warn!(file = %row.id, key = %row.storage_key, reason = %e, "no thumbnails for this image")
+        }
     }
 }

@@ -531,3 +531,56 @@ async fn files_move_between_two_folders_and_a_corrupt_one_stays() {
     assert_downloads(&staff, &files[..2]).await;
     assert!(pending(&app).is_empty());
 }
+
+/// An image moved to another storage keeps its thumbnails: made again there, the old ones
+/// removed with the original, and verify finds nothing wrong on either side.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moved_image_keeps_its_thumbnails_and_leaves_none_behind() {
+    let archive = tempfile::tempdir().unwrap();
+    let archive_root = archive.path().to_owned();
+    let app = spawn_app_with(|s| {
+        s.storages.insert(
+            "archive".to_owned(),
+            StorageSettings::Filesystem {
+                root: archive_root.clone(),
+            },
+        );
+    })
+    .await;
+    let staff = app.logged_in("staffer", Role::Staff).await;
+    let png = crate::thumbnails::encoded(
+        crate::thumbnails::picture(300, 200),
+        image::ImageFormat::Png,
+    );
+    let file = upload_file(&app, &staff, "p.png", &png, "staff", None, &[]).await;
+    let thumb = format!("/files/{}/thumbnail?size=small", file.id);
+    assert_eq!(staff.get(&thumb).await.status(), StatusCode::OK);
+    let root = archive_root.to_str().unwrap().to_owned();
+    let env = [
+        ("PRIVATE_MEDIA_STORAGES__ARCHIVE__KIND", "filesystem"),
+        ("PRIVATE_MEDIA_STORAGES__ARCHIVE__ROOT", root.as_str()),
+    ];
+    let output = tokio::task::block_in_place(|| {
+        app.cli_with_env(&["move", "--from", "local", "--to", "archive"], &env)
+    });
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let moved = staff.get(&thumb).await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    assert!(
+        app.stored_objects().is_empty(),
+        "{:?}",
+        app.stored_objects()
+    );
+    assert!(
+        archive_root
+            .join(format!("{}.thumbs/small.jpg", file.storage_key))
+            .exists()
+    );
+    for storage in ["local", "archive"] {
+        let output = tokio::task::block_in_place(|| {
+            app.cli_with_env(&["verify", "--storage", storage], &env)
+        });
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{storage}: {stdout}");
+    }
+}

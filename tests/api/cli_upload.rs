@@ -189,7 +189,13 @@ async fn refused_files_are_reported_and_do_not_stop_the_others() {
     let rows = app.file_rows();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].content_type, "image/png");
-    assert_eq!(app.stored_objects().len(), 1);
+    // The image and its two thumbnails.
+    let objects = app.stored_objects();
+    assert_eq!(
+        objects.iter().filter(|o| !o.contains(".thumbs/")).count(),
+        1,
+        "{objects:?}"
+    );
     assert!(app.temp_files().is_empty());
 }
 

@@ -623,8 +623,14 @@ async fn the_page_previews_safe_types_inline_and_offers_the_link_to_copy() {
         "{csp}"
     );
     let page = response.text().await.unwrap();
+    // An image with thumbnails is previewed by its medium one (README: "Thumbnails").
+    let thumbnail = format!("/files/{}/thumbnail?size=medium", image.id);
+    assert!(
+        page.contains(&format!("<img src=\"{thumbnail}\"")),
+        "{page}"
+    );
+    assert_eq!(staff.get(&thumbnail).await.status(), StatusCode::OK);
     let preview = format!("/files/{}/download?inline=1", image.id);
-    assert!(page.contains(&format!("<img src=\"{preview}\"")), "{page}");
     let shown = staff.get(&preview).await;
     assert_eq!(shown.status(), StatusCode::OK);
     assert!(

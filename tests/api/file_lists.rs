@@ -16,11 +16,17 @@ const ZIP: &[u8] = b"PK\x03\x04\x14\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\
 
 /// The titles of the list's rows, in order.
 fn titles(page: &str) -> Vec<String> {
-    page.split(r#"<td data-label="Title" class="title"><a href="/admin/files/"#)
+    // A thumbnail or a type icon comes first in the cell, then the title's link.
+    page.split(r#"<td data-label="Title" class="title">"#)
         .skip(1)
+        .filter_map(|cell| {
+            cell.split_once(r#"<a href="/admin/files/"#)
+                .map(|(_, rest)| rest)
+        })
         .chain(
-            page.split(r#"<td data-label="File" class="title"><a href="/files/"#)
-                .skip(1),
+            page.split(r#"<td data-label="File" class="title">"#)
+                .skip(1)
+                .filter_map(|cell| cell.split_once(r#"<a href="/files/"#).map(|(_, rest)| rest)),
         )
         .filter_map(|rest| {
             let start = rest.find('>')? + 1;

@@ -46,6 +46,7 @@ mod spoofed_names;
 mod stalled_downloads;
 mod stalled_watcher;
 mod symlink_race;
+mod thumbnails;
 mod upload_descriptors;
 mod uploads;
 mod user_deletion;

@@ -53,6 +53,7 @@ pub fn run(ctx: &Context, args: MoveArgs) -> Result<(), CliError> {
         (args.from.clone(), from),
         (args.to.clone(), to),
         stall,
+        crate::thumbnails::Thumbnailer::from_settings(&ctx.settings),
     );
     let (mut moved, mut failed, mut total) = (0usize, 0usize, 0usize);
     super::block_on(async {

@@ -68,6 +68,7 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
         storage: Arc::clone(&storage),
         storage_name,
         upload_to: ctx.settings.upload.upload_to.clone(),
+        thumbnails: crate::thumbnails::Thumbnailer::from_settings(&ctx.settings),
     };
     let candidates = collect(&args.paths, args.recursive);
     let several = candidates.len() > 1;

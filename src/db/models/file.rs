@@ -29,6 +29,11 @@ pub struct FileRow {
     pub rule: AccessRule,
     pub uploaded_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The image's own size, once its thumbnails are made (src/thumbnails/).
+    pub image_width: Option<i32>,
+    pub image_height: Option<i32>,
+    /// Whether its thumbnails are stored next to its object.
+    pub thumbnails: bool,
 }
 
 /// A file row with its owner's name, for lists and the detail page.
@@ -688,6 +693,10 @@ impl FileRow {
                         .eq(type_family(&content.original_name, &content.content_type)),
                     files::sha256.eq(&content.sha256),
                     files::updated_at.eq(Utc::now().naive_utc()),
+                    // The new content gets thumbnails of its own (src/thumbnails/).
+                    files::image_width.eq(None::<i32>),
+                    files::image_height.eq(None::<i32>),
+                    files::thumbnails.eq(false),
                 ))
                 .execute(conn)?;
             super::pending_upload::PendingKey::release_in(

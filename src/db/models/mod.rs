@@ -1,6 +1,7 @@
 pub mod api_token;
 pub mod audit_event;
 pub mod file;
+pub mod file_thumbnails;
 pub mod login_failure;
 pub mod pending_upload;
 pub mod session;

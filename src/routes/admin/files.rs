@@ -108,7 +108,8 @@ impl Preview {
         let url = file.preview_url.clone()?;
         let essence = file.content_type.split(';').next().unwrap_or("").trim();
         match essence.split_once('/') {
-            Some(("image", _)) => Some(Preview::Image(url)),
+            // The medium thumbnail when there is one: upright, without metadata, small.
+            Some(("image", _)) => Some(Preview::Image(file.medium_url.clone().unwrap_or(url))),
             Some(("audio", _)) => Some(Preview::Audio(url)),
             Some(("video", _)) => Some(Preview::Video(url)),
             Some(("application", "pdf")) => Some(Preview::Pdf(url)),

@@ -97,6 +97,7 @@ pub async fn replace(
         storage,
         storage_name,
         upload_to: state.settings.upload.upload_to.clone(),
+        thumbnails: state.thumbnailer.clone(),
     };
     let request = ReplaceRequest {
         file_id: id.clone(),

@@ -205,6 +205,7 @@ pub(crate) async fn receive_and_store(
         storage: Arc::clone(&storage),
         storage_name,
         upload_to: state.settings.upload.upload_to.clone(),
+        thumbnails: state.thumbnailer.clone(),
     };
     let form = match form::read(multipart, state, uploader, storage.as_ref()).await? {
         Ok(form) => form,

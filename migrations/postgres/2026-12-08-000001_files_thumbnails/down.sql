@@ -1,0 +1,3 @@
+ALTER TABLE files DROP COLUMN thumbnails;
+ALTER TABLE files DROP COLUMN image_height;
+ALTER TABLE files DROP COLUMN image_width;
