@@ -261,3 +261,43 @@ async fn who_and_where_are_checked_before_anything_is_stored() {
     }
     app.assert_nothing_stored();
 }
+
+/// Run again (after a stop half-way, say), the upload skips what the owner already has by
+/// that name and content, and stores what is new or changed; `--again` stores all anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_skips_what_is_already_stored() {
+    let app = spawn_app().await;
+    app.add_user("staffer", Role::Staff);
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.txt", b"first");
+    let b = write(dir.path(), "b.txt", b"second");
+    let (code, stdout, _) = upload(&app, &[&a, "--as", "staffer"], &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    std::fs::write(&a, b"first, changed").unwrap();
+    let c = write(dir.path(), "c.txt", b"first");
+    let (code, stdout, stderr) = upload(&app, &[&a, &b, &c, "--as", "staffer"], &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("stored {a}: ")),
+        "changed content: {stdout}"
+    );
+    assert!(stdout.contains(&format!("stored {b}: ")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("stored {c}: ")),
+        "same content, other name: {stdout}"
+    );
+    let (code, stdout, _) = upload(&app, &[&a, &b, &c, "--as", "staffer"], &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let skipped = stdout.lines().filter(|l| l.starts_with("skipped ")).count();
+    assert_eq!(skipped, 3, "{stdout}");
+    assert!(stdout.contains("already stored as "), "{stdout}");
+    assert!(
+        stdout.contains("uploaded 0 of 3 file(s): 0 refused, 0 failed, 3 skipped (already stored)"),
+        "{stdout}"
+    );
+    assert_eq!(app.file_rows().len(), 4);
+    let (code, stdout, _) = upload(&app, &[&b, "--again", "--as", "staffer"], &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains(&format!("stored {b}: ")), "{stdout}");
+    assert_eq!(app.file_rows().len(), 5);
+}

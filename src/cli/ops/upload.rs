@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::db::models::file::FileRow;
 use crate::db::models::user::User;
-use crate::domain::{AccessRule, UserId, Username};
+use crate::domain::{AccessRule, FileId, UserId, Username};
 use crate::upload::{self, Destination, ReceiveError, Refusal, StoreRequest, StoredFile};
 
 use super::progress::Progress;
@@ -43,6 +44,10 @@ pub struct UploadArgs {
     /// The active staff user who uploads.
     #[arg(long = "as", value_name = "USERNAME")]
     as_user: String,
+    /// Store a file even when the owner already has one of that name and content (without
+    /// it such a file is skipped, so a command stopped half-way can simply be run again).
+    #[arg(long)]
+    again: bool,
 }
 
 /// A path found, or why it is not uploaded.
@@ -73,7 +78,7 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
     let candidates = collect(&args.paths, args.recursive);
     let several = candidates.len() > 1;
     let progress = Progress::new(candidates.len(), "files");
-    let (mut stored, mut refused, mut failed) = (0, 0, 0);
+    let (mut stored, mut refused, mut failed, mut skipped) = (0, 0, 0, 0);
     let rule_words = args.access.describe();
     super::block_on(async {
         ctx.reconcile().await;
@@ -88,6 +93,26 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
                 Candidate::File(path) => path,
             };
             let name = file_name(path);
+            if !args.again {
+                match stored_already(ctx, path, &name, &owner).await {
+                    Ok(Some(id)) => {
+                        skipped += 1;
+                        progress.line(&format!(
+                            "skipped {}: already stored as {id}",
+                            path.display()
+                        ));
+                        progress.advance();
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        failed += 1;
+                        progress.line(&format!("failed {}: {error}", path.display()));
+                        progress.advance();
+                        continue;
+                    }
+                }
+            }
             let request = StoreRequest {
                 title: upload::title_for(&args.title, &name, several),
                 name: name.clone(),
@@ -128,11 +153,49 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
             progress.advance();
         }
     });
+    let skipped = if skipped > 0 {
+        format!(", {skipped} skipped (already stored)")
+    } else {
+        String::new()
+    };
     progress.finish(&format!(
-        "uploaded {stored} of {} file(s): {refused} refused, {failed} failed",
+        "uploaded {stored} of {} file(s): {refused} refused, {failed} failed{skipped}",
         candidates.len()
     ));
     failures(refused + failed, candidates.len(), "files")
+}
+
+/// The id of the owner's file of this name and content, if one is stored (the file is read
+/// once to hash it, in bounded chunks).
+async fn stored_already(
+    ctx: &Context,
+    path: &Path,
+    name: &str,
+    owner: &User,
+) -> Result<Option<FileId>, String> {
+    use sha2::{Digest, Sha256};
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = file
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&chunk[..n]);
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    let (name, owner) = (name.to_owned(), owner.id.clone());
+    ctx.db
+        .read(move |c| FileRow::stored_already(c, &sha256, &name, &owner))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Streams one file into the storage and stores it, or says why not.

@@ -756,6 +756,23 @@ impl FileRow {
             .load(conn)?)
     }
 
+    /// A file of `owner` named `name` with this content, if one is stored: what a rerun of
+    /// the command line's upload skips.
+    pub fn stored_already(
+        conn: &mut DbConn,
+        sha256: &str,
+        name: &str,
+        owner: &UserId,
+    ) -> Result<Option<FileId>, DbError> {
+        Ok(files::table
+            .filter(files::sha256.eq(sha256))
+            .filter(files::original_name.eq(name))
+            .filter(files::owner_id.eq(owner))
+            .select(files::id)
+            .first(conn)
+            .optional()?)
+    }
+
     /// Deletes the row if it still points at `storage`/`key` (the object its caller has
     /// just removed); false when it has gone or moved to new content meanwhile (a replace).
     pub fn delete_at(
