@@ -3,14 +3,19 @@
 //! `missing` (a row without its object), `corrupt` (an object whose bytes differ from its
 //! row), `unreadable` (the storage failed while reading it), `orphan` (an object no row
 //! names; the temporary files of uploads, and objects reserved by an upload or a move still
-//! under way, aside) and `unusable` (an entry no key can name, such as a symlink).
+//! under way, aside) and `unusable` (an entry no key can name, such as a symlink). A file's
+//! thumbnails are checked with it: one its row records but the storage lacks is `missing`,
+//! one its row does not record (or of no file at all) is an `orphan`.
 
 use serde::Serialize;
+
+use crate::domain::StorageKey;
 
 use crate::db::Db;
 use crate::db::models::file::FileRow;
 use crate::db::models::pending_upload::PendingKey;
 use crate::storage::{Listed, Storage};
+use crate::thumbnails::{self, ThumbSize};
 
 use super::{OperationError, read_back};
 
@@ -26,12 +31,47 @@ pub struct Finding {
     pub detail: String,
 }
 
-/// Reads `row`'s object back; `None` when it matches the row.
-pub async fn check_row(
-    storage_name: &str,
-    storage: &dyn Storage,
-    row: &FileRow,
-) -> Option<Finding> {
+/// How long after a file's row was written its thumbnails may still be under way (they are
+/// made after the row, before the upload answers), so objects of them not yet recorded are
+/// no orphans.
+const THUMBNAILS_UNDER_WAY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Reads `row`'s object back and looks up the thumbnails it records; empty when all is as
+/// the row says.
+pub async fn check_row(storage_name: &str, storage: &dyn Storage, row: &FileRow) -> Vec<Finding> {
+    let mut found: Vec<Finding> = check_object(storage_name, storage, row)
+        .await
+        .into_iter()
+        .collect();
+    if row.thumbnails {
+        for size in ThumbSize::ALL {
+            let Some(key) = thumbnails::derived_key(&row.storage_key, size) else {
+                continue;
+            };
+            let (problem, detail) = match storage.metadata(&key).await {
+                Ok(_) => continue,
+                Err(e) if e.is_not_found() => (
+                    "missing",
+                    format!(
+                        "its {} thumbnail is not stored (`private-media thumbnails` makes it again)",
+                        size.as_str()
+                    ),
+                ),
+                Err(e) => ("unreadable", e.to_string()),
+            };
+            found.push(Finding {
+                storage: storage_name.to_owned(),
+                key: key.to_string(),
+                problem,
+                file: Some(row.id.to_string()),
+                detail,
+            });
+        }
+    }
+    found
+}
+
+async fn check_object(storage_name: &str, storage: &dyn Storage, row: &FileRow) -> Option<Finding> {
     let finding = |problem, detail: String| Finding {
         storage: storage_name.to_owned(),
         key: row.storage_key.to_string(),
@@ -74,13 +114,10 @@ pub async fn check_listed(
         }
         Listed::Object { key, .. } => key,
     };
-    // A thumbnail belongs to its original's row.
-    let lookup = if crate::thumbnails::is_derived(&key) {
-        crate::thumbnails::original_of(&key).unwrap_or_else(|| key.clone())
-    } else {
-        key.clone()
-    };
-    let name = storage_name.to_owned();
+    if thumbnails::is_derived(&key) {
+        return check_derived(db, storage_name, key).await;
+    }
+    let (name, lookup) = (storage_name.to_owned(), key.clone());
     let held = db
         .read(move |c| {
             Ok(FileRow::find_by_key(c, &name, &lookup)?.is_some()
@@ -94,4 +131,55 @@ pub async fn check_listed(
         file: None,
         detail: "no file row names this object".to_owned(),
     }))
+}
+
+/// A thumbnail is held by its original's row when that row records thumbnails (or was
+/// written so lately that they may be under way), or by the original's reservation (an
+/// upload or a move still at work).
+async fn check_derived(
+    db: &Db,
+    storage_name: &str,
+    key: StorageKey,
+) -> Result<Option<Finding>, OperationError> {
+    let orphan = |file: Option<String>, detail: &str| Finding {
+        storage: storage_name.to_owned(),
+        key: key.to_string(),
+        problem: "orphan",
+        file,
+        detail: detail.to_owned(),
+    };
+    let Some(original) = thumbnails::original_of(&key).filter(|original| {
+        ThumbSize::ALL
+            .iter()
+            .any(|&size| thumbnails::derived_key(original, size).as_ref() == Some(&key))
+    }) else {
+        return Ok(Some(orphan(
+            None,
+            "not a thumbnail of any size this app makes",
+        )));
+    };
+    let name = storage_name.to_owned();
+    let (row, pending) = db
+        .read(move |c| {
+            Ok((
+                FileRow::find_by_key(c, &name, &original)?,
+                PendingKey::is_pending(c, &name, &original)?,
+            ))
+        })
+        .await?;
+    Ok(match row {
+        _ if pending => None,
+        None => Some(orphan(None, "a thumbnail of no file")),
+        Some(row) if row.thumbnails => None,
+        Some(row)
+            if chrono::Utc::now().naive_utc() - row.updated_at.max(row.uploaded_at)
+                < THUMBNAILS_UNDER_WAY =>
+        {
+            None
+        }
+        Some(row) => Some(orphan(
+            Some(row.id.to_string()),
+            "a thumbnail its file does not record",
+        )),
+    })
 }

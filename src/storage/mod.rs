@@ -150,6 +150,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Writes, reads back and deletes a probe object.
     async fn check(&self) -> Result<(), StorageError>;
 
+    /// Removes the folder `folder` if nothing is left in it (a file's emptied thumbnails
+    /// folder); a storage without folders (S3) has nothing to do.
+    async fn remove_empty_folder(&self, _folder: &StorageKey) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Every object under the folder `under` (`""`: the whole storage), the temporary area
     /// of uploads aside, sorted by name: what `verify` and `import` look at. Symlinks are
     /// listed as unusable, never followed.

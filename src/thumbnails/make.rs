@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use super::render::{RenderError, Rendered, render};
-use super::size::{ThumbSize, derived_key};
+use super::size::{ThumbSize, derived_folder, derived_key};
 use crate::config::{Settings, ThumbnailSettings};
 use crate::db::models::file::FileRow;
 use crate::db::models::file_thumbnails::IMAGE_TYPES;
@@ -110,7 +110,19 @@ impl Thumbnailer {
             let Some((_, key)) = keys.iter().find(|(s, _)| s == size) else {
                 continue;
             };
-            put(storage.as_ref(), key, Bytes::from(jpeg.clone())).await?;
+            if let Err(e) = put(storage.as_ref(), key, Bytes::from(jpeg.clone())).await {
+                // Made again over ones stored before, the sizes would no longer match: none is
+                // better than a mixed pair, and a backfill with `--missing` will try again.
+                remove_derived(storage.as_ref(), &file.storage_key).await;
+                let (id, key) = (file.id.clone(), file.storage_key.clone());
+                if let Err(db) = db
+                    .run(move |c| FileRow::record_thumbnails(c, &id, &key, None))
+                    .await
+                {
+                    tracing::warn!(file = %file.id, error = %db, "could not record that a file lost its thumbnails");
+                }
+                return Err(e);
+            }
         }
         let (id, key) = (file.id.clone(), file.storage_key.clone());
         let size = Some((rendered.width, rendered.height));
@@ -183,5 +195,10 @@ pub async fn remove_derived(storage: &dyn Storage, original: &StorageKey) {
         if let Err(e) = delete_quietly(storage, &key).await {
             tracing::warn!(key = %key, error = %e, "could not remove a thumbnail");
         }
+    }
+    if let Some(folder) = derived_folder(original)
+        && let Err(e) = storage.remove_empty_folder(&folder).await
+    {
+        tracing::warn!(folder = %folder, error = %e, "could not remove a thumbnails folder");
     }
 }

@@ -60,6 +60,11 @@ pub fn derived_key(original: &StorageKey, size: ThumbSize) -> Option<StorageKey>
     .ok()
 }
 
+/// The folder `original`'s derived objects are in.
+pub fn derived_folder(original: &StorageKey) -> Option<StorageKey> {
+    StorageKey::parse(&format!("{}{FOLDER_SUFFIX}", original.as_str())).ok()
+}
+
 /// Whether `key` names a derived object rather than an uploaded file.
 pub fn is_derived(key: &StorageKey) -> bool {
     let mut segments: Vec<&str> = key.as_str().split('/').collect();

@@ -9,7 +9,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use private_media::db::models::file::FileRow;
-use private_media::db::schema::share_links;
+use private_media::db::schema::{files, share_links};
 use private_media::domain::{FileId, Role};
 use reqwest::StatusCode;
 
@@ -511,11 +511,16 @@ async fn deleting_a_file_deletes_its_thumbnails_and_replacing_remakes_them() {
         "{objects:?}"
     );
     assert_eq!(objects.len(), 3, "{objects:?}");
+    // The emptied folder of the old thumbnails goes with them.
+    let root = app.storage_root();
+    assert!(!root.join(format!("{old_key}.thumbs")).exists());
+    assert!(root.join(format!("{new_key}.thumbs")).is_dir());
     let thumb = image_of(thumbnail(&staff, &file.id, "small").await).await;
     assert_eq!((thumb.width(), thumb.height()), (53, 160));
 
     delete(&staff, &file.id).await;
     assert_eq!(app.stored_objects(), Vec::<String>::new());
+    assert!(!root.join(format!("{new_key}.thumbs")).exists());
     // Bulk delete goes the same way.
     let a = upload_file(&app, &staff, "x.png", &first, "staff", None, &[]).await;
     assert_eq!(app.stored_objects().len(), 3);
@@ -632,9 +637,137 @@ async fn the_backfill_command_makes_missing_thumbnails_and_fails_loudly() {
         "{stdout}"
     );
     assert!(stdout.contains("thumbnails: 1 made, 1 failed"), "{stdout}");
+    // A size that cannot be stored while they are made again leaves the file with none
+    // (never a mismatched pair), and `--missing` picks it up once the storage is sound.
+    let root = app.storage_root();
+    let folder = root.join(format!("{}.thumbs", file.storage_key));
+    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::write(&folder, b"in the way").unwrap();
+    let out = app.cli(&["thumbnails"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("FAILED {} old.png", file.id)),
+        "{stdout}"
+    );
+    assert!(!row(&app, &file.id).thumbnails);
+    assert_eq!(
+        thumbnail(&staff, &file.id, "small").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    std::fs::remove_file(&folder).unwrap();
+    let out = app.cli(&["thumbnails", "--missing"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("made {} old.png", file.id)),
+        "{stdout}"
+    );
+    assert!(row(&app, &file.id).thumbnails);
+
     let unknown = app.cli(&["thumbnails", "--storage", "nowhere"], None);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nowhere"));
+}
+
+#[tokio::test]
+async fn verify_reports_missing_and_orphan_thumbnails() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let bytes = encoded(picture(320, 240), ImageFormat::Png);
+    let kept = upload_file(&app, &staff, "kept.png", &bytes, "staff", None, &[]).await;
+    let lost = upload_file(&app, &staff, "lost.png", &bytes, "staff", None, &[]).await;
+    let unrecorded = upload_file(&app, &staff, "unrecorded.png", &bytes, "staff", None, &[]).await;
+    let verify = |app: &TestApp| {
+        let out = app.cli(&["verify"], None);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = verify(&app);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("verified 3 file(s) and 9 object(s)"),
+        "{stdout}"
+    );
+
+    let root = app.storage_root();
+    let lost_small = format!("{}.thumbs/small.jpg", lost.storage_key);
+    std::fs::remove_file(root.join(&lost_small)).unwrap();
+    let stray = format!("{}.thumbs/large.jpg", kept.storage_key);
+    std::fs::write(root.join(&stray), b"not ours").unwrap();
+    let of_nothing = "gone.png.thumbs/small.jpg";
+    std::fs::create_dir_all(root.join("gone.png.thumbs")).unwrap();
+    std::fs::write(root.join(of_nothing), b"left behind").unwrap();
+    // Thumbnails whose row says it has none: right after the upload they may be under way (no
+    // orphan yet); an hour later they are left over.
+    {
+        let mut conn = app.db.get().unwrap();
+        diesel::update(files::table.filter(files::id.eq(&unrecorded.id)))
+            .set(files::thumbnails.eq(false))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let (_, stdout) = verify(&app);
+    assert!(!stdout.contains("unrecorded"), "{stdout}");
+    {
+        let mut conn = app.db.get().unwrap();
+        let an_hour_ago = Utc::now().naive_utc() - chrono::Duration::hours(1);
+        diesel::update(files::table.filter(files::id.eq(&unrecorded.id)))
+            .set((
+                files::uploaded_at.eq(an_hour_ago),
+                files::updated_at.eq(an_hour_ago),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+
+    let (code, stdout) = verify(&app);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "missing local:{lost_small} (file {}): its small thumbnail is not stored",
+            lost.id
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "orphan local:{stray}: not a thumbnail of any size this app makes"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "orphan local:{of_nothing}: a thumbnail of no file"
+        )),
+        "{stdout}"
+    );
+    for size in ["small", "medium"] {
+        assert!(
+            stdout.contains(&format!(
+                "orphan local:{}.thumbs/{size}.jpg (file {}): a thumbnail its file does not record",
+                unrecorded.storage_key, unrecorded.id
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("1 missing, 0 corrupt, 0 unreadable, 4 orphan(s), 0 unusable"),
+        "{stdout}"
+    );
+    // The backfill makes the lost one again, and verify is content.
+    let out = app.cli(&["thumbnails"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for extra in [stray.as_str(), of_nothing] {
+        std::fs::remove_file(root.join(extra)).unwrap();
+    }
+    let (code, stdout) = verify(&app);
+    assert_eq!(code, Some(0), "{stdout}");
 }
 
 /// Makes a share link for `file_id`; returns its path (`/s/…`).

@@ -77,7 +77,7 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<(), CliError> {
                 progress.grow(rows.len());
                 for row in &rows {
                     files += 1;
-                    if let Some(finding) = verify::check_row(name, storage.as_ref(), row).await {
+                    for finding in verify::check_row(name, storage.as_ref(), row).await {
                         say(&finding);
                         problems.push(finding);
                     }

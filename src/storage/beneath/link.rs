@@ -71,7 +71,7 @@ impl Root {
         rustix::fs::unlinkat(&parent, name, AtFlags::empty()).map_err(refusal_as_not_found)
     }
 
-    /// Removes an empty directory `relative` (used to tidy the probe's folder).
+    /// Removes an empty directory `relative` (the probe's folder, an emptied thumbnails folder).
     pub fn remove_empty_dir(&self, relative: &str) -> Result<(), Error> {
         check_relative(relative)?;
         let (parent, name) = split_parent(relative)?;

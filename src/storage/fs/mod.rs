@@ -180,6 +180,22 @@ impl Storage for FilesystemStorage {
         .await
     }
 
+    async fn remove_empty_folder(&self, folder: &StorageKey) -> Result<(), StorageError> {
+        let root = Arc::clone(&self.root);
+        let owned = folder.clone();
+        blocking(move || match root.remove_empty_dir(owned.as_str()) {
+            Ok(()) => Ok(()),
+            // Still in use (a thumbnail being made again), or gone already.
+            Err(e)
+                if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::DirectoryNotEmpty =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(map_io(e, &owned)),
+        })
+        .await
+    }
+
     fn instance(&self) -> &str {
         &self.instance
     }
