@@ -1,13 +1,14 @@
 //! Throttling of bad API tokens: a token that failed `PER_TOKEN` times within the window is
-//! refused (429) before it is looked up again, and so is every request from an address that
-//! presented `PER_ADDRESS` different bad tokens within it. As the login throttle counts an
-//! address once per name, an address is charged once per token: one script retrying a revoked
-//! token blocks that token, never the other people behind the same address.
+//! refused (429) before it is looked up again; an address that presented `PER_ADDRESS`
+//! different bad tokens within it gets 429 for every bad one after (a good one is still
+//! served, so it is looked up: `auth::bearer`). As the login throttle counts an address once
+//! per name, an address is charged once per token: one script retrying a revoked token blocks
+//! that token, never the other people behind the same address.
 //!
-//! The counts live in this instance's memory, not in the database: a bad token costs no write,
-//! and a flood of them costs a map lookup each. Behind a load balancer each instance counts
-//! its own share (README: "Scripting"). Tokens are 256 random bits, so this guards the
-//! database against floods rather than the tokens against guessing.
+//! The counts live in this instance's memory, not in the database: a bad token costs no write.
+//! Behind a load balancer each instance counts its own share (README: "Scripting"). Tokens are
+//! 256 random bits, so none of this is what keeps them from being guessed: the per-token limit
+//! spares the database a client stuck retrying one, the address limit marks a flood.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

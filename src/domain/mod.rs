@@ -28,6 +28,6 @@ pub use password_hash::PasswordHash;
 pub use role::Role;
 pub use search_text::{fold, search_text};
 pub use share::{InvalidLifetime, LinkLifetime, ShareToken};
-pub use storage_key::{InvalidKey, StorageKey};
+pub use storage_key::{DERIVED_FOLDER_SUFFIX, InvalidKey, StorageKey};
 pub use trusted_proxies::TrustedProxies;
 pub use username::{Username, UsernameError};

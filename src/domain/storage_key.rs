@@ -13,6 +13,11 @@
 
 use chrono::{DateTime, Datelike, Utc};
 
+/// The ending of the folders that hold a file's thumbnails (`KEY.thumbs/small.jpg`). No key
+/// the app makes for an upload has a folder ending in it, so a thumbnail's key can never be
+/// another file's.
+pub const DERIVED_FOLDER_SUFFIX: &str = ".thumbs";
+
 const MAX_KEY_BYTES: usize = 1024;
 const MAX_SEGMENT_BYTES: usize = 255;
 /// Room left in a file name for a `_xxxxxxx` uniqueness suffix and an extension.
@@ -82,6 +87,11 @@ impl StorageKey {
             .split('/')
             .map(|s| sanitize_segment(s, MAX_SEGMENT_BYTES))
             .filter(|s| !s.is_empty())
+            .map(|s| match s.strip_suffix(DERIVED_FOLDER_SUFFIX) {
+                // A `{user}` such as `photos.thumbs` must not make a thumbnails folder.
+                Some(stem) => format!("{stem}_thumbs"),
+                None => s,
+            })
             .collect();
         segments.push(sanitize_file_name(original_name));
         let key = segments.join("/");
@@ -206,6 +216,21 @@ mod tests {
             StorageKey::for_upload("", at(), "bob", "a.txt").as_str(),
             "a.txt"
         );
+    }
+
+    #[test]
+    fn no_upload_folder_looks_like_a_thumbnails_folder() {
+        // A user named so would otherwise own keys a thumbnail of another file has.
+        assert_eq!(
+            StorageKey::for_upload("users/{user}", at(), "red.png.thumbs", "small.jpg").as_str(),
+            "users/red.png_thumbs/small.jpg"
+        );
+        assert_eq!(
+            StorageKey::for_upload("old.thumbs/%Y", at(), "bob", "a.jpg").as_str(),
+            "old_thumbs/2026/a.jpg"
+        );
+        // The name itself may end so: only folders mark a thumbnail.
+        assert_eq!(upload("x.thumbs"), "2026/03/07/x.thumbs");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum Imported {
     Registered(Box<FileRow>),
     /// A row names the key already (or an upload in progress has reserved it).
     AlreadyKnown(StorageKey),
+    /// A thumbnail of a registered file: made from it, never registered itself.
+    Thumbnail(StorageKey),
     /// Not a name a key can hold: reported, left alone.
     Unusable { name: String, reason: String },
 }
@@ -49,8 +51,27 @@ pub async fn import_one(
         Listed::Unusable { name, reason } => return Ok(Imported::Unusable { name, reason }),
         Listed::Object { key, .. } => key,
     };
-    // A thumbnail is made from its original, never registered as a file of its own.
-    if crate::thumbnails::is_derived(&key) || known(db, &request.storage_name, &key).await? {
+    if crate::thumbnails::is_derived(&key) {
+        // A thumbnail is made from its original, never registered as a file of its own;
+        // anything else in such a folder would be taken for one, so it is not imported.
+        let thumbnail_of_a_file = match crate::thumbnails::thumbnail_of(&key) {
+            Some(original) => known(db, &request.storage_name, &original).await?,
+            None => false,
+        };
+        return Ok(if thumbnail_of_a_file {
+            Imported::Thumbnail(key)
+        } else {
+            Imported::Unusable {
+                name: key.into_string(),
+                reason: format!(
+                    "it is in a folder whose name ends in `{}`, which the app keeps for \
+                     thumbnails; rename the folder to import it",
+                    crate::domain::DERIVED_FOLDER_SUFFIX
+                ),
+            }
+        });
+    }
+    if known(db, &request.storage_name, &key).await? {
         return Ok(Imported::AlreadyKnown(key));
     }
     let read = read_back(storage, &key).await?;

@@ -72,6 +72,8 @@ pub enum Moved {
     Done { file: FileRow, key: StorageKey },
     /// The file was replaced or deleted while it was copied: the copy was removed again.
     Changed { file: FileRow },
+    /// The file is in the target storage already (a move run again after it finished).
+    AlreadyThere { file: FileRow },
 }
 
 pub struct Mover {
@@ -148,6 +150,9 @@ impl Mover {
                     Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e.into()),
                 }
+                // An original left behind by a stopped move takes its thumbnails along, or a
+                // file stored later under the same key would find them there.
+                crate::thumbnails::remove_derived(storage.as_ref(), key).await;
             }
             release(&self.db, &entry.storage, key).await;
             finished += 1;
@@ -157,6 +162,9 @@ impl Mover {
 
     /// Moves one file of the `from` storage.
     pub async fn move_one(&mut self, file: FileRow) -> Result<Moved, OperationError> {
+        if file.storage == self.to_name {
+            return Ok(Moved::AlreadyThere { file });
+        }
         if file.storage != self.from_name {
             return Err(OperationError::Refused(format!(
                 "it is in the storage `{}`, not `{}`",

@@ -148,11 +148,7 @@ async fn check_derived(
         file,
         detail: detail.to_owned(),
     };
-    let Some(original) = thumbnails::original_of(&key).filter(|original| {
-        ThumbSize::ALL
-            .iter()
-            .any(|&size| thumbnails::derived_key(original, size).as_ref() == Some(&key))
-    }) else {
+    let Some(original) = thumbnails::thumbnail_of(&key) else {
         return Ok(Some(orphan(
             None,
             "not a thumbnail of any size this app makes",

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
-use super::render::{RenderError, Rendered, render};
+use super::budget::MemoryBudget;
+use super::render::{MAX_BYTES_PER_PIXEL, RenderError, Rendered, render};
 use super::size::{ThumbSize, derived_folder, derived_key};
 use crate::config::{Settings, ThumbnailSettings};
 use crate::db::models::file::FileRow;
@@ -46,9 +47,14 @@ pub enum ThumbError {
 }
 
 impl ThumbError {
-    /// Whether the file simply has no thumbnails to make (not a failure of a backfill).
+    /// Whether the file simply has no thumbnails to make (not a failure of a backfill): an
+    /// image too large or broken stays so, and a backfill run again must not fail for ever.
     pub fn is_skip(&self) -> bool {
-        matches!(self, Self::Disabled | Self::NotAnImage | Self::Changed)
+        match self {
+            Self::Disabled | Self::NotAnImage | Self::Changed | Self::KeyTooLong => true,
+            Self::Render(e) => !matches!(e, RenderError::Io(_)),
+            _ => false,
+        }
     }
 }
 
@@ -59,6 +65,8 @@ pub struct Thumbnailer {
     /// Where a remote original is copied while it is decoded (the data dir).
     scratch: PathBuf,
     decodes: Arc<Semaphore>,
+    /// The memory all decodes may take together: one image of `max_pixels` at 8 bytes each.
+    memory: MemoryBudget,
 }
 
 impl Thumbnailer {
@@ -67,6 +75,7 @@ impl Thumbnailer {
             settings,
             scratch,
             decodes: Arc::new(Semaphore::new(MAX_DECODES)),
+            memory: MemoryBudget::new(settings.max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL)),
         }
     }
 
@@ -101,8 +110,8 @@ impl Thumbnailer {
                 .await
                 .map_err(|e| ThumbError::Task(e.to_string()))?;
             let source = self.original(storage.as_ref(), &file.storage_key).await?;
-            let max_pixels = self.settings.max_pixels;
-            tokio::task::spawn_blocking(move || render(BufReader::new(source), max_pixels))
+            let (max_pixels, memory) = (self.settings.max_pixels, self.memory.clone());
+            tokio::task::spawn_blocking(move || render(BufReader::new(source), max_pixels, &memory))
                 .await
                 .map_err(|e| ThumbError::Task(e.to_string()))??
         };

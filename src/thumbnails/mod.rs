@@ -8,13 +8,14 @@
 //! - `make`: reading the original, storing the derived objects and recording them in the row;
 //!   removing them again.
 
+mod budget;
 mod make;
 mod render;
 mod size;
 
 pub use make::{ThumbError, Thumbnailer, remove_derived};
 pub use render::{RenderError, Rendered, render};
-pub use size::{ThumbSize, UnknownSize, derived_key, is_derived, original_of};
+pub use size::{ThumbSize, UnknownSize, derived_key, is_derived, thumbnail_of};
 
 /// The type every thumbnail is stored and served as.
 pub const CONTENT_TYPE: &str = "image/jpeg";

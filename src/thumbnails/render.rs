@@ -1,21 +1,29 @@
 //! Turning an untrusted image into thumbnails without letting it exhaust the server: the
-//! header is read first and an image claiming more than `max_pixels` is refused before a
-//! pixel is decoded; the decoder runs with `image`'s own limits on width, height and
-//! allocation besides. The result is encoded fresh as JPEG, so nothing of the original's
-//! metadata (EXIF, GPS, comments) survives; its EXIF orientation is applied first.
+//! header is read first, with little memory allowed for what comes before the pixels (a
+//! tiny PNG can carry a profile that inflates to gigabytes); an image claiming more than
+//! `max_pixels`, or needing more memory to decode than `max_pixels` × 8 bytes, is refused
+//! before a pixel is decoded, and what it needs is taken from the process's decoding budget
+//! first, so images decoded at once never need more than that together. The result is
+//! encoded fresh as JPEG, so nothing of the original's metadata (EXIF, GPS, comments)
+//! survives; its EXIF orientation is applied first.
 
-use std::io::{BufRead, Seek};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use super::ThumbSize;
+use super::budget::MemoryBudget;
 
 /// No side longer than this is decoded, whatever `max_pixels` allows.
 const MAX_SIDE: u32 = 65_535;
-/// Bytes per pixel the decoder may use at most (16-bit RGBA), for its allocation limit.
-const MAX_BYTES_PER_PIXEL: u64 = 8;
+/// Bytes per allowed pixel an image may need to be decoded (16-bit RGBA): with the default
+/// `max_pixels`, 400 MB; also the budget of all decodes at once.
+pub const MAX_BYTES_PER_PIXEL: u64 = 8;
+/// What the decoder may allocate while it reads the header and the chunks before the
+/// pixels (profiles, text, EXIF): real ones are a few hundred KiB at most.
+const HEADER_ALLOC: u64 = 16 << 20;
 const JPEG_QUALITY: u8 = 82;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +32,8 @@ pub enum RenderError {
     Unsupported,
     #[error("{width}×{height} is more than the {max} pixels allowed")]
     TooLarge { width: u32, height: u32, max: u64 },
+    #[error("decoding it would take about {needed} MB, more than the {max} MB allowed")]
+    TooMuchMemory { needed: u64, max: u64 },
     #[error("the image cannot be decoded: {0}")]
     Undecodable(#[from] image::ImageError),
     #[error("reading the image failed: {0}")]
@@ -39,11 +49,19 @@ pub struct Rendered {
     pub thumbnails: Vec<(ThumbSize, Vec<u8>)>,
 }
 
-/// Decodes `source` and makes every size. Blocking: run it off the async threads.
-pub fn render(source: impl BufRead + Seek, max_pixels: u64) -> Result<Rendered, RenderError> {
+/// Decodes `source` and makes every size, taking the memory it needs from `budget` first.
+/// Blocking: run it off the async threads.
+pub fn render(
+    mut source: impl BufRead + Seek,
+    max_pixels: u64,
+    budget: &MemoryBudget,
+) -> Result<Rendered, RenderError> {
+    let frame = jpeg_frame(&mut source);
+    source.rewind()?;
     let mut reader = ImageReader::new(source).with_guessed_format()?;
+    let format = reader.format();
     if !matches!(
-        reader.format(),
+        format,
         Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Gif | ImageFormat::WebP)
     ) {
         return Err(RenderError::Unsupported);
@@ -51,18 +69,31 @@ pub fn render(source: impl BufRead + Seek, max_pixels: u64) -> Result<Rendered, 
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL));
-    reader.limits(limits);
+    limits.max_alloc = Some(HEADER_ALLOC);
+    reader.limits(limits.clone());
     // Only the header has been read here.
     let mut decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > max_pixels {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
         return Err(RenderError::TooLarge {
             width,
             height,
             max: max_pixels,
         });
     }
+    let most = max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL);
+    let needed = decoding_memory(format, frame, pixels, decoder.total_bytes());
+    if needed > most {
+        return Err(RenderError::TooMuchMemory {
+            needed: needed.div_ceil(1_000_000),
+            max: most / 1_000_000,
+        });
+    }
+    limits.max_alloc = Some(needed);
+    decoder.set_limits(limits)?;
+    // Held until the decoded image is dropped at the end of this function.
+    let _memory = budget.take(needed);
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder)?;
     // Scaled first, turned after: the boxes are square, so the result is the same, and the
@@ -91,6 +122,83 @@ pub fn render(source: impl BufRead + Seek, max_pixels: u64) -> Result<Rendered, 
         height,
         thumbnails,
     })
+}
+
+/// What decoding takes at its peak, besides the thumbnails: the decoded image, and for a
+/// progressive JPEG the coefficients of every component besides (the decoder keeps them
+/// all until the last scan: 2 bytes each), for a GIF or WebP a frame buffer of its own.
+/// A tenth more for the decoders' own buffers and padding.
+fn decoding_memory(
+    format: Option<ImageFormat>,
+    frame: Option<JpegFrame>,
+    pixels: u64,
+    decoded: u64,
+) -> u64 {
+    let extra = match (format, frame) {
+        (Some(ImageFormat::Jpeg), Some(frame)) => {
+            let per_component = if frame.progressive { 2 } else { 1 };
+            pixels.saturating_mul(u64::from(frame.components) * per_component)
+        }
+        // A JPEG whose frame header was not found is counted as the worst one (CMYK,
+        // progressive).
+        (Some(ImageFormat::Jpeg), None) => pixels.saturating_mul(8),
+        (Some(ImageFormat::Gif | ImageFormat::WebP), _) => pixels.saturating_mul(4),
+        _ => 0,
+    };
+    let total = decoded.saturating_add(extra);
+    total.saturating_add(total / 10)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JpegFrame {
+    components: u8,
+    progressive: bool,
+}
+
+/// The frame header of a JPEG (`None` for anything else): how many components, and whether
+/// it is progressive. The segments before it (EXIF, profiles) are skipped by their length.
+fn jpeg_frame(source: &mut (impl Read + Seek)) -> Option<JpegFrame> {
+    /// Segments looked at, at most, before giving up.
+    const MAX_SEGMENTS: usize = 4096;
+    let mut two = [0u8; 2];
+    source.read_exact(&mut two).ok()?;
+    if two != [0xFF, 0xD8] {
+        return None;
+    }
+    for _ in 0..MAX_SEGMENTS {
+        let mut byte = [0u8; 1];
+        source.read_exact(&mut byte).ok()?;
+        if byte[0] != 0xFF {
+            return None;
+        }
+        // Fill bytes before a marker.
+        while byte[0] == 0xFF {
+            source.read_exact(&mut byte).ok()?;
+        }
+        let marker = byte[0];
+        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+            continue;
+        }
+        source.read_exact(&mut two).ok()?;
+        let length = u16::from_be_bytes(two);
+        match marker {
+            // Start of frame (not DHT 0xC4, JPG 0xC8, DAC 0xCC).
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                let mut header = [0u8; 6];
+                source.read_exact(&mut header).ok()?;
+                return Some(JpegFrame {
+                    components: header[5],
+                    progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+                });
+            }
+            // Start of scan or end of image before a frame: not a JPEG to trust.
+            0xDA | 0xD9 => return None,
+            _ => {
+                source.seek(SeekFrom::Current(i64::from(length) - 2)).ok()?;
+            }
+        }
+    }
+    None
 }
 
 /// Scaled down to fit in `edge`×`edge`, aspect kept; never scaled up.
@@ -128,19 +236,23 @@ mod tests {
         out.into_inner()
     }
 
+    fn budget() -> MemoryBudget {
+        MemoryBudget::new(400 << 20)
+    }
+
     fn decoded(jpeg: &[u8]) -> DynamicImage {
         image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg).unwrap()
     }
 
     #[test]
     fn sizes_fit_their_box_keep_the_aspect_and_never_grow() {
-        let rendered = render(Cursor::new(png(1000, 500)), 50_000_000).unwrap();
+        let rendered = render(Cursor::new(png(1000, 500)), 50_000_000, &budget()).unwrap();
         assert_eq!((rendered.width, rendered.height), (1000, 500));
         let small = decoded(&rendered.thumbnails[0].1);
         let medium = decoded(&rendered.thumbnails[1].1);
         assert_eq!((small.width(), small.height()), (160, 80));
         assert_eq!((medium.width(), medium.height()), (640, 320));
-        let tiny = render(Cursor::new(png(40, 30)), 50_000_000).unwrap();
+        let tiny = render(Cursor::new(png(40, 30)), 50_000_000, &budget()).unwrap();
         for (_, jpeg) in &tiny.thumbnails {
             let thumb = decoded(jpeg);
             assert_eq!((thumb.width(), thumb.height()), (40, 30));
@@ -149,7 +261,7 @@ mod tests {
 
     #[test]
     fn an_image_over_the_pixel_limit_is_refused_from_its_header() {
-        let e = render(Cursor::new(png(100, 100)), 9_999).unwrap_err();
+        let e = render(Cursor::new(png(100, 100)), 9_999, &budget()).unwrap_err();
         assert!(matches!(e, RenderError::TooLarge { width: 100, .. }), "{e}");
     }
 
@@ -157,8 +269,56 @@ mod tests {
     fn truncated_and_foreign_bytes_are_refused() {
         let mut cut = png(300, 300);
         cut.truncate(cut.len() / 2);
-        assert!(render(Cursor::new(cut), 50_000_000).is_err());
-        let e = render(Cursor::new(b"%PDF-1.7 not an image".to_vec()), 50_000_000).unwrap_err();
+        assert!(render(Cursor::new(cut), 50_000_000, &budget()).is_err());
+        let e = render(
+            Cursor::new(b"%PDF-1.7 not an image".to_vec()),
+            50_000_000,
+            &budget(),
+        )
+        .unwrap_err();
         assert!(matches!(e, RenderError::Unsupported), "{e}");
+    }
+
+    #[test]
+    fn a_jpegs_frame_tells_what_decoding_it_takes() {
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, 80)
+            .encode_image(&RgbImage::from_pixel(64, 48, image::Rgb([1, 2, 3])))
+            .unwrap();
+        let frame = jpeg_frame(&mut Cursor::new(&out)).unwrap();
+        assert_eq!(
+            frame,
+            JpegFrame {
+                components: 3,
+                progressive: false
+            }
+        );
+        // A progressive CMYK frame of 7000×7000 after a large APP segment.
+        let mut header = vec![0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF];
+        header.extend(std::iter::repeat_n(0u8, 0xFFFF - 2));
+        header.extend_from_slice(&[0xFF, 0xC2, 0, 20, 8, 0x1B, 0x58, 0x1B, 0x58, 4]);
+        let frame = jpeg_frame(&mut Cursor::new(&header)).unwrap();
+        assert_eq!(
+            frame,
+            JpegFrame {
+                components: 4,
+                progressive: true
+            }
+        );
+        let pixels = 7000 * 7000;
+        let needed = decoding_memory(Some(ImageFormat::Jpeg), Some(frame), pixels, pixels * 3);
+        assert!(needed > 50_000_000 * MAX_BYTES_PER_PIXEL, "{needed}");
+        // A phone's 24 MP baseline photo fits well within the default.
+        let phone = decoding_memory(
+            Some(ImageFormat::Jpeg),
+            Some(JpegFrame {
+                components: 3,
+                progressive: false,
+            }),
+            24_000_000,
+            72_000_000,
+        );
+        assert!(phone < 200_000_000, "{phone}");
+        assert_eq!(jpeg_frame(&mut Cursor::new(png(2, 2))), None);
     }
 }

@@ -1,12 +1,11 @@
 //! The two thumbnail sizes and where their objects live.
 
+use crate::domain::DERIVED_FOLDER_SUFFIX as FOLDER_SUFFIX;
 use crate::domain::StorageKey;
 
-/// The folder suffix of the derived objects: `KEY.thumbs/…`. A key's own segments are made
-/// from names by `StorageKey::for_upload`, but only its last one can end in `.thumbs` there
-/// (a folder of `upload_to` is the site's own choice), so a key with an earlier segment
-/// ending in it is a derived object.
-const FOLDER_SUFFIX: &str = ".thumbs";
+// The folder of the derived objects is `KEY.thumbs/`. `StorageKey::for_upload` never makes a
+// folder ending in `.thumbs` (a `{user}` or an `upload_to` folder so named is renamed), so a
+// key with an earlier segment ending in it is a derived object, never an upload.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThumbSize {
@@ -76,6 +75,16 @@ pub fn is_derived(key: &StorageKey) -> bool {
 pub fn original_of(key: &StorageKey) -> Option<StorageKey> {
     let (original, _) = key.as_str().rsplit_once(&format!("{FOLDER_SUFFIX}/"))?;
     StorageKey::parse(original).ok()
+}
+
+/// The original whose thumbnail of one of the sizes the app makes `key` is; `None` for any
+/// other key (an upload, or something else in a thumbnails folder).
+pub fn thumbnail_of(key: &StorageKey) -> Option<StorageKey> {
+    original_of(key).filter(|original| {
+        ThumbSize::ALL
+            .iter()
+            .any(|&size| derived_key(original, size).as_ref() == Some(key))
+    })
 }
 
 #[cfg(test)]

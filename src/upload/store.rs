@@ -244,7 +244,8 @@ pub(super) async fn make_thumbnails(
 ) {
     match thumbnails.make(db, storage, row).await {
         Ok(_) => {}
-        Err(e) if e.is_skip() => {}
+        // An image too large or broken is no failure, but its reason is worth a line.
+        Err(e) if e.is_skip() && !matches!(e, crate::thumbnails::ThumbError::Render(_)) => {}
         Err(e) => {
             tracing::warn!(file = %row.id, key = %row.storage_key, reason = %e, "no thumbnails for this image")
         }

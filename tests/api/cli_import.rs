@@ -228,3 +228,32 @@ async fn a_folder_of_the_root_only_and_clear_errors_otherwise() {
     );
     assert_eq!(app.file_rows().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thumbnails_folders_are_never_imported_and_other_files_in_them_are_refused() {
+    let app = spawn_app().await;
+    app.add_user("staffer", Role::Staff);
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let png =
+        crate::thumbnails::encoded(crate::thumbnails::picture(64, 64), image::ImageFormat::Png);
+    let image = crate::helpers::upload_file(&app, &staff, "p.png", &png, "staff", None, &[]).await;
+    put(&app, "legacy/albums.thumbs/cover.txt", b"an old file");
+
+    let root = app.storage_root().to_str().unwrap().to_owned();
+    let (code, stdout, _) = import(&app, &[root.as_str(), "--as", "staffer"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "skipped {}.thumbs/small.jpg: a thumbnail of a registered file",
+            image.storage_key
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "refused legacy/albums.thumbs/cover.txt: it is in a folder whose name ends in `.thumbs`"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(app.file_rows().len(), 1, "nothing registered");
+}

@@ -404,7 +404,7 @@ async fn bad_moves_are_refused_clearly() {
         assert_eq!(code, Some(1), "{args:?}: {stdout}{stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
-    // A file that is not in --from: reported, exit 1, nothing moved.
+    // A file that is in --to already: nothing to do (a move run again after it finished).
     let (code, stdout, _) = tokio::task::block_in_place(|| {
         run(
             &app,
@@ -420,9 +420,9 @@ async fn bad_moves_are_refused_clearly() {
             ],
         )
     });
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
-        stdout.contains("it is in the storage `local`, not `s3`"),
+        stdout.contains(&format!("skipped {}: it is in `local` already", file.id)),
         "{stdout}"
     );
     let (code, _, _) = tokio::task::block_in_place(|| run(&app, &server, &["move", "--to", "s3"]));
@@ -583,4 +583,96 @@ async fn a_moved_image_keeps_its_thumbnails_and_leaves_none_behind() {
         let stdout = text(&output.stdout);
         assert_eq!(output.status.code(), Some(0), "{storage}: {stdout}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_move_leaves_no_thumbnails_behind_and_none_is_looked_for_where_none_was_made() {
+    let server = S3Server::start().await;
+    let app = two_storage_app(&server).await;
+    let staff = app.logged_in("staffer", Role::Staff).await;
+    let png = crate::thumbnails::encoded(
+        crate::thumbnails::picture(300, 200),
+        image::ImageFormat::Png,
+    );
+    let file = upload_file(&app, &staff, "p.png", &png, "staff", None, &[]).await;
+    assert!(file.thumbnails);
+    let thumb = format!("/files/{}/thumbnail?size=small", file.id);
+
+    // Killed right after the row switched: the thumbnails were not made in S3 yet, so the
+    // row must not claim any.
+    let (app_ref, server_ref) = (&app, &server);
+    tokio::task::block_in_place(|| killed_move(app_ref, server_ref, "switched"));
+    let row = app
+        .file_rows()
+        .into_iter()
+        .find(|r| r.id == file.id)
+        .unwrap();
+    assert_eq!(row.storage, "s3");
+    assert!(!row.thumbnails);
+    assert_eq!(staff.get(&thumb).await.status(), StatusCode::NOT_FOUND);
+
+    // The next move finishes the stopped one: the original goes, its thumbnails with it (a
+    // file stored under that key later would find them otherwise).
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+        run(&app, &server, &["move", "--from", "local", "--to", "s3"])
+    });
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        app.stored_objects().is_empty(),
+        "{:?}",
+        app.stored_objects()
+    );
+    assert!(
+        !app.storage_root()
+            .join(format!("{}.thumbs", file.storage_key))
+            .exists()
+    );
+    // Running the move of that file again says it is done, and fails nothing.
+    let (code, stdout, _) = tokio::task::block_in_place(|| {
+        run(
+            &app,
+            &server,
+            &[
+                "move",
+                "--from",
+                "local",
+                "--to",
+                "s3",
+                "--file",
+                file.id.as_str(),
+            ],
+        )
+    });
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("skipped {}: it is in `s3` already", file.id)),
+        "{stdout}"
+    );
+    // The backfill makes them where the file is now.
+    let (code, stdout, stderr) =
+        tokio::task::block_in_place(|| run(&app, &server, &["thumbnails", "--missing"]));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("made {}", file.id)), "{stdout}");
+    assert_eq!(staff.get(&thumb).await.status(), StatusCode::OK);
+
+    // Moved back with thumbnails turned off: none is made, and the row says so.
+    let mut env = s3_env(&server);
+    env.push((
+        "PRIVATE_MEDIA_THUMBNAILS__ENABLED".to_owned(),
+        "false".to_owned(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = tokio::task::block_in_place(|| {
+        app.cli_with_env(&["move", "--from", "s3", "--to", "local"], &env)
+    });
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let row = app
+        .file_rows()
+        .into_iter()
+        .find(|r| r.id == file.id)
+        .unwrap();
+    assert_eq!(row.storage, "local");
+    assert!(!row.thumbnails);
+    assert_eq!(staff.get(&thumb).await.status(), StatusCode::NOT_FOUND);
+    assert!(s3_keys(&server).is_empty(), "{:?}", s3_keys(&server));
 }

@@ -265,7 +265,7 @@ pub fn cli_command(data_dir: &Path, args: &[&str]) -> Command {
 
 /// `command` (the binary, or something that runs it) with `args`, in `data_dir`, without the
 /// configuration this process inherited.
-fn configured(mut command: Command, data_dir: &Path, args: &[&str]) -> Command {
+pub fn configured(mut command: Command, data_dir: &Path, args: &[&str]) -> Command {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().to_string();
         if key.starts_with("PRIVATE_MEDIA_") || key == "DATABASE_URL" {

@@ -113,6 +113,24 @@ fn decompression_bomb() -> Vec<u8> {
     png
 }
 
+/// A 1×1 PNG of a few hundred KiB whose ICC profile inflates to `mib` MiB.
+fn profile_bomb(mib: usize) -> Vec<u8> {
+    use std::io::Write;
+    let png = encoded(picture(1, 1), ImageFormat::Png);
+    let mut profile = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        profile.write_all(&zeros).unwrap();
+    }
+    let mut iccp = b"bomb\0\0".to_vec();
+    iccp.extend_from_slice(&profile.finish().unwrap());
+    // The signature and IHDR take the first 33 bytes; the profile must come before the pixels.
+    let mut bomb = png[..33].to_vec();
+    bomb.extend(png_chunk(b"iCCP", &iccp));
+    bomb.extend_from_slice(&png[33..]);
+    bomb
+}
+
 fn decode(bytes: &[u8]) -> DynamicImage {
     image::load_from_memory_with_format(bytes, ImageFormat::Jpeg).expect("a JPEG thumbnail")
 }
@@ -623,7 +641,8 @@ async fn the_backfill_command_makes_missing_thumbnails_and_fails_loudly() {
         StatusCode::OK
     );
 
-    // Nothing is missing now; a broken image fails and the command says so with exit 1.
+    // Nothing is missing now. A broken image gets none, and says why, but is no failure of
+    // the command: a nightly `--missing` must not fail for ever over one bad upload.
     let out = app.cli(&["thumbnails", "--missing"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("thumbnails: 0 made, 0 failed"));
     let mut cut = encoded(picture(500, 500), ImageFormat::Png);
@@ -631,12 +650,18 @@ async fn the_backfill_command_makes_missing_thumbnails_and_fails_loudly() {
     let broken = upload_file(&app, &staff, "cut.png", &cut, "staff", None, &[]).await;
     let out = app.cli(&["thumbnails", "--storage", "local"], None);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains(&format!("FAILED {} cut.png", broken.id)),
+        stdout.contains(&format!(
+            "skipped {} cut.png: the image cannot be decoded",
+            broken.id
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains("thumbnails: 1 made, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("thumbnails: 1 made, 0 failed, 1 skipped"),
+        "{stdout}"
+    );
     // A size that cannot be stored while they are made again leaves the file with none
     // (never a mismatched pair), and `--missing` picks it up once the storage is sound.
     let root = app.storage_root();
@@ -667,6 +692,94 @@ async fn the_backfill_command_makes_missing_thumbnails_and_fails_loudly() {
     let unknown = app.cli(&["thumbnails", "--storage", "nowhere"], None);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nowhere"));
+}
+
+/// Runs `private-media ARGS` with its data segment (heap and anonymous mappings) limited to
+/// `mib` MiB: an allocation past it fails, and the process dies.
+fn cli_within(app: &TestApp, mib: u64, args: &[&str]) -> std::process::Output {
+    let mut shell = std::process::Command::new("sh");
+    shell.args([
+        "-c",
+        "ulimit -d \"$0\" && exec \"$@\"",
+        &(mib * 1024).to_string(),
+        env!("CARGO_BIN_EXE_private-media"),
+    ]);
+    let mut command = crate::helpers::configured(shell, app.data_dir.path(), args);
+    command
+        .env("DATABASE_URL", app.database_url())
+        .stdin(std::process::Stdio::null());
+    command.output().unwrap()
+}
+
+#[tokio::test]
+async fn images_that_would_take_much_memory_to_decode_are_refused_before_they_take_it() {
+    let app = spawn_app().await;
+    app.add_user("stella", Role::Staff);
+    let dir = tempfile::tempdir().unwrap();
+    // A 1×1 picture whose profile inflates to 320 MiB: the decoder used to inflate it up to its
+    // allocation limit for the whole image (8 bytes per allowed pixel, 400 MB).
+    let bomb = dir.path().join("profile.png");
+    std::fs::write(&bomb, profile_bomb(320)).unwrap();
+    let path = bomb.to_str().unwrap();
+    let out = cli_within(
+        &app,
+        250,
+        &["upload", path, "--access", "staff", "--as", "stella"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?} {stdout} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = app
+        .file_rows()
+        .into_iter()
+        .find(|f| f.original_name == "profile.png")
+        .expect("the bomb is stored as a file");
+    assert!(stored.thumbnails, "the pixel itself is fine");
+
+    // A progressive CMYK JPEG of 7000 × 7000 (49 MP, under max_pixels) keeps every
+    // component's coefficients while it decodes: about 540 MB. Refused from its header.
+    let mut jpeg = vec![0xFF, 0xD8];
+    // A quantization table, the frame, and a first (DC) scan of all four components.
+    jpeg.extend_from_slice(&[0xFF, 0xDB, 0, 67, 0]);
+    jpeg.extend_from_slice(&[1; 64]);
+    jpeg.extend_from_slice(&[0xFF, 0xC2, 0, 20, 8, 0x1B, 0x58, 0x1B, 0x58, 4]);
+    for id in 1..=4u8 {
+        jpeg.extend_from_slice(&[id, 0x11, 0]);
+    }
+    jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 14, 4]);
+    for id in 1..=4u8 {
+        jpeg.extend_from_slice(&[id, 0]);
+    }
+    jpeg.extend_from_slice(&[0, 0, 0]);
+    jpeg.extend_from_slice(&[0u8; 4096]);
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    let big = dir.path().join("cmyk.jpg");
+    std::fs::write(&big, &jpeg).unwrap();
+    let out = cli_within(
+        &app,
+        250,
+        &[
+            "upload",
+            big.to_str().unwrap(),
+            "--access",
+            "staff",
+            "--as",
+            "stella",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("decoding it would take about"), "{stderr}");
+    let row = app
+        .file_rows()
+        .into_iter()
+        .find(|f| f.original_name == "cmyk.jpg")
+        .expect("stored all the same");
+    assert!(!row.thumbnails);
 }
 
 #[tokio::test]

@@ -76,6 +76,12 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
                     known += 1;
                     progress.line(&format!("skipped {shown}: already registered"));
                 }
+                Ok(Imported::Thumbnail(_)) => {
+                    known += 1;
+                    progress.line(&format!(
+                        "skipped {shown}: a thumbnail of a registered file"
+                    ));
+                }
                 Ok(Imported::Unusable { reason, .. }) => {
                     refused += 1;
                     progress.line(&format!("refused {shown}: {reason}"));

@@ -122,6 +122,9 @@ pub fn run(ctx: &Context, args: MoveArgs) -> Result<(), CliError> {
                             ));
                         });
                     }
+                    Ok(Moved::AlreadyThere { .. }) => {
+                        progress.line(&format!("skipped {id}: it is in `{}` already", args.to));
+                    }
                     Ok(Moved::Changed { .. }) => {
                         failed += 1;
                         progress.line(&format!(

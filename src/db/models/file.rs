@@ -832,6 +832,9 @@ impl FileRow {
             .set((
                 files::storage.eq(to.0),
                 files::storage_key.eq(to.1),
+                // The thumbnails stay with the old key: the move makes new ones and records
+                // them, so none is ever looked for where it was not made.
+                files::thumbnails.eq(false),
                 files::updated_at.eq(Utc::now().naive_utc()),
             ))
             .execute(conn)?
