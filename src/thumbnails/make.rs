@@ -59,6 +59,9 @@ pub struct Thumbnailer {
     /// Where a remote original is copied while it is decoded (the data dir).
     scratch: PathBuf,
     decodes: Arc<Semaphore>,
+    /// Waits for ever before an image's thumbnails, so a test can kill an upload there
+    /// (`PRIVATE_MEDIA_UPLOAD_STALL=thumbnails`, read by the command line's `upload` only).
+    stall: bool,
 }
 
 impl Thumbnailer {
@@ -67,6 +70,15 @@ impl Thumbnailer {
             settings,
             scratch,
             decodes: Arc::new(Semaphore::new(MAX_DECODES)),
+            stall: false,
+        }
+    }
+
+    /// The same, told to stall before every image's thumbnails (see `stall`).
+    pub fn stalled(self) -> Self {
+        Self {
+            stall: true,
+            ..self
         }
     }
 
@@ -88,6 +100,15 @@ impl Thumbnailer {
         }
         if !IMAGE_TYPES.contains(&file.content_type.as_str()) {
             return Err(ThumbError::NotAnImage);
+        }
+        if self.stall {
+            // On stderr, where a test waits for it; a closed stderr must not stop the stall.
+            let _ = writeln!(
+                std::io::stderr(),
+                "stalled before the thumbnails of {} (PRIVATE_MEDIA_UPLOAD_STALL)",
+                file.id
+            );
+            std::future::pending::<()>().await;
         }
         let keys: Vec<(ThumbSize, StorageKey)> = ThumbSize::ALL
             .iter()
