@@ -52,9 +52,11 @@ pub(super) fn backfill(
     } else {
         ProgressBar::hidden()
     };
+    // Like the operations' lines: a closed stdout stops the lines, not the backfill.
+    let lines = super::ops::progress::Lines::default();
     let say = |line: String| {
         if bar.is_hidden() {
-            println!("{line}");
+            lines.print(&line);
         } else {
             bar.println(line);
         }
@@ -105,7 +107,9 @@ pub(super) fn backfill(
         Ok::<(), CliError>(())
     })?;
     bar.finish_and_clear();
-    println!("thumbnails: {made} made, {failed} failed, {skipped} skipped");
+    lines.print(&format!(
+        "thumbnails: {made} made, {failed} failed, {skipped} skipped"
+    ));
     if failed > 0 {
         return Err(CliError::Thumbnails(failed));
     }

@@ -10,7 +10,13 @@ pub const ENV_PREFIX: &str = "PRIVATE_MEDIA_";
 const ENV_SOURCE: &str = "environment variable";
 
 /// Environment variables that share the `PRIVATE_MEDIA_` prefix but are not configuration keys.
-const NON_CONFIG_VARS: &[&str] = &["config", "admin_password", "log", "move_stall"];
+const NON_CONFIG_VARS: &[&str] = &[
+    "config",
+    "admin_password",
+    "log",
+    "move_stall",
+    "upload_stall",
+];
 
 /// An environment provider whose metadata names the variable behind each key.
 pub struct NamedEnv {

@@ -67,6 +67,9 @@ pub struct Thumbnailer {
     decodes: Arc<Semaphore>,
     /// The memory all decodes may take together: one image of `max_pixels` at 8 bytes each.
     memory: MemoryBudget,
+    /// Waits for ever before an image's thumbnails, so a test can kill an upload there
+    /// (`PRIVATE_MEDIA_UPLOAD_STALL=thumbnails`, read by the command line's `upload` only).
+    stall: bool,
 }
 
 impl Thumbnailer {
@@ -76,6 +79,15 @@ impl Thumbnailer {
             scratch,
             decodes: Arc::new(Semaphore::new(MAX_DECODES)),
             memory: MemoryBudget::new(settings.max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL)),
+            stall: false,
+        }
+    }
+
+    /// The same, told to stall before every image's thumbnails (see `stall`).
+    pub fn stalled(self) -> Self {
+        Self {
+            stall: true,
+            ..self
         }
     }
 
@@ -97,6 +109,15 @@ impl Thumbnailer {
         }
         if !IMAGE_TYPES.contains(&file.content_type.as_str()) {
             return Err(ThumbError::NotAnImage);
+        }
+        if self.stall {
+            // On stderr, where a test waits for it; a closed stderr must not stop the stall.
+            let _ = writeln!(
+                std::io::stderr(),
+                "stalled before the thumbnails of {} (PRIVATE_MEDIA_UPLOAD_STALL)",
+                file.id
+            );
+            std::future::pending::<()>().await;
         }
         let keys: Vec<(ThumbSize, StorageKey)> = ThumbSize::ALL
             .iter()

@@ -18,7 +18,9 @@ pub(crate) use reconcile::is_the_uploaded_object;
 pub use reconcile::reconcile_interrupted;
 pub use remove::{ObjectState, RemoveError, remove_file};
 pub use replace::{ReplaceError, ReplaceRequest, Replaced, replace_content};
-pub use store::{Destination, StoreError, StoreRequest, StoredFile, store_accepted};
+pub use store::{
+    Destination, StoreError, StoreRequest, StoredFile, store_accepted, store_accepted_then,
+};
 pub(crate) use store::{commit_reserved, release};
 pub use stream::{ReceiveError, Received, receive, sniff};
 

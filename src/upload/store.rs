@@ -71,7 +71,20 @@ pub async fn store_accepted(
     received: Received,
     request: StoreRequest,
 ) -> Result<StoredFile, StoreError> {
-    actix_web::rt::spawn(store(destination.clone(), received, request))
+    store_accepted_then(destination, received, request, |_| {}).await
+}
+
+/// `store_accepted`, calling `written` with the file as soon as its row is written, before
+/// its thumbnails are made (which can take seconds): what the caller records of the upload
+/// (its audit event) is then part of the store, so a process killed meanwhile leaves no row
+/// without it. `written` runs on the store's task, so a caller that goes away does not skip it.
+pub async fn store_accepted_then(
+    destination: &Destination,
+    received: Received,
+    request: StoreRequest,
+    written: impl FnOnce(&StoredFile) + 'static,
+) -> Result<StoredFile, StoreError> {
+    actix_web::rt::spawn(store(destination.clone(), received, request, written))
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
@@ -80,6 +93,7 @@ async fn store(
     destination: Destination,
     received: Received,
     request: StoreRequest,
+    written: impl FnOnce(&StoredFile),
 ) -> Result<StoredFile, StoreError> {
     let Destination {
         db,
@@ -129,13 +143,15 @@ async fn store(
     match db.run(move |c| FileRow::insert(c, &new)).await {
         Ok(row) => {
             tracing::info!(file = %row.id, key = %row.storage_key, size = row.size, "stored");
+            let stored = StoredFile {
+                id: row.id.clone(),
+                title: row.title.clone(),
+                key: row.storage_key.clone(),
+                sha256: row.sha256.clone(),
+            };
+            written(&stored);
             make_thumbnails(&thumbnails, &db, &storage, &row).await;
-            Ok(StoredFile {
-                id: row.id,
-                title: row.title,
-                key: row.storage_key,
-                sha256: row.sha256,
-            })
+            Ok(stored)
         }
         // The key is in another row already: the object under it is that row's (two
         // instances met on one S3 key); removing it would lose the other file.

@@ -1,11 +1,15 @@
 //! `private-media upload`: files from disk stored exactly as the admin upload stores them,
 //! as a staff user, one line per file; refusals reported without stopping the others.
 
-use private_media::domain::Role;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use private_media::domain::{AccessRule, Role};
 use reqwest::StatusCode;
 
 use crate::audit_log::events;
-use crate::helpers::{PNG, TestApp, spawn_app, text};
+use crate::helpers::{PNG, TestApp, cli_command, spawn_app, text};
 
 fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
     let path = dir.join(name);
@@ -300,4 +304,225 @@ async fn a_rerun_skips_what_is_already_stored() {
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains(&format!("stored {b}: ")), "{stdout}");
     assert_eq!(app.file_rows().len(), 5);
+}
+
+/// The rerun skip only skips a file stored exactly as this command would store it: a rerun
+/// with a stricter rule, other readers or another storage stores a new copy (and says that an
+/// earlier one has other settings), and leaves the earlier copy as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_with_other_settings_stores_a_new_copy() {
+    let app = spawn_app().await;
+    app.add_user("staffer", Role::Staff);
+    app.add_user("carol", Role::User);
+    let dave = app.logged_in("dave", Role::User).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "payslip.txt", b"salary: secret");
+    let archive = dir.path().join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    let archive = archive.to_str().unwrap();
+    let env = [
+        ("PRIVATE_MEDIA_STORAGES__ARCHIVE__KIND", "filesystem"),
+        ("PRIVATE_MEDIA_STORAGES__ARCHIVE__ROOT", archive),
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec![a.as_str(), "--as", "staffer"];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = upload(&app, &args, &env);
+        assert_eq!(code, Some(0), "{extra:?}: {stdout}{stderr}");
+        stdout
+    };
+    let stored = |stdout: &str, extra: &[&str]| {
+        assert!(
+            stdout.starts_with(&format!("stored {a}: ")),
+            "{extra:?}: {stdout}"
+        );
+        assert!(
+            stdout.contains("(an earlier copy has other settings: ")
+                || stdout.contains(" earlier copies have other settings: the newest, "),
+            "{extra:?}: {stdout}"
+        );
+    };
+    let skipped = |stdout: &str, extra: &[&str]| {
+        assert!(
+            stdout.starts_with(&format!("skipped {a}: already stored as ")),
+            "{extra:?}: {stdout}"
+        );
+    };
+
+    let stdout = run(&["--access", "authenticated"]);
+    assert!(stdout.starts_with(&format!("stored {a}: ")), "{stdout}");
+    assert!(!stdout.contains("earlier copy"), "{stdout}");
+    let first = app.file_rows().pop().unwrap();
+    assert_eq!(first.rule, AccessRule::Authenticated);
+
+    // Stricter: a new copy under the new rule; the first one is not changed behind the back.
+    let stdout = run(&["--access", "owner"]);
+    stored(&stdout, &["--access", "owner"]);
+    assert!(
+        stdout.contains(&format!(
+            "(an earlier copy has other settings: {} has access `authenticated`)",
+            first.id
+        )),
+        "{stdout}"
+    );
+    let rows = app.file_rows();
+    assert_eq!(rows.len(), 2);
+    let strict = rows.iter().find(|r| r.id != first.id).unwrap();
+    assert_eq!(strict.rule, AccessRule::Owner);
+    let url = format!("/files/{}/download", strict.id);
+    assert_eq!(dave.get(&url).await.status(), StatusCode::FORBIDDEN);
+    let old = rows.iter().find(|r| r.id == first.id).unwrap();
+    assert_eq!(old.rule, AccessRule::Authenticated);
+    // Now it is stored so: skipped.
+    skipped(&run(&["--access", "owner"]), &["--access", "owner"]);
+
+    // The readers count as part of the rule.
+    let carol = ["--access", "users", "--user", "carol"];
+    stored(&run(&carol), &carol);
+    let dave_too = ["--access", "users", "--user", "carol", "--user", "dave"];
+    let stdout = run(&dave_too);
+    stored(&stdout, &dave_too);
+    assert!(stdout.contains("other readers"), "{stdout}");
+    skipped(&run(&carol), &carol);
+    skipped(&run(&dave_too), &dave_too);
+
+    // So does the storage.
+    let elsewhere = ["--access", "owner", "--storage", "archive"];
+    let stdout = run(&elsewhere);
+    stored(&stdout, &elsewhere);
+    assert!(stdout.contains("has storage `local`"), "{stdout}");
+    skipped(&run(&elsewhere), &elsewhere);
+
+    let rows = app.file_rows();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.iter().filter(|r| r.storage == "archive").count(), 1);
+    let uploads = events(&app)
+        .into_iter()
+        .filter(|e| e.event == "upload")
+        .count();
+    assert_eq!(uploads, 5);
+}
+
+/// `upload a b c | true`: stdout closes before the first line. Every file is still stored,
+/// each with its `upload` event, and the command does not panic (exit 101) on the pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_stops_the_lines_not_the_upload() {
+    let app = spawn_app().await;
+    app.add_user("staffer", Role::Staff);
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<String> = ["a.txt", "b.txt", "c.txt"]
+        .iter()
+        .map(|name| write(dir.path(), name, name.as_bytes()))
+        .collect();
+    let mut args = vec!["upload", "--as", "staffer"];
+    args.extend(paths.iter().map(String::as_str));
+    let output = closed_stdout(&app, &args);
+    let stderr = text(&output.stderr);
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("stdout is closed"), "{stderr}");
+    let rows = app.file_rows();
+    assert_eq!(rows.len(), 3);
+    let uploads: Vec<_> = events(&app)
+        .into_iter()
+        .filter(|e| e.event == "upload")
+        .collect();
+    assert_eq!(uploads.len(), 3, "{uploads:?}");
+    for row in &rows {
+        assert!(
+            uploads
+                .iter()
+                .any(|e| e.file_id.as_deref() == Some(row.id.as_str())),
+            "no event for {}",
+            row.id
+        );
+    }
+
+    // The other commands that print a line per file share the printing.
+    // (`import` finds the three files registered, a line each; `verify` prints its summary.)
+    let root = app.storage_root();
+    let root = root.to_str().unwrap();
+    for args in [vec!["verify"], vec!["import", root, "--as", "staffer"]] {
+        let output = closed_stdout(&app, &args);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Runs the CLI with its stdout a pipe whose reading end is closed at once.
+fn closed_stdout(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let mut command = cli_command(app.data_dir.path(), args);
+    command
+        .env("DATABASE_URL", app.database_url())
+        .stdin(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Killed while it makes a file's thumbnails, the upload has already recorded the file's
+/// `upload` event (it is written with the row, before the thumbnails), so the rerun that
+/// skips the file does not leave it without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_the_thumbnails_leaves_the_event() {
+    let app = spawn_app().await;
+    app.add_user("staffer", Role::Staff);
+    let dir = tempfile::tempdir().unwrap();
+    let photo = write(dir.path(), "photo.png", PNG);
+    let mut command = cli_command(app.data_dir.path(), &["upload", &photo, "--as", "staffer"]);
+    command
+        .env("DATABASE_URL", app.database_url())
+        .env("PRIVATE_MEDIA_UPLOAD_STALL", "thumbnails")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    while let Ok(line) = said.recv_timeout(Duration::from_secs(60)) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("stalled") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.contains("stalled"), "the upload never stalled: {seen}");
+
+    let rows = app.file_rows();
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].thumbnails);
+    let uploads: Vec<_> = events(&app)
+        .into_iter()
+        .filter(|e| e.event == "upload")
+        .collect();
+    assert_eq!(
+        uploads.len(),
+        1,
+        "killed after its row, the file has no event"
+    );
+    assert_eq!(uploads[0].file_id.as_deref(), Some(rows[0].id.as_str()));
+
+    // The rerun skips it, and records nothing twice.
+    let (code, stdout, stderr) = upload(&app, &[&photo, "--as", "staffer"], &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with(&format!("skipped {photo}: ")),
+        "{stdout}"
+    );
+    let uploads = events(&app)
+        .into_iter()
+        .filter(|e| e.event == "upload")
+        .count();
+    assert_eq!(uploads, 1);
 }

@@ -60,7 +60,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
             match import::import_one(&ctx.db, storage.as_ref(), &request, entry).await {
                 Ok(Imported::Registered(file)) => {
                     registered += 1;
-                    progress.line(&format!("imported {shown}: {}", file.id));
+                    // The event before the line, as `upload` does: the row is the change.
                     ctx.record("upload", Some(&importer), |e| {
                         e.file_id = Some(file.id.to_string());
                         e.file_name = Some(file.original_name.clone());
@@ -71,6 +71,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
                             file.rule.describe()
                         ));
                     });
+                    progress.line(&format!("imported {shown}: {}", file.id));
                 }
                 Ok(Imported::AlreadyKnown(_)) => {
                     known += 1;

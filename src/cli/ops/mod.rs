@@ -87,23 +87,29 @@ impl Context {
 
     /// Writes one change to the audit log at once, as made from the command line by `actor`.
     pub fn record(&self, event: &str, actor: Option<&User>, fill: impl FnOnce(&mut NewEvent)) {
-        let mut recorded = NewEvent {
-            at: chrono::Utc::now().naive_utc(),
-            event: event.to_owned(),
-            route: Some("cli".to_owned()),
-            user_id: actor.map(|u| u.id.to_string()),
-            username: actor.map(|u| u.username.to_string()),
-            ..NewEvent::default()
-        };
-        fill(&mut recorded);
-        let written = self
-            .audit
-            .get()
-            .map_err(CliError::from)
-            .and_then(|mut c| Ok(AuditEvent::insert_batch(&mut c, &[recorded])?));
-        if let Err(e) = written {
-            tracing::error!(error = %e, event, "could not write an audit event");
-        }
+        record_in(&self.audit, event, actor, fill);
+    }
+}
+
+/// `Context::record` into `audit`, for work that runs on a task of its own (an upload's store,
+/// which records its event as soon as the row is written). The write is synchronous and
+/// committed when it returns: nothing is buffered that an exit or a kill could lose.
+pub fn record_in(audit: &Db, event: &str, actor: Option<&User>, fill: impl FnOnce(&mut NewEvent)) {
+    let mut recorded = NewEvent {
+        at: chrono::Utc::now().naive_utc(),
+        event: event.to_owned(),
+        route: Some("cli".to_owned()),
+        user_id: actor.map(|u| u.id.to_string()),
+        username: actor.map(|u| u.username.to_string()),
+        ..NewEvent::default()
+    };
+    fill(&mut recorded);
+    let written = audit
+        .get()
+        .map_err(CliError::from)
+        .and_then(|mut c| Ok(AuditEvent::insert_batch(&mut c, &[recorded])?));
+    if let Err(e) = written {
+        tracing::error!(error = %e, event, "could not write an audit event");
     }
 }
 

@@ -61,10 +61,10 @@ pub fn run(ctx: &Context, args: MoveArgs) -> Result<(), CliError> {
             .finish_interrupted()
             .await
             .map_err(|e| CliError::Input(format!("cannot finish a stopped move: {e}")))?;
-        if finished > 0 {
-            println!("finished {finished} step(s) a stopped move left");
-        }
         let progress = Progress::new(ids.len(), "files");
+        if finished > 0 {
+            progress.line(&format!("finished {finished} step(s) a stopped move left"));
+        }
         let mut after: Option<FileId> = None;
         let mut named = ids.into_iter();
         loop {
@@ -106,12 +106,7 @@ pub fn run(ctx: &Context, args: MoveArgs) -> Result<(), CliError> {
                 match mover.move_one(file).await {
                     Ok(Moved::Done { file, key }) => {
                         moved += 1;
-                        progress.line(&format!(
-                            "moved {id}: {}:{} → {}:{key}",
-                            args.from,
-                            file.storage_key.as_str().escape_debug(),
-                            args.to
-                        ));
+                        // The event before the line, as `upload` does: the switch is the change.
                         ctx.record("moved", None, |e| {
                             e.file_id = Some(id.to_string());
                             e.file_name = Some(file.original_name.clone());
@@ -121,6 +116,12 @@ pub fn run(ctx: &Context, args: MoveArgs) -> Result<(), CliError> {
                                 args.from, file.storage_key, args.to
                             ));
                         });
+                        progress.line(&format!(
+                            "moved {id}: {}:{} → {}:{key}",
+                            args.from,
+                            file.storage_key.as_str().escape_debug(),
+                            args.to
+                        ));
                     }
                     Ok(Moved::AlreadyThere { .. }) => {
                         progress.line(&format!("skipped {id}: it is in `{}` already", args.to));

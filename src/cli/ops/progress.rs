@@ -2,12 +2,14 @@
 //! stdout with the lines); with stdout not a terminal (a pipe, a log, the tests) the plain
 //! lines alone.
 
-use std::io::IsTerminal;
+use std::cell::Cell;
+use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    lines: Lines,
 }
 
 impl Progress {
@@ -23,14 +25,17 @@ impl Progress {
             bar.set_style(style);
             bar
         });
-        Self { bar }
+        Self {
+            bar,
+            lines: Lines::default(),
+        }
     }
 
     /// Prints a line (above the bar, when there is one).
     pub fn line(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => println!("{text}"),
+            None => self.lines.print(text),
         }
     }
 
@@ -53,6 +58,33 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        println!("{summary}");
+        self.lines.print(summary);
+    }
+}
+
+/// Lines on stdout that stop when stdout is closed (`upload … | head -1`), where `println!`
+/// would panic half-way through an item. The command goes on without its lines: what it
+/// does (files stored, moved, their audit events) is the point, and stopping at the next
+/// item would leave a batch half done for a reader that went away. One note on stderr says
+/// so; the exit status is the work's, as without the pipe (README: "Operations").
+#[derive(Default)]
+pub struct Lines {
+    closed: Cell<bool>,
+}
+
+impl Lines {
+    pub fn print(&self, text: &str) {
+        if self.closed.get() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+            self.closed.set(true);
+            // stderr may be gone as well; nothing is left to tell then.
+            let _ = writeln!(
+                std::io::stderr(),
+                "stdout is closed ({e}): the command goes on without printing its lines"
+            );
+        }
     }
 }

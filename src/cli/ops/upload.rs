@@ -1,12 +1,14 @@
 //! `private-media upload PATH...`: files stored exactly as the admin upload stores them
-//! (`upload::receive`, then `upload::store_accepted`: the same size and type checks, keys and
-//! rows, and an `upload` event), read from disk as a stream, one file after another, as a
-//! staff user. A refused or failed file is reported and the others go on.
+//! (`upload::receive`, then `upload::store_accepted_then`: the same size and type checks, keys
+//! and rows, and an `upload` event, here written as soon as the row is), read from disk as a
+//! stream, one file after another, as a staff user. A refused or failed file is reported and
+//! the others go on. A rerun skips a file stored exactly as it would store it.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::db::models::file::FileRow;
+use crate::db::models::file::{FileRow, StoredCopy};
 use crate::db::models::user::User;
 use crate::domain::{AccessRule, FileId, UserId, Username};
 use crate::upload::{self, Destination, ReceiveError, Refusal, StoreRequest, StoredFile};
@@ -73,13 +75,18 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
         storage: Arc::clone(&storage),
         storage_name,
         upload_to: ctx.settings.upload.upload_to.clone(),
-        thumbnails: crate::thumbnails::Thumbnailer::from_settings(&ctx.settings),
+        thumbnails: thumbnailer(ctx)?,
     };
     let candidates = collect(&args.paths, args.recursive);
     let several = candidates.len() > 1;
     let progress = Progress::new(candidates.len(), "files");
     let (mut stored, mut refused, mut failed, mut skipped) = (0, 0, 0, 0);
     let rule_words = args.access.describe();
+    let wanted = Wanted {
+        storage: destination.storage_name.clone(),
+        rule: args.access,
+        readers: readers.iter().cloned().collect(),
+    };
     super::block_on(async {
         ctx.reconcile().await;
         for candidate in &candidates {
@@ -93,18 +100,10 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
                 Candidate::File(path) => path,
             };
             let name = file_name(path);
+            let mut earlier = Earlier::Nothing;
             if !args.again {
-                match stored_already(ctx, path, &name, &owner).await {
-                    Ok(Some(id)) => {
-                        skipped += 1;
-                        progress.line(&format!(
-                            "skipped {}: already stored as {id}",
-                            path.display()
-                        ));
-                        progress.advance();
-                        continue;
-                    }
-                    Ok(None) => {}
+                match earlier_copies(ctx, path, &name, &owner).await {
+                    Ok(copies) => earlier = compare(&copies, &wanted),
                     Err(error) => {
                         failed += 1;
                         progress.line(&format!("failed {}: {error}", path.display()));
@@ -112,6 +111,15 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
                         continue;
                     }
                 }
+            }
+            if let Earlier::Same(id) = &earlier {
+                skipped += 1;
+                progress.line(&format!(
+                    "skipped {}: already stored as {id}",
+                    path.display()
+                ));
+                progress.advance();
+                continue;
             }
             let request = StoreRequest {
                 title: upload::title_for(&args.title, &name, several),
@@ -121,25 +129,32 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
                 rule: args.access,
                 readers: readers.clone(),
             };
-            match upload_one(ctx, &destination, path, request).await {
+            // Recorded by the store itself as soon as the row is written (before the
+            // thumbnails, before the line): a kill or a closed stdout later on cannot leave
+            // the file without its event, which a rerun that skips it would never add.
+            let (audit, actor, event_name) = (ctx.audit.clone(), uploader.clone(), name.clone());
+            let record = move |file: &StoredFile| {
+                super::record_in(&audit, "upload", Some(&actor), |e| {
+                    e.file_id = Some(file.id.to_string());
+                    e.file_name = Some(event_name);
+                    e.storage_key = Some(file.key.to_string());
+                    e.detail = Some(format!(
+                        "title “{}”; who may download: {rule_words}",
+                        file.title
+                    ));
+                });
+            };
+            match upload_one(ctx, &destination, path, request, record).await {
                 Ok(Ok(file)) => {
                     stored += 1;
                     progress.line(&format!(
-                        "stored {}: {} ({}:{})",
+                        "stored {}: {} ({}:{}){}",
                         path.display(),
                         file.id,
                         destination.storage_name,
-                        file.key
+                        file.key,
+                        earlier.note()
                     ));
-                    ctx.record("upload", Some(&uploader), |e| {
-                        e.file_id = Some(file.id.to_string());
-                        e.file_name = Some(name.clone());
-                        e.storage_key = Some(file.key.to_string());
-                        e.detail = Some(format!(
-                            "title “{}”; who may download: {rule_words}",
-                            file.title
-                        ));
-                    });
                 }
                 Ok(Err(refusal)) => {
                     refused += 1;
@@ -165,14 +180,14 @@ pub fn run(ctx: &Context, args: UploadArgs) -> Result<(), CliError> {
     failures(refused + failed, candidates.len(), "files")
 }
 
-/// The id of the owner's file of this name and content, if one is stored (the file is read
-/// once to hash it, in bounded chunks).
-async fn stored_already(
+/// The owner's files of this name and content, newest first (the file is read once to hash
+/// it, in bounded chunks).
+async fn earlier_copies(
     ctx: &Context,
     path: &Path,
     name: &str,
     owner: &User,
-) -> Result<Option<FileId>, String> {
+) -> Result<Vec<StoredCopy>, String> {
     use sha2::{Digest, Sha256};
     use tokio::io::AsyncReadExt;
     let mut file = tokio::fs::File::open(path)
@@ -193,9 +208,86 @@ async fn stored_already(
     let sha256 = hex::encode(hasher.finalize());
     let (name, owner) = (name.to_owned(), owner.id.clone());
     ctx.db
-        .read(move |c| FileRow::stored_already(c, &sha256, &name, &owner))
+        .read(move |c| FileRow::stored_copies(c, &sha256, &name, &owner))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// What this command stores a file with, besides its owner, name and content.
+struct Wanted {
+    storage: String,
+    rule: AccessRule,
+    readers: BTreeSet<UserId>,
+}
+
+/// What a rerun found of a file before storing it.
+#[derive(Debug, PartialEq)]
+enum Earlier {
+    /// No file of the owner has this name and content (or `--again`).
+    Nothing,
+    /// One is stored exactly as this command would store it: the file is skipped.
+    Same(FileId),
+    /// Some are, but with another storage, rule or readers: a new copy is stored, the earlier
+    /// ones are left as they are (a rerun must not widen or narrow who reads a stored file
+    /// behind the admin's back), and the line says so. `newest` is the one described.
+    Other {
+        copies: usize,
+        newest: FileId,
+        differences: Vec<String>,
+    },
+}
+
+impl Earlier {
+    /// What the `stored` line adds.
+    fn note(&self) -> String {
+        match self {
+            Earlier::Other {
+                copies,
+                newest,
+                differences,
+            } => {
+                let differences = differences.join(", ");
+                if *copies == 1 {
+                    format!(" (an earlier copy has other settings: {newest} has {differences})")
+                } else {
+                    format!(
+                        " ({copies} earlier copies have other settings: the newest, {newest}, has {differences})"
+                    )
+                }
+            }
+            Earlier::Nothing | Earlier::Same(_) => String::new(),
+        }
+    }
+}
+
+/// Skipped only when a copy matches everything this command would store: its storage, its
+/// rule and its readers (the whole list, whatever the rule, as `FileRow::insert` stores it: a
+/// skip says the file is stored as asked, not merely readable by the same people today).
+fn compare(copies: &[StoredCopy], wanted: &Wanted) -> Earlier {
+    if let Some(same) = copies.iter().find(|c| differences(c, wanted).is_empty()) {
+        return Earlier::Same(same.id.clone());
+    }
+    match copies.first() {
+        None => Earlier::Nothing,
+        Some(newest) => Earlier::Other {
+            copies: copies.len(),
+            newest: newest.id.clone(),
+            differences: differences(newest, wanted),
+        },
+    }
+}
+
+fn differences(copy: &StoredCopy, wanted: &Wanted) -> Vec<String> {
+    let mut differences = Vec::new();
+    if copy.storage != wanted.storage {
+        differences.push(format!("storage `{}`", copy.storage));
+    }
+    if copy.rule != wanted.rule {
+        differences.push(format!("access `{}`", copy.rule.as_str()));
+    } else if copy.readers != wanted.readers {
+        differences.push("other readers".to_owned());
+    }
+    differences
 }
 
 /// Streams one file into the storage and stores it, or says why not.
@@ -204,6 +296,7 @@ async fn upload_one(
     destination: &Destination,
     path: &Path,
     request: StoreRequest,
+    record: impl FnOnce(&StoredFile) + 'static,
 ) -> Result<Result<StoredFile, Refusal>, String> {
     let policy = &ctx.settings.upload;
     let file = tokio::fs::File::open(path)
@@ -231,10 +324,23 @@ async fn upload_one(
         Err(ReceiveError::CutOff(limit)) => return Ok(Err(Refusal::TooLarge { limit })),
         Err(e) => return Err(e.to_string()),
     };
-    upload::store_accepted(destination, received, request)
+    upload::store_accepted_then(destination, received, request, record)
         .await
         .map(Ok)
         .map_err(|e| e.to_string())
+}
+
+/// The thumbnailer, told to stall for the tests by `PRIVATE_MEDIA_UPLOAD_STALL=thumbnails`
+/// (README: "upload").
+fn thumbnailer(ctx: &Context) -> Result<crate::thumbnails::Thumbnailer, CliError> {
+    let thumbnailer = crate::thumbnails::Thumbnailer::from_settings(&ctx.settings);
+    match std::env::var("PRIVATE_MEDIA_UPLOAD_STALL") {
+        Ok(value) if value == "thumbnails" => Ok(thumbnailer.stalled()),
+        Ok(value) => Err(CliError::Input(format!(
+            "PRIVATE_MEDIA_UPLOAD_STALL: “{value}” is not thumbnails"
+        ))),
+        Err(_) => Ok(thumbnailer),
+    }
 }
 
 /// The readers for `--access users`; none for the other rules (where `--user` is refused).
@@ -324,5 +430,81 @@ fn walk(dir: &Path, found: &mut Vec<Candidate>) {
             Ok(_) => found.push(Candidate::Refused(path, "not a regular file".into())),
             Err(e) => found.push(Candidate::Refused(path, format!("cannot read it: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(storage: &str, rule: AccessRule, readers: &[&UserId]) -> StoredCopy {
+        StoredCopy {
+            id: FileId::generate(),
+            storage: storage.to_owned(),
+            rule,
+            readers: readers.iter().map(|r| (*r).clone()).collect(),
+        }
+    }
+
+    fn wanted(storage: &str, rule: AccessRule, readers: &[&UserId]) -> Wanted {
+        Wanted {
+            storage: storage.to_owned(),
+            rule,
+            readers: readers.iter().map(|r| (*r).clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn only_a_copy_stored_exactly_so_is_skipped() {
+        let (carol, dave) = (UserId::generate(), UserId::generate());
+        let owner_only = wanted("local", AccessRule::Owner, &[]);
+        assert_eq!(compare(&[], &owner_only), Earlier::Nothing);
+
+        let open = copy("local", AccessRule::Authenticated, &[]);
+        let Earlier::Other {
+            copies,
+            newest,
+            differences,
+        } = compare(std::slice::from_ref(&open), &owner_only)
+        else {
+            panic!("a stricter rule is not the same file");
+        };
+        assert_eq!((copies, &newest), (1, &open.id));
+        assert_eq!(differences, ["access `authenticated`"]);
+
+        // Any one copy that matches is enough, whichever is newest.
+        let strict = copy("local", AccessRule::Owner, &[]);
+        assert_eq!(
+            compare(&[open.clone(), strict.clone()], &owner_only),
+            Earlier::Same(strict.id.clone())
+        );
+
+        let to_carol = copy("local", AccessRule::Users, &[&carol]);
+        let both = wanted("local", AccessRule::Users, &[&carol, &dave]);
+        assert!(matches!(
+            compare(std::slice::from_ref(&to_carol), &both),
+            Earlier::Other { differences, .. } if differences == ["other readers"]
+        ));
+        let just_carol = wanted("local", AccessRule::Users, &[&carol]);
+        assert_eq!(
+            compare(std::slice::from_ref(&to_carol), &just_carol),
+            Earlier::Same(to_carol.id.clone())
+        );
+        // A list of readers left on a row of another rule counts too.
+        let stale = copy("local", AccessRule::Owner, &[&dave]);
+        assert!(matches!(
+            compare(&[stale], &owner_only),
+            Earlier::Other { .. }
+        ));
+
+        let elsewhere = wanted("archive", AccessRule::Authenticated, &[]);
+        let note = compare(&[open.clone(), to_carol], &elsewhere).note();
+        assert_eq!(
+            note,
+            format!(
+                " (2 earlier copies have other settings: the newest, {}, has storage `local`)",
+                open.id
+            )
+        );
     }
 }

@@ -64,6 +64,17 @@ pub struct NewFile {
     pub readers: Vec<UserId>,
 }
 
+/// A stored file as far as the command line's upload compares it (`FileRow::stored_copies`):
+/// where it is and who may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCopy {
+    pub id: FileId,
+    pub storage: String,
+    pub rule: AccessRule,
+    /// Its list of readers, whatever the rule.
+    pub readers: std::collections::BTreeSet<UserId>,
+}
+
 /// A file's new content: what `FileRow::replace_content` writes.
 #[derive(Debug, Clone)]
 pub struct NewContent {
@@ -756,21 +767,40 @@ impl FileRow {
             .load(conn)?)
     }
 
-    /// A file of `owner` named `name` with this content, if one is stored: what a rerun of
-    /// the command line's upload skips.
-    pub fn stored_already(
+    /// The files of `owner` named `name` with this content, newest first, each with where it
+    /// is stored and who may read it: what a rerun of the command line's upload compares with
+    /// what it would store, to skip only a file stored exactly so.
+    pub fn stored_copies(
         conn: &mut DbConn,
         sha256: &str,
         name: &str,
         owner: &UserId,
-    ) -> Result<Option<FileId>, DbError> {
-        Ok(files::table
+    ) -> Result<Vec<StoredCopy>, DbError> {
+        let rows: Vec<(FileId, String, AccessRule)> = files::table
             .filter(files::sha256.eq(sha256))
             .filter(files::original_name.eq(name))
             .filter(files::owner_id.eq(owner))
-            .select(files::id)
-            .first(conn)
-            .optional()?)
+            .order((files::uploaded_at.desc(), files::id.desc()))
+            .select((files::id, files::storage, files::access))
+            .load(conn)?;
+        let ids: Vec<&FileId> = rows.iter().map(|(id, _, _)| id).collect();
+        let readers: Vec<(FileId, UserId)> = file_readers::table
+            .filter(file_readers::file_id.eq_any(ids))
+            .select((file_readers::file_id, file_readers::user_id))
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, storage, rule)| StoredCopy {
+                readers: readers
+                    .iter()
+                    .filter(|(file, _)| *file == id)
+                    .map(|(_, user)| user.clone())
+                    .collect(),
+                id,
+                storage,
+                rule,
+            })
+            .collect())
     }
 
     /// Deletes the row if it still points at `storage`/`key` (the object its caller has
