@@ -87,13 +87,11 @@ impl StorageKey {
             .split('/')
             .map(|s| sanitize_segment(s, MAX_SEGMENT_BYTES))
             .filter(|s| !s.is_empty())
-            .map(|s| match s.strip_suffix(DERIVED_FOLDER_SUFFIX) {
-                // A `{user}` such as `photos.thumbs` must not make a thumbnails folder.
-                Some(stem) => format!("{stem}_thumbs"),
-                None => s,
-            })
+            .map(not_derived)
             .collect();
-        segments.push(sanitize_file_name(original_name));
+        // Neither a file so named: it would stand where a thumbnails folder goes, and keep
+        // the file of that name in the same folder from getting thumbnails.
+        segments.push(not_derived(sanitize_file_name(original_name)));
         let key = segments.join("/");
         // Only a pathological upload_to can exceed the limit; fall back to the name alone.
         match Self::parse(&key) {
@@ -143,6 +141,15 @@ impl StorageKey {
 impl std::fmt::Display for StorageKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(&self.0)
+    }
+}
+
+/// A segment renamed if it ends as a thumbnails folder does: a `{user}` such as
+/// `photos.thumbs` must not make one, nor a file `photo.png.thumbs` take its place.
+fn not_derived(segment: String) -> String {
+    match segment.strip_suffix(DERIVED_FOLDER_SUFFIX) {
+        Some(stem) => format!("{stem}_thumbs"),
+        None => segment,
     }
 }
 
@@ -229,8 +236,8 @@ mod tests {
             StorageKey::for_upload("old.thumbs/%Y", at(), "bob", "a.jpg").as_str(),
             "old_thumbs/2026/a.jpg"
         );
-        // The name itself may end so: only folders mark a thumbnail.
-        assert_eq!(upload("x.thumbs"), "2026/03/07/x.thumbs");
+        // Nor a file: it would stand where the thumbnails of `x` go.
+        assert_eq!(upload("x.thumbs"), "2026/03/07/x_thumbs");
     }
 
     #[test]

@@ -104,6 +104,41 @@ impl Thumbnailer {
         storage: &Arc<dyn Storage>,
         file: &FileRow,
     ) -> Result<Rendered, ThumbError> {
+        match self.make_once(db, storage, file).await {
+            Err(ThumbError::Changed) => {}
+            other => return other,
+        }
+        // The row went or moved while its thumbnails were made. If another file holds the key
+        // now (this one deleted, another stored under the freed key), what was just written may
+        // be of the old content and stand over that file's own (made, or being made): its
+        // thumbnails are made again from its own object. With no image there, what was
+        // written goes.
+        let (name, key) = (file.storage.clone(), file.storage_key.clone());
+        let holder = db
+            .read(move |c| FileRow::find_by_key(c, &name, &key))
+            .await?;
+        let remade = match &holder {
+            Some(holder) => self.make_once(db, storage, holder).await,
+            None => Err(ThumbError::NotAnImage),
+        };
+        match remade {
+            Ok(_) => {}
+            Err(ThumbError::NotAnImage | ThumbError::Disabled) => {
+                remove_derived(storage.as_ref(), &file.storage_key).await;
+            }
+            Err(e) => {
+                tracing::warn!(key = %file.storage_key, error = %e, "could not make a file's thumbnails again after another's were written over them");
+            }
+        }
+        Err(ThumbError::Changed)
+    }
+
+    async fn make_once(
+        &self,
+        db: &Db,
+        storage: &Arc<dyn Storage>,
+        file: &FileRow,
+    ) -> Result<Rendered, ThumbError> {
         if !self.settings.enabled {
             return Err(ThumbError::Disabled);
         }
@@ -144,9 +179,12 @@ impl Thumbnailer {
                 // Made again over ones stored before, the sizes would no longer match: none is
                 // better than a mixed pair, and a backfill with `--missing` will try again.
                 remove_derived(storage.as_ref(), &file.storage_key).await;
-                let (id, key) = (file.id.clone(), file.storage_key.clone());
+                let (id, at) = (
+                    file.id.clone(),
+                    (file.storage.clone(), file.storage_key.clone()),
+                );
                 if let Err(db) = db
-                    .run(move |c| FileRow::record_thumbnails(c, &id, &key, None))
+                    .run(move |c| FileRow::record_thumbnails(c, &id, (&at.0, &at.1), None))
                     .await
                 {
                     tracing::warn!(file = %file.id, error = %db, "could not record that a file lost its thumbnails");
@@ -154,13 +192,15 @@ impl Thumbnailer {
                 return Err(e);
             }
         }
-        let (id, key) = (file.id.clone(), file.storage_key.clone());
+        let (id, at) = (
+            file.id.clone(),
+            (file.storage.clone(), file.storage_key.clone()),
+        );
         let size = Some((rendered.width, rendered.height));
         if !db
-            .run(move |c| FileRow::record_thumbnails(c, &id, &key, size))
+            .run(move |c| FileRow::record_thumbnails(c, &id, (&at.0, &at.1), size))
             .await?
         {
-            remove_derived(storage.as_ref(), &file.storage_key).await;
             return Err(ThumbError::Changed);
         }
         tracing::info!(file = %file.id, width = rendered.width, height = rendered.height, "thumbnails made");

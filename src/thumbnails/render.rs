@@ -34,6 +34,8 @@ pub enum RenderError {
     TooLarge { width: u32, height: u32, max: u64 },
     #[error("decoding it would take about {needed} MB, more than the {max} MB allowed")]
     TooMuchMemory { needed: u64, max: u64 },
+    #[error("its JPEG frame header is missing or disagrees with what the decoder reads")]
+    NoFrame,
     #[error("the image cannot be decoded: {0}")]
     Undecodable(#[from] image::ImageError),
     #[error("reading the image failed: {0}")]
@@ -56,6 +58,8 @@ pub fn render(
     max_pixels: u64,
     budget: &MemoryBudget,
 ) -> Result<Rendered, RenderError> {
+    let length = source.seek(SeekFrom::End(0))?;
+    source.rewind()?;
     let frame = jpeg_frame(&mut source);
     source.rewind()?;
     let mut reader = ImageReader::new(source).with_guessed_format()?;
@@ -66,34 +70,63 @@ pub fn render(
     ) {
         return Err(RenderError::Unsupported);
     }
+    let most = max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL);
+    let within = |width: u32, height: u32, needed: u64| {
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > max_pixels {
+            Err(RenderError::TooLarge {
+                width,
+                height,
+                max: max_pixels,
+            })
+        } else if needed > most {
+            Err(RenderError::TooMuchMemory {
+                needed: needed.div_ceil(1_000_000),
+                max: most / 1_000_000,
+            })
+        } else {
+            Ok(needed)
+        }
+    };
+    // The JPEG decoder reads the whole file before it looks at the header, so a JPEG is
+    // reckoned from its frame header, read here, and its memory taken before that.
+    let mut taken = None;
+    if format == Some(ImageFormat::Jpeg) {
+        let frame = frame.ok_or(RenderError::NoFrame)?;
+        let needed = within(frame.width, frame.height, jpeg_memory(frame, length))?;
+        taken = Some((needed, budget.take(needed)));
+    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(HEADER_ALLOC);
     reader.limits(limits.clone());
-    // Only the header has been read here.
+    // Only the header has been read here (and the whole file, for a JPEG).
     let mut decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(RenderError::TooLarge {
-            width,
-            height,
-            max: max_pixels,
-        });
-    }
-    let most = max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL);
-    let needed = decoding_memory(format, frame, pixels, decoder.total_bytes());
-    if needed > most {
-        return Err(RenderError::TooMuchMemory {
-            needed: needed.div_ceil(1_000_000),
-            max: most / 1_000_000,
-        });
-    }
+    let needed = match (&taken, frame) {
+        (Some((needed, _)), Some(frame)) => {
+            if (frame.width, frame.height) != (width, height) {
+                // A second frame header, or one the decoder reads otherwise.
+                return Err(RenderError::NoFrame);
+            }
+            *needed
+        }
+        _ => {
+            let pixels = u64::from(width) * u64::from(height);
+            let needed = within(
+                width,
+                height,
+                decoding_memory(format, pixels, decoder.total_bytes(), length),
+            )?;
+            taken = Some((needed, budget.take(needed)));
+            needed
+        }
+    };
     limits.max_alloc = Some(needed);
     decoder.set_limits(limits)?;
     // Held until the decoded image is dropped at the end of this function.
-    let _memory = budget.take(needed);
+    let _memory = taken;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder)?;
     // Scaled first, turned after: the boxes are square, so the result is the same, and the
@@ -124,33 +157,37 @@ pub fn render(
     })
 }
 
-/// What decoding takes at its peak, besides the thumbnails: the decoded image, and for a
-/// progressive JPEG the coefficients of every component besides (the decoder keeps them
-/// all until the last scan: 2 bytes each), for a GIF or WebP a frame buffer of its own.
-/// A tenth more for the decoders' own buffers and padding.
-fn decoding_memory(
-    format: Option<ImageFormat>,
-    frame: Option<JpegFrame>,
-    pixels: u64,
-    decoded: u64,
-) -> u64 {
-    let extra = match (format, frame) {
-        (Some(ImageFormat::Jpeg), Some(frame)) => {
-            let per_component = if frame.progressive { 2 } else { 1 };
-            pixels.saturating_mul(u64::from(frame.components) * per_component)
-        }
-        // A JPEG whose frame header was not found is counted as the worst one (CMYK,
-        // progressive).
-        (Some(ImageFormat::Jpeg), None) => pixels.saturating_mul(8),
-        (Some(ImageFormat::Gif | ImageFormat::WebP), _) => pixels.saturating_mul(4),
+/// What decoding a PNG, GIF or WebP takes at its peak, besides the thumbnails: the decoded
+/// image; for a GIF a frame buffer of its own; for a WebP the canvas and frame buffers of an
+/// animation, and its compressed data twice (read whole, then unpacked). A tenth more for
+/// the decoders' own buffers.
+fn decoding_memory(format: Option<ImageFormat>, pixels: u64, decoded: u64, length: u64) -> u64 {
+    let extra = match format {
+        Some(ImageFormat::Gif) => pixels.saturating_mul(4),
+        Some(ImageFormat::WebP) => pixels
+            .saturating_mul(8)
+            .saturating_add(length.saturating_mul(2)),
         _ => 0,
     };
     let total = decoded.saturating_add(extra);
     total.saturating_add(total / 10)
 }
 
+/// What decoding a JPEG takes at its peak: the file itself (its decoder reads it whole), the
+/// decoded image (at most 4 bytes a pixel), and each component's plane, or for a progressive
+/// JPEG its coefficients (2 bytes each), which the decoder keeps until the last scan.
+fn jpeg_memory(frame: JpegFrame, length: u64) -> u64 {
+    let pixels = u64::from(frame.width) * u64::from(frame.height);
+    let components = u64::from(frame.components);
+    let per_component = if frame.progressive { 2 } else { 1 };
+    let per_pixel = components.min(4) + components * per_component;
+    pixels.saturating_mul(per_pixel).saturating_add(length)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct JpegFrame {
+    width: u32,
+    height: u32,
     components: u8,
     progressive: bool,
 }
@@ -187,6 +224,8 @@ fn jpeg_frame(source: &mut (impl Read + Seek)) -> Option<JpegFrame> {
                 let mut header = [0u8; 6];
                 source.read_exact(&mut header).ok()?;
                 return Some(JpegFrame {
+                    height: u32::from(u16::from_be_bytes([header[1], header[2]])),
+                    width: u32::from(u16::from_be_bytes([header[3], header[4]])),
                     components: header[5],
                     progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
                 });
@@ -289,6 +328,8 @@ mod tests {
         assert_eq!(
             frame,
             JpegFrame {
+                width: 64,
+                height: 48,
                 components: 3,
                 progressive: false
             }
@@ -301,24 +342,46 @@ mod tests {
         assert_eq!(
             frame,
             JpegFrame {
+                width: 7000,
+                height: 7000,
                 components: 4,
                 progressive: true
             }
         );
-        let pixels = 7000 * 7000;
-        let needed = decoding_memory(Some(ImageFormat::Jpeg), Some(frame), pixels, pixels * 3);
-        assert!(needed > 50_000_000 * MAX_BYTES_PER_PIXEL, "{needed}");
-        // A phone's 24 MP baseline photo fits well within the default.
-        let phone = decoding_memory(
-            Some(ImageFormat::Jpeg),
-            Some(JpegFrame {
-                components: 3,
-                progressive: false,
-            }),
-            24_000_000,
-            72_000_000,
-        );
-        assert!(phone < 200_000_000, "{phone}");
+        assert!(jpeg_memory(frame, 1 << 20) > 50_000_000 * MAX_BYTES_PER_PIXEL);
+        // A phone's 24 MP baseline photo of 10 MB fits well within the default.
+        let phone = JpegFrame {
+            width: 6000,
+            height: 4000,
+            components: 3,
+            progressive: false,
+        };
+        assert!(jpeg_memory(phone, 10_000_000) < 200_000_000);
+        // A file padded far past its image is counted in full (the decoder reads it all).
+        assert!(jpeg_memory(phone, 300_000_000) > 400_000_000);
         assert_eq!(jpeg_frame(&mut Cursor::new(png(2, 2))), None);
+    }
+
+    #[test]
+    fn what_a_decoder_holds_of_the_file_itself_counts() {
+        // 8 MB allowed; a tiny picture with 10 MB after its end: a JPEG's decoder reads it
+        // all, a WebP's holds its data twice.
+        let picture = DynamicImage::ImageRgb8(RgbImage::from_pixel(64, 48, image::Rgb([9, 9, 9])));
+        for format in [ImageFormat::Jpeg, ImageFormat::WebP] {
+            let mut bytes = Cursor::new(Vec::new());
+            picture.write_to(&mut bytes, format).unwrap();
+            let small = bytes.get_ref().clone();
+            assert!(
+                render(Cursor::new(small), 1_000_000, &budget()).is_ok(),
+                "{format:?}"
+            );
+            let mut padded = bytes.into_inner();
+            padded.extend(std::iter::repeat_n(0u8, 10_000_000));
+            let e = render(Cursor::new(padded), 1_000_000, &budget()).unwrap_err();
+            assert!(
+                matches!(e, RenderError::TooMuchMemory { .. }),
+                "{format:?}: {e}"
+            );
+        }
     }
 }

@@ -782,6 +782,52 @@ async fn images_that_would_take_much_memory_to_decode_are_refused_before_they_ta
     assert!(!row.thumbnails);
 }
 
+/// Thumbnails made for a file that is deleted meanwhile, whose key another file then gets:
+/// what the late run wrote (of the old content, in a real race) must not stay over the new
+/// file's thumbnails, nor may the late run delete the new file's own.
+#[tokio::test]
+async fn thumbnails_made_late_for_a_deleted_file_leave_the_next_file_at_its_key_right() {
+    let app = spawn_app().await;
+    let staff = app.logged_in("stella", Role::Staff).await;
+    let red = encoded(RgbImage::from_pixel(200, 100, RED), ImageFormat::Png);
+    let blue = encoded(RgbImage::from_pixel(200, 100, BLUE), ImageFormat::Png);
+    let old = upload_file(&app, &staff, "p.png", &red, "staff", None, &[]).await;
+    let old_small = thumbnail(&staff, &old.id, "small")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    delete(&staff, &old.id).await;
+    let new = upload_file(&app, &staff, "p.png", &blue, "staff", None, &[]).await;
+    assert_eq!(
+        new.storage_key, old.storage_key,
+        "the freed key is used again"
+    );
+    // The late run of the deleted file's thumbnails: it wrote the old picture over the new
+    // file's thumbnail...
+    let root = app.storage_root();
+    let small = root.join(format!("{}.thumbs/small.jpg", new.storage_key));
+    std::fs::write(&small, &old_small).unwrap();
+    // ...and now finds its row gone.
+    let storage = private_media::storage::open(
+        "local",
+        &private_media::config::StorageSettings::Filesystem { root: root.clone() },
+    )
+    .unwrap();
+    let thumbnailer = private_media::thumbnails::Thumbnailer::new(
+        Default::default(),
+        app.data_dir.path().to_owned(),
+    );
+    let late = thumbnailer.make(&app.db, &storage, &old).await;
+    assert!(
+        matches!(late, Err(private_media::thumbnails::ThumbError::Changed)),
+        "{late:?}"
+    );
+    let shown = image_of(thumbnail(&staff, &new.id, "small").await).await;
+    assert!(close(shown.to_rgb8().get_pixel(10, 10).to_owned(), BLUE));
+    assert!(row(&app, &new.id).thumbnails);
+}
+
 #[tokio::test]
 async fn verify_reports_missing_and_orphan_thumbnails() {
     let app = spawn_app().await;

@@ -21,19 +21,20 @@ pub struct Wanted {
 }
 
 impl FileRow {
-    /// Records that the thumbnails of the content under `key` are stored, with the image's
-    /// size; `None` says it has none. False when the row is gone or points at other content
-    /// now (a replace in between: the new content gets its own).
+    /// Records that the thumbnails of the content under `key` of `storage` are stored, with
+    /// the image's size; `None` says it has none. False when the row is gone or points at other
+    /// content now (a replace, or a move, in between: the new place gets its own).
     pub fn record_thumbnails(
         conn: &mut DbConn,
         id: &FileId,
-        key: &StorageKey,
+        (storage, key): (&str, &StorageKey),
         size: Option<(u32, u32)>,
     ) -> Result<bool, DbError> {
         let as_column = |n: u32| i32::try_from(n).ok();
         Ok(diesel::update(
             files::table
                 .filter(files::id.eq(id))
+                .filter(files::storage.eq(storage))
                 .filter(files::storage_key.eq(key)),
         )
         .set((
