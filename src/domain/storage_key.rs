@@ -96,7 +96,7 @@ impl StorageKey {
         // Only a pathological upload_to can exceed the limit; fall back to the name alone.
         match Self::parse(&key) {
             Ok(key) => key,
-            Err(_) => Self(sanitize_file_name(original_name)),
+            Err(_) => Self(not_derived(sanitize_file_name(original_name))),
         }
     }
 

@@ -7,7 +7,7 @@
 //! encoded fresh as JPEG, so nothing of the original's metadata (EXIF, GPS, comments)
 //! survives; its EXIF orientation is applied first.
 
-use std::io::{BufRead, Read, Seek, SeekFrom};
+use std::io::{BufRead, Seek, SeekFrom};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
@@ -60,8 +60,6 @@ pub fn render(
 ) -> Result<Rendered, RenderError> {
     let length = source.seek(SeekFrom::End(0))?;
     source.rewind()?;
-    let frame = jpeg_frame(&mut source);
-    source.rewind()?;
     let mut reader = ImageReader::new(source).with_guessed_format()?;
     let format = reader.format();
     if !matches!(
@@ -91,10 +89,29 @@ pub fn render(
     // The JPEG decoder reads the whole file before it looks at the header, so a JPEG is
     // reckoned from its frame header, read here, and its memory taken before that.
     let mut taken = None;
+    let mut frame = None;
     if format == Some(ImageFormat::Jpeg) {
-        let frame = frame.ok_or(RenderError::NoFrame)?;
-        let needed = within(frame.width, frame.height, jpeg_memory(frame, length))?;
+        if length > most {
+            return Err(RenderError::TooMuchMemory {
+                needed: length.div_ceil(1_000_000),
+                max: most / 1_000_000,
+            });
+        }
+        // What the header parse may keep is taken first and given back before the whole is
+        // taken: never holding one part while waiting for another, two decodes cannot wait
+        // for each other.
+        let read = {
+            let _reading = budget.take(length);
+            let mut source = reader.into_inner();
+            source.rewind()?;
+            let found = jpeg_frame(&mut source);
+            source.rewind()?;
+            reader = ImageReader::with_format(source, ImageFormat::Jpeg);
+            found.ok_or(RenderError::NoFrame)?
+        };
+        let needed = within(read.width, read.height, jpeg_memory(read, length))?;
         taken = Some((needed, budget.take(needed)));
+        frame = Some(read);
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -192,52 +209,24 @@ struct JpegFrame {
     progressive: bool,
 }
 
-/// The frame header of a JPEG (`None` for anything else): how many components, and whether
-/// it is progressive. The segments before it (EXIF, profiles) are skipped by their length.
-fn jpeg_frame(source: &mut (impl Read + Seek)) -> Option<JpegFrame> {
-    /// Segments looked at, at most, before giving up.
-    const MAX_SEGMENTS: usize = 4096;
-    let mut two = [0u8; 2];
-    source.read_exact(&mut two).ok()?;
-    if two != [0xFF, 0xD8] {
-        return None;
-    }
-    for _ in 0..MAX_SEGMENTS {
-        let mut byte = [0u8; 1];
-        source.read_exact(&mut byte).ok()?;
-        if byte[0] != 0xFF {
-            return None;
-        }
-        // Fill bytes before a marker.
-        while byte[0] == 0xFF {
-            source.read_exact(&mut byte).ok()?;
-        }
-        let marker = byte[0];
-        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
-            continue;
-        }
-        source.read_exact(&mut two).ok()?;
-        let length = u16::from_be_bytes(two);
-        match marker {
-            // Start of frame (not DHT 0xC4, JPG 0xC8, DAC 0xCC).
-            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                let mut header = [0u8; 6];
-                source.read_exact(&mut header).ok()?;
-                return Some(JpegFrame {
-                    height: u32::from(u16::from_be_bytes([header[1], header[2]])),
-                    width: u32::from(u16::from_be_bytes([header[3], header[4]])),
-                    components: header[5],
-                    progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
-                });
-            }
-            // Start of scan or end of image before a frame: not a JPEG to trust.
-            0xDA | 0xD9 => return None,
-            _ => {
-                source.seek(SeekFrom::Current(i64::from(length) - 2)).ok()?;
-            }
-        }
-    }
-    None
+/// The frame of a JPEG (`None` for anything else) as its decoder reads it: the decoder's own
+/// header parse, streamed from the file (what it keeps of the segments before the frame, such
+/// as profiles, is at most the file's size). A parse of the app's own could be made to
+/// disagree with the decoder's (fill bytes, markers one of them does not know).
+fn jpeg_frame(source: &mut (impl BufRead + Seek)) -> Option<JpegFrame> {
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(source, options);
+    decoder.decode_headers().ok()?;
+    let info = decoder.info()?;
+    Some(JpegFrame {
+        width: u32::from(info.width),
+        height: u32::from(info.height),
+        components: info.components,
+        progressive: info.sof.is_progressive(),
+    })
 }
 
 /// Scaled down to fit in `edge`×`edge`, aspect kept; never scaled up.
@@ -337,7 +326,17 @@ mod tests {
         // A progressive CMYK frame of 7000×7000 after a large APP segment.
         let mut header = vec![0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF];
         header.extend(std::iter::repeat_n(0u8, 0xFFFF - 2));
+        header.extend_from_slice(&[0xFF, 0xDB, 0, 67, 0]);
+        header.extend_from_slice(&[1; 64]);
         header.extend_from_slice(&[0xFF, 0xC2, 0, 20, 8, 0x1B, 0x58, 0x1B, 0x58, 4]);
+        for id in 1..=4u8 {
+            header.extend_from_slice(&[id, 0x11, 0]);
+        }
+        header.extend_from_slice(&[0xFF, 0xDA, 0, 14, 4]);
+        for id in 1..=4u8 {
+            header.extend_from_slice(&[id, 0]);
+        }
+        header.extend_from_slice(&[0, 0, 0, 0xFF, 0xD9]);
         let frame = jpeg_frame(&mut Cursor::new(&header)).unwrap();
         assert_eq!(
             frame,
@@ -349,6 +348,14 @@ mod tests {
             }
         );
         assert!(jpeg_memory(frame, 1 << 20) > 50_000_000 * MAX_BYTES_PER_PIXEL);
+        // Fill bytes before the frame's marker (`FF 00 FF C2`): a parse of the app's own took
+        // the 00 for a marker with a length and skipped the real frame, reading a small fake
+        // one further on; the decoder's parse sees what the decoder will decode.
+        let at = header.iter().position(|&b| b == 0xC2).unwrap() - 1;
+        let mut hidden = header[..at].to_vec();
+        hidden.extend_from_slice(&[0xFF, 0x00]);
+        hidden.extend_from_slice(&header[at..]);
+        assert_eq!(jpeg_frame(&mut Cursor::new(&hidden)), Some(frame));
         // A phone's 24 MP baseline photo of 10 MB fits well within the default.
         let phone = JpegFrame {
             width: 6000,
