@@ -91,17 +91,18 @@ pub fn render(
     let mut taken = None;
     let mut frame = None;
     if format == Some(ImageFormat::Jpeg) {
-        if length > most {
+        let copies = length.saturating_mul(JPEG_FILE_COPIES);
+        if copies > most {
             return Err(RenderError::TooMuchMemory {
-                needed: length.div_ceil(1_000_000),
+                needed: copies.div_ceil(1_000_000),
                 max: most / 1_000_000,
             });
         }
-        // What the header parse may keep is taken first and given back before the whole is
-        // taken: never holding one part while waiting for another, two decodes cannot wait
-        // for each other.
+        // What the header parse may keep (the segments, and a joined copy of extended XMP) is
+        // taken first and given back before the whole is taken: never holding one part while
+        // waiting for another, two decodes cannot wait for each other.
         let read = {
-            let _reading = budget.take(length);
+            let _reading = budget.take(length.saturating_mul(2));
             let mut source = reader.into_inner();
             source.rewind()?;
             let found = jpeg_frame(&mut source);
@@ -190,16 +191,22 @@ fn decoding_memory(format: Option<ImageFormat>, pixels: u64, decoded: u64, lengt
     total.saturating_add(total / 10)
 }
 
-/// What decoding a JPEG takes at its peak: the file itself (its decoder reads it whole), the
-/// decoded image (at most 4 bytes a pixel), and each component's plane, or for a progressive
-/// JPEG its coefficients (2 bytes each), which the decoder keeps until the last scan.
+/// What decoding a JPEG takes at its peak: the file three times (`image` reads it whole, and
+/// each header parse may keep its segments and join its extended XMP into one more copy),
+/// the decoded image (at most 4 bytes a pixel), and every component's coefficients (2 bytes
+/// each): a progressive JPEG, and a baseline one whose scans do not each carry every
+/// component, keep them for the whole frame until the last scan.
 fn jpeg_memory(frame: JpegFrame, length: u64) -> u64 {
     let pixels = u64::from(frame.width) * u64::from(frame.height);
     let components = u64::from(frame.components);
-    let per_component = if frame.progressive { 2 } else { 1 };
-    let per_pixel = components.min(4) + components * per_component;
-    pixels.saturating_mul(per_pixel).saturating_add(length)
+    let per_pixel = components.min(4) + components * 2;
+    pixels
+        .saturating_mul(per_pixel)
+        .saturating_add(length.saturating_mul(JPEG_FILE_COPIES))
 }
+
+/// How many times a JPEG's decoding may hold its file (`jpeg_memory`).
+const JPEG_FILE_COPIES: u64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct JpegFrame {
@@ -363,9 +370,9 @@ mod tests {
             components: 3,
             progressive: false,
         };
-        assert!(jpeg_memory(phone, 10_000_000) < 200_000_000);
-        // A file padded far past its image is counted in full (the decoder reads it all).
-        assert!(jpeg_memory(phone, 300_000_000) > 400_000_000);
+        assert!(jpeg_memory(phone, 10_000_000) < 300_000_000);
+        // A file padded far past its image is counted three times (read whole, parsed twice).
+        assert!(jpeg_memory(phone, 70_000_000) > 400_000_000);
         assert_eq!(jpeg_frame(&mut Cursor::new(png(2, 2))), None);
     }
 
